@@ -1,0 +1,138 @@
+"""The array backend: NumPy on the CPU (default) or CuPy on an NVIDIA GPU.
+
+This is the only module that imports CuPy.  Everything else receives a
+:class:`Backend` and uses ``backend.xp`` (the array module) the way Chainer
+and CuPy's guide write CPU/GPU-agnostic code.  Data crosses between host and
+device only at the edges: :meth:`Backend.asarray` on the way in,
+:meth:`Backend.to_host` on the way out (metrics, checkpoints).
+"""
+
+import sys
+
+import numpy as np
+
+from .errors import UserError
+
+NAMES = ("numpy", "cupy")
+
+
+class Backend:
+    """An array module plus the few things the training code needs from it.
+
+    Attributes:
+        name: ``"numpy"`` or ``"cupy"``.
+        xp: the array module (``numpy`` or ``cupy``).
+    """
+
+    def __init__(self, name, xp):
+        self.name = name
+        self.xp = xp
+
+    def __repr__(self):
+        return f"Backend({self.name!r})"
+
+    @property
+    def is_gpu(self):
+        return self.name == "cupy"
+
+    def asarray(self, a, dtype=None):
+        """Host (or device) array -> array on this backend."""
+        return self.xp.asarray(a, dtype=dtype)
+
+    def to_host(self, a):
+        """Array on this backend -> NumPy array (copies from the GPU)."""
+        return a.get() if self.is_gpu else np.asarray(a)
+
+    def synchronize(self):
+        """Wait for queued device work (a no-op on NumPy); call before reading a clock."""
+        if self.is_gpu:
+            self.xp.cuda.get_current_stream().synchronize()
+
+    def rng(self, seed):
+        """A seeded random generator that lives where the arrays live.
+
+        ``seed`` may be an int or a sequence of ints (e.g. ``[seed, epoch]``):
+        training derives one generator per epoch so that resuming at an epoch
+        boundary needs no generator state.
+        """
+        if self.is_gpu:
+            # CuPy's Generator takes one int; fold the sequence through NumPy's SeedSequence.
+            s = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0] >> 1)
+            return self.xp.random.default_rng(s)
+        return np.random.default_rng(seed)
+
+    def keep_mask(self, rng, keep, out):
+        """Fill ``out`` (float32) with an inverted-dropout mask: ``1/keep`` with probability
+        ``keep``, else 0.
+
+        On NumPy the draw is 16-bit integers cut from the generator's raw 64-bit
+        output, about three times cheaper than float32 uniforms (measured in
+        benchmarks/NOTES.md); keep is resolved to 1/65536.
+        """
+        xp = self.xp
+        if self.is_gpu:
+            u = rng.random(out.shape, dtype=xp.float32)
+            xp.multiply(u < keep, xp.float32(1.0 / keep), out=out)
+        else:
+            n64 = (out.size + 3) // 4
+            u = rng.bit_generator.random_raw(n64).view(np.uint16)[:out.size].reshape(out.shape)
+            np.multiply(u < int(round(keep * 65536)), np.float32(1.0 / keep), out=out)
+        return out
+
+    def free_memory(self):
+        """(free, total) device memory in bytes, or None on NumPy."""
+        if self.is_gpu:
+            return self.xp.cuda.runtime.memGetInfo()
+        return None
+
+    def describe(self):
+        """One line naming the device and library version, for logs and benchmark tables."""
+        if self.is_gpu:
+            dev = self.xp.cuda.Device()
+            props = self.xp.cuda.runtime.getDeviceProperties(dev.id)
+            name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+            return f"cupy {self.xp.__version__} on {name}"
+        return f"numpy {np.__version__} on CPU"
+
+
+def array_module(a):
+    """``numpy`` or ``cupy``, whichever ``a`` belongs to (Chainer's ``get_array_module``).
+
+    A CuPy array can only exist once ``cupy`` was imported by :func:`get_backend`,
+    so this never imports CuPy itself.
+    """
+    if type(a).__module__.startswith("cupy"):
+        return sys.modules["cupy"]
+    return np
+
+
+def get_backend(name="numpy"):
+    """Return the :class:`Backend` called ``name``.
+
+    Raises :class:`UserError` with one sentence naming the cause and the fix
+    when the name is unknown, CuPy is not installed, or CuPy finds no usable
+    CUDA device (for example ``cudaErrorInsufficientDriver`` on a machine with
+    the wheels but no GPU driver).
+    """
+    if name == "numpy":
+        return Backend("numpy", np)
+    if name != "cupy":
+        raise UserError(f"unknown backend {name!r}: expected one of {', '.join(NAMES)}")
+    try:
+        import cupy
+    except ImportError as exc:
+        raise UserError(
+            f"--backend cupy needs CuPy, which is not installed ({exc}): "
+            "install it with `pip install -e .[cupy]` (CUDA 12) or `pip install cupy-cuda13x`, "
+            "or use --backend numpy") from None
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            raise RuntimeError("no CUDA device found")
+        # A tiny kernel proves the driver, runtime and compiler all work.
+        (cupy.arange(4, dtype=cupy.float32) * 2).sum().item()
+    except Exception as exc:  # CUDARuntimeError, CompileException, ...
+        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(
+            f"--backend cupy: CuPy is installed but no usable CUDA GPU was found ({cause}); "
+            "run on a machine with an NVIDIA GPU and driver, or use --backend numpy") from None
+    return Backend("cupy", cupy)

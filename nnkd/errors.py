@@ -1,0 +1,24 @@
+"""Exceptions that mean "stop and tell the user", each with its exit status.
+
+``main.py`` catches :class:`UserError` and prints its message as one line,
+``error: <message>``, then exits with ``exit_code`` and no traceback.
+Everything else is a bug in nnkd and keeps its traceback.
+"""
+
+
+class UserError(Exception):
+    """Something the user can fix: the message says what is wrong and what to do."""
+
+    exit_code = 2
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+    exit_code = 3
+
+
+class Interrupted(UserError):
+    """SIGINT or SIGTERM during training; the last checkpoint is kept."""
+
+    exit_code = 130

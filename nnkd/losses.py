@@ -1,0 +1,99 @@
+"""Softmax at a temperature, and the losses of distillation, all taking logits.
+
+Every loss returns ``(loss, grad)``: ``loss`` is a 0-d array on the backend
+(not a Python float, so that the GPU is not synchronized every step) and
+``grad`` is the gradient with respect to the logits, in closed form, with the
+logits' shape and dtype.
+
+Averaging: every loss is a **mean over the batch** of a **sum over the
+classes**.  There is no hidden average over classes (the mistake of
+``KLDivLoss(reduction="mean")`` in some peers, which divides the soft term by
+the number of classes, 10 on MNIST).
+
+Temperature: ``softmax(z, T) = softmax(z / T)``.  The gradient of the soft
+cross-entropy at temperature T scales as ``1/T`` in the logits' differences
+and as ``1/T^2`` overall, which is why the distillation objective multiplies
+the soft term by ``T^2`` (Hinton et al. 2015, section 2).
+"""
+
+from .backend import array_module as _xp
+
+
+def log_softmax(z, T=1.0):
+    """``log softmax(z / T)`` along the last axis, by a max-subtracted log-sum-exp.
+
+    z: ``(batch, classes)`` logits.  Returns an array of the same shape.
+    """
+    xp = _xp(z)
+    s = z / z.dtype.type(T) if T != 1.0 else z
+    s = s - s.max(axis=-1, keepdims=True)
+    return s - xp.log(xp.exp(s).sum(axis=-1, keepdims=True))
+
+
+def softmax(z, T=1.0):
+    """``softmax(z / T)`` along the last axis (rows sum to 1)."""
+    xp = _xp(z)
+    return xp.exp(log_softmax(z, T))
+
+
+def cross_entropy(z, labels):
+    """Hard-label cross-entropy ``-mean_b log softmax(z)[b, y_b]``.
+
+    z: ``(B, C)`` logits; labels: ``(B,)`` integer class indices.
+    grad: ``(softmax(z) - onehot(y)) / B``.
+    """
+    xp = _xp(z)
+    B = z.shape[0]
+    logp = log_softmax(z)
+    rows = xp.arange(B)
+    loss = -logp[rows, labels].mean()
+    grad = xp.exp(logp)
+    grad[rows, labels] -= 1
+    grad /= B
+    return loss, grad
+
+
+def soft_cross_entropy(z, targets, T=1.0):
+    """Soft-target cross-entropy at temperature T:
+    ``-mean_b sum_k p[b, k] log softmax(z / T)[b, k]``.
+
+    z: ``(B, C)`` student logits; targets: ``(B, C)`` probabilities (rows sum
+    to 1), usually ``softmax(teacher_logits, T)``.
+    grad: ``(softmax(z / T) - p) / (T * B)``.  (This differs from the KL
+    divergence by the targets' entropy, a constant, so gradients agree.)
+    """
+    xp = _xp(z)
+    B = z.shape[0]
+    logq = log_softmax(z, T)
+    loss = -(targets * logq).sum() / B
+    grad = (xp.exp(logq) - targets) / z.dtype.type(T * B)
+    return loss, grad
+
+
+def distillation_loss(z, labels, soft_targets, T, soft_weight=1.0, hard_weight=0.0):
+    """The distillation objective of Hinton et al. (2015):
+
+        L = soft_weight * T^2 * CE(soft_targets, softmax(z / T)) + hard_weight * CE(y, softmax(z))
+
+    both cross-entropies averaged over the batch and summed over classes.
+
+    Mapping to peers' ``alpha`` (RECIPE.md):
+      - torchdistill ``KDLoss``: ``alpha * CE_hard + (1 - alpha) * T^2 * KL``, so
+        ``hard_weight = alpha``, ``soft_weight = 1 - alpha``;
+      - haitongli/knowledge-distillation-pytorch: ``alpha * T^2 * KL + (1 - alpha) * CE_hard``,
+        so ``soft_weight = alpha``, ``hard_weight = 1 - alpha`` (but its KL is also
+        averaged over the 10 classes: multiply its alpha by 1/10 to compare).
+    KL and soft CE differ by a constant, so their gradients are equal.
+
+    Returns ``(loss, grad)`` with grad ``(B, C)``.
+    """
+    loss_s, grad = soft_cross_entropy(z, soft_targets, T)
+    scale = z.dtype.type(soft_weight * T * T)
+    loss = scale * loss_s
+    grad *= scale
+    if hard_weight:
+        loss_h, grad_h = cross_entropy(z, labels)
+        w = z.dtype.type(hard_weight)
+        loss = loss + w * loss_h
+        grad += w * grad_h
+    return loss, grad

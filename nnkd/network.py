@@ -1,0 +1,123 @@
+"""A multilayer perceptron built from a spec such as ``784-1200-1200-10``."""
+
+import numpy as np
+
+from .errors import UserError
+from .layers import Dense, Dropout, ReLU
+
+
+def parse_arch(spec, n_in=None, n_out=None):
+    """``"784-1200-1200-10"`` -> ``[784, 1200, 1200, 10]``.
+
+    Raises :class:`UserError` for a malformed spec or, when given, a first or
+    last width other than ``n_in`` / ``n_out`` (the data's).
+    """
+    parts = str(spec).split("-")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        raise UserError(f"architecture {spec!r} is malformed: expected widths joined by '-', "
+                        "such as 784-1200-1200-10") from None
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise UserError(f"architecture {spec!r} is malformed: expected at least two positive widths, "
+                        "such as 784-800-800-10")
+    if n_in is not None and sizes[0] != n_in:
+        raise UserError(f"architecture {spec!r} starts with {sizes[0]}, but the data has {n_in} inputs")
+    if n_out is not None and sizes[-1] != n_out:
+        raise UserError(f"architecture {spec!r} ends with {sizes[-1]}, but the data has {n_out} classes")
+    return sizes
+
+
+class Network:
+    """Dense layers with ReLU between them and optional dropout.
+
+    Layout for ``784-1200-1200-10`` with dropout (0.2, 0.5)::
+
+        Dropout(0.2) Dense(784,1200) ReLU Dropout(0.5) Dense(1200,1200) ReLU Dropout(0.5) Dense(1200,10)
+
+    Dropout layers with rate 0 are left out.  ``forward`` returns the logits.
+
+    Args:
+        sizes: widths, e.g. ``[784, 1200, 1200, 10]``.
+        backend: a :class:`nnkd.backend.Backend`.
+        seed: seeds the host generator that draws the initial weights.
+        dropout_input, dropout_hidden: dropout rates in [0, 1).
+        init_std: standard deviation of the initial weights (paper: 0.01).
+        dtype: float32 for training, float64 for gradient checks.
+    """
+
+    def __init__(self, sizes, backend, seed=0, dropout_input=0.0, dropout_hidden=0.0,
+                 init_std=0.01, dtype=np.float32):
+        self.sizes = list(sizes)
+        self.backend = backend
+        self.dtype = np.dtype(dtype)
+        host_rng = np.random.default_rng(seed)
+        self.layers = []
+        self.dense = []
+        self.dropouts = []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            rate = dropout_input if i == 0 else dropout_hidden
+            if rate > 0:
+                self.dropouts.append(Dropout(rate, backend))
+                self.layers.append(self.dropouts[-1])
+            dense = Dense.init(n_in, n_out, backend, host_rng, std=init_std, dtype=dtype)
+            self.dense.append(dense)
+            self.layers.append(dense)
+            if i < len(sizes) - 2:
+                self.layers.append(ReLU(backend.xp))
+
+    def set_rng(self, rng):
+        """The generator that dropout masks are drawn from (one per epoch in training)."""
+        for d in self.dropouts:
+            d.rng = rng
+
+    def forward(self, x, train=False):
+        """x: ``(B, sizes[0])`` -> logits ``(B, sizes[-1])``.
+
+        In training the first layer may work in place on ``x`` (input dropout):
+        pass a buffer you do not need afterwards.
+        """
+        for layer in self.layers:
+            x = layer.forward(x, train)
+        return x
+
+    def backward(self, g):
+        """Back-propagate ``g`` = dLoss/dlogits ``(B, sizes[-1])``, accumulating into the
+        parameters' gradients.  ``g`` may be overwritten."""
+        first = self.dense[0]
+        for layer in reversed(self.layers):
+            g = layer.backward(g, need_gx=layer is not first)
+            if layer is first:
+                break
+
+    @property
+    def params(self):
+        """``[(name, Parameter)]`` in order: ``W0, b0, W1, b1, ...``."""
+        out = []
+        for i, d in enumerate(self.dense):
+            out += [(f"W{i}", d.W), (f"b{i}", d.b)]
+        return out
+
+    def zero_grad(self):
+        for _, p in self.params:
+            p.zero_grad()
+
+    def n_params(self):
+        return sum(int(p.data.size) for _, p in self.params)
+
+    def state(self):
+        """Parameters as host NumPy arrays, by name (for checkpoints)."""
+        return {name: self.backend.to_host(p.data) for name, p in self.params}
+
+    def load_state(self, arrays):
+        """Copy host arrays (by name, as from :meth:`state`) into the parameters."""
+        for name, p in self.params:
+            p.data[...] = self.backend.asarray(arrays[name])
+
+    def predict_logits(self, X, batch_size=10000):
+        """Logits for every row of ``X`` (on the backend), evaluation mode, in large batches."""
+        xp = self.backend.xp
+        out = xp.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
+        for i in range(0, X.shape[0], batch_size):
+            out[i:i + batch_size] = self.forward(X[i:i + batch_size], train=False)
+        return out

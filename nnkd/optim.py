@@ -1,0 +1,138 @@
+"""SGD with momentum, its schedules, and the max-norm constraint.
+
+The paper's update (Srivastava/Hinton 2012, Appendix A.1; RECIPE.md)::
+
+    dw = p * dw - (1 - p) * lr * g;   w += dw          (form="paper")
+
+and the classic heavy-ball form, for comparison with most frameworks::
+
+    v = p * v - lr * g;               w += v          (form="classic")
+
+In steady state the paper's form moves as far as the classic one with
+learning rate ``(1 - p) * lr``, which is why its ``lr0`` is large (10.0).
+"""
+
+import math
+
+FORMS = ("paper", "classic")
+
+
+class SGD:
+    """Momentum SGD over a list of :class:`nnkd.layers.Parameter`.
+
+    Velocity buffers are allocated once; :meth:`step` updates in place and
+    *consumes* the gradients (it scales them in place to save a pass).
+    """
+
+    def __init__(self, params, form="paper"):
+        if form not in FORMS:
+            raise ValueError(f"momentum form must be one of {FORMS}, got {form!r}")
+        self.params = list(params)
+        self.form = form
+        self.velocity = []
+        for p in self.params:
+            v = p.data.copy()
+            v.fill(0)
+            self.velocity.append(v)
+
+    def step(self, lr, momentum):
+        for p, v in zip(self.params, self.velocity):
+            g = p.value()
+            dt = p.data.dtype.type
+            scale = (1.0 - momentum) * lr if self.form == "paper" else lr
+            v *= dt(momentum)
+            g *= dt(-scale)
+            v += g
+            p.data += v
+
+    def state(self, to_host):
+        return {f"velocity{i}": to_host(v) for i, v in enumerate(self.velocity)}
+
+    def load_state(self, arrays, asarray):
+        for i, v in enumerate(self.velocity):
+            v[...] = asarray(arrays[f"velocity{i}"])
+
+
+class MaxNorm:
+    """Rescale each unit's incoming weight vector to at most a bound, after each update.
+
+    For a dense layer with ``W`` of shape ``(n_in, n_out)``, unit ``j``'s
+    incoming vector is column ``W[:, j]`` (plus ``b[j]`` if ``include_bias``).
+    If its length exceeds the bound, it is divided by ``length / bound``
+    ("we renormalize the weights of the hidden unit by division").
+
+    Args:
+        bound: the limit; paper: 15 on the *squared* length.
+        squared: if True, ``bound`` limits the squared length (norm <= sqrt(bound)).
+        include_bias: whether the bias counts in the length (paper: no; the seed: yes).
+        layers: ``"hidden"`` (units of hidden layers only, the paper), ``"all"``
+            (the output layer too, as the seed did), or ``"none"``.
+    """
+
+    LAYERS = ("hidden", "all", "none")
+
+    def __init__(self, bound=15.0, squared=True, include_bias=False, layers="hidden"):
+        if layers not in self.LAYERS:
+            raise ValueError(f"max-norm layers must be one of {self.LAYERS}, got {layers!r}")
+        if bound <= 0:
+            raise ValueError(f"max-norm bound must be positive, got {bound}")
+        self.norm_bound = math.sqrt(bound) if squared else float(bound)
+        self.include_bias = include_bias
+        self.layers = layers
+        self._scale = {}
+
+    def apply(self, dense_layers):
+        """Constrain the chosen layers' units in place."""
+        if self.layers == "none":
+            return
+        chosen = dense_layers if self.layers == "all" else dense_layers[:-1]
+        for layer in chosen:
+            W, b = layer.W.data, layer.b.data
+            xp = layer.xp
+            scale = self._scale.get(id(layer))
+            if scale is None or scale.shape != b.shape:
+                scale = self._scale[id(layer)] = xp.empty_like(b)
+            _column_sq_norms(W, scale, xp)
+            if self.include_bias:
+                scale += b * b
+            # scale = min(1, bound / norm); units under the bound are multiplied by 1.
+            xp.sqrt(scale, out=scale)
+            xp.maximum(scale, W.dtype.type(self.norm_bound), out=scale)
+            xp.divide(W.dtype.type(self.norm_bound), scale, out=scale)
+            W *= scale
+            if self.include_bias:
+                b *= scale
+
+
+def _column_sq_norms(W, out, xp):
+    """``out[j] = sum_i W[i, j]^2`` without a temporary the size of W (on NumPy)."""
+    if xp.__name__ == "numpy":
+        return xp.einsum("ij,ij->j", W, W, out=out)
+    return xp.sum(xp.square(W), axis=0, out=out)  # CuPy's einsum takes no out=
+
+
+def learning_rate(epoch, lr0, schedule="exp", decay=0.998, epochs=None):
+    """Learning rate for a 0-based ``epoch``.
+
+    ``"exp"``: ``lr0 * decay**epoch`` (the paper's, decay 0.998);
+    ``"cosine"``: ``lr0 * (1 + cos(pi * epoch / epochs)) / 2``, from lr0 to near 0;
+    ``"constant"``: lr0.
+    """
+    if schedule == "exp":
+        return lr0 * decay ** epoch
+    if schedule == "cosine":
+        return lr0 * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+    if schedule == "constant":
+        return lr0
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}")
+
+
+def momentum_at(epoch, start=0.5, end=0.99, ramp_epochs=500):
+    """Momentum rising linearly from ``start`` (epoch 0) to ``end`` (epoch ``ramp_epochs``),
+    then constant.  ``ramp_epochs=0`` gives ``end`` throughout."""
+    if ramp_epochs <= 0 or epoch >= ramp_epochs:
+        return end
+    return start + (end - start) * epoch / ramp_epochs
+
+
+SCHEDULES = ("exp", "cosine", "constant")

