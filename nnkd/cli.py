@@ -19,6 +19,7 @@ from .presets import PRESETS, preset
 from .train import StopFlag, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
+TRAIN_SIZE = 60000  # MNIST and Fashion-MNIST
 PRETRAINED_TEACHER = ROOT / "pretrained" / "teacher" / "checkpoint.npz"
 
 # Command-line flags that override a TrainConfig field: (flag, field, type, help).
@@ -68,6 +69,8 @@ def _add_common(p, default_out):
     p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
     p.add_argument("--validation", type=int, default=0,
                    help="hold out the last N training images for a validation error (default 0)")
+    p.add_argument("--train-limit", type=int, default=None,
+                   help="use only the first N training images (default: all; smoke preset: 5000)")
 
 
 def _add_overrides(p, table, prefix=""):
@@ -114,7 +117,7 @@ def build_parser():
 
 def _configs(args):
     """The TrainConfigs a training command asked for: preset, then flags."""
-    cfgs = preset(args.preset)
+    cfgs, limit = preset(args.preset)
     table = OVERRIDES + (DISTILL_OVERRIDES if args.command == "distill" else [])
     role = {"train-teacher": "teacher"}.get(args.command, "student")
     changes = {name: getattr(args, name) for _, name, _, _ in table if getattr(args, name) is not None}
@@ -126,7 +129,7 @@ def _configs(args):
         if args.teacher_lr is not None:
             t["lr"] = args.teacher_lr
         cfgs["teacher"] = replace(cfgs["teacher"], **t)
-    return cfgs
+    return cfgs, args.train_limit if args.train_limit is not None else limit
 
 
 def _new_run_dir(args):
@@ -177,9 +180,16 @@ def cmd_train(args):
         cfgs = {k: TrainConfig.from_dict(v) for k, v in saved["configs"].items()}
         run = saved
     else:
-        cfgs = _configs(args)
-        for role, cfg in cfgs.items():
-            cfg.validate()
+        cfgs, limit = _configs(args)
+        if limit is not None and limit < 1:
+            raise UserError(f"--train-limit must be a positive number of images, got {limit}")
+        if args.validation < 0:
+            raise UserError(f"--validation must not be negative, got {args.validation}")
+        n_train = min(limit or TRAIN_SIZE, TRAIN_SIZE) - args.validation
+        if n_train < 1:
+            raise UserError(f"--validation {args.validation} leaves no training images")
+        for cfg in cfgs.values():
+            cfg.validate(n_train=n_train)
         teacher_ckpt = None
         if args.command == "distill" and not args.retrain_teacher:
             teacher_ckpt = args.teacher or (str(PRETRAINED_TEACHER) if PRETRAINED_TEACHER.exists() else None)
@@ -189,6 +199,7 @@ def cmd_train(args):
         run = {"command": args.command, "dataset": args.dataset, "validation": args.validation,
                "configs": {k: asdict(v) for k, v in cfgs.items()}, "teacher_checkpoint": teacher_ckpt,
                "baseline": not getattr(args, "no_baseline", False), "preset": args.preset,
+               "train_limit": limit,
                "nnkd_version": __version__}
         out = _new_run_dir(args)
     backend = get_backend(args.backend)
@@ -201,14 +212,14 @@ def cmd_train(args):
     t0 = time.perf_counter()
     if args.command == "distill":
         settings = dict(cfgs, teacher_checkpoint=run["teacher_checkpoint"], baseline=run["baseline"],
-                        validation=run["validation"])
+                        validation=run["validation"], train_limit=run["train_limit"])
         results, table = run_distill(settings, backend, ds, out, log=log, stop=stop)
         log("")
         log(table)
         log(f"\nwall time {(time.perf_counter() - t0) / 60:.1f} min; results in {out / 'results.md'}")
     else:
         role = "teacher" if args.command == "train-teacher" else "student"
-        data = device_data(ds, backend, run["validation"])
+        data = device_data(ds, backend, run["validation"], train_limit=run["train_limit"])
         _, summary = train(cfgs[role], backend, data, out / role, log=log, stop=stop,
                            data_checksum=ds.checksum)
         log(f"{role}: {summary['test_errors']} test errors in {summary['seconds'] / 60:.1f} min; "

@@ -93,6 +93,8 @@ class MaxNorm:
             if scale is None or scale.shape != b.shape:
                 scale = self._scale[id(layer)] = xp.empty_like(b)
             _column_sq_norms(W, scale, xp)
+            if xp.__name__ == "numpy" and not self.include_bias and scale.max() <= self.norm_bound ** 2:
+                continue  # nothing to rescale (checked on NumPy only, where it costs no device sync)
             if self.include_bias:
                 scale += b * b
             # scale = min(1, bound / norm); units under the bound are multiplied by 1.

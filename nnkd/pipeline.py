@@ -27,10 +27,16 @@ LABELS = {"teacher": "teacher 784-1200-1200-10", "student": "student, hard label
           "distilled": "student, distilled T={T:g}"}
 
 
-def device_data(ds, backend, validation=0, normalize=False):
-    """Move a :class:`nnkd.data.Dataset` to the backend as float32 in [0, 1] (the edge)."""
+def device_data(ds, backend, validation=0, normalize=False, train_limit=None):
+    """Move a :class:`nnkd.data.Dataset` to the backend as float32 in [0, 1] (the edge).
+
+    ``train_limit`` keeps only the first N training images (before the
+    validation split); the test set is always whole.
+    """
     from .data import to_float32, validation_split
-    x, y = ds.train_images, ds.train_labels
+    x, y = ds.train_images[:train_limit], ds.train_labels[:train_limit]
+    if validation >= x.shape[0]:
+        raise UserError(f"--validation {validation} leaves no training images out of {x.shape[0]}")
     out = {}
     if validation:
         x, y, xv, yv = validation_split(x, y, validation)
@@ -96,10 +102,12 @@ def run_distill(settings, backend, ds, out_dir, log=print, stop=None):
     """Run the whole pipeline; returns the results dict (also written to out_dir).
 
     settings: dict with ``teacher`` and ``student`` TrainConfigs, ``teacher_checkpoint``
-    (path or None), ``baseline`` (bool), ``validation`` (int), ``normalize`` (bool).
+    (path or None), ``baseline`` (bool), ``validation`` (int), ``normalize`` (bool),
+    ``train_limit`` (int or None).
     """
     out_dir = Path(out_dir)
-    data = device_data(ds, backend, settings.get("validation", 0), settings.get("normalize", False))
+    data = device_data(ds, backend, settings.get("validation", 0), settings.get("normalize", False),
+                       settings.get("train_limit"))
     t_cfg, s_cfg = settings["teacher"], settings["student"]
     rows = {}
     common = dict(log=log, stop=stop, data_checksum=ds.checksum)

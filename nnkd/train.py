@@ -134,6 +134,9 @@ def _fmt_time(s):
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+# Overflow and NaN are caught by the loss's finiteness check with a clear message;
+# NumPy's RuntimeWarnings before it would only add noise.
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=None,
           data_checksum=None, check_every=None):
     """Train one model, resuming from ``stage_dir/checkpoint.npz`` if it exists.

@@ -1,0 +1,73 @@
+"""The backend module: NumPy always, CuPy when usable, one clear sentence when not."""
+
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from nnkd.backend import array_module, get_backend
+from nnkd.errors import UserError
+
+from .conftest import gpu_available, host
+
+
+def test_numpy_backend_basics():
+    be = get_backend("numpy")
+    assert be.xp is np and not be.is_gpu
+    a = be.asarray([1, 2, 3], dtype=np.float32)
+    assert array_module(a) is np and host(a).dtype == np.float32
+    assert be.rng([1, 2]).random() == np.random.default_rng([1, 2]).random()
+    be.synchronize()
+
+
+def test_unknown_backend():
+    with pytest.raises(UserError, match="unknown backend 'torch'"):
+        get_backend("torch")
+
+
+def test_cupy_not_installed(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` raise ImportError
+    with pytest.raises(UserError) as e:
+        get_backend("cupy")
+    msg = str(e.value)
+    assert "not installed" in msg and "pip install" in msg and "--backend numpy" in msg
+    assert "\n" not in msg
+
+
+def test_cupy_without_usable_device(monkeypatch):
+    """What the CuPy wheels do on a machine without a GPU driver."""
+    class CUDARuntimeError(RuntimeError):
+        pass
+
+    def device_count():
+        raise CUDARuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient "
+                               "for CUDA runtime version")
+
+    fake = types.ModuleType("cupy")
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=device_count))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    with pytest.raises(UserError) as e:
+        get_backend("cupy")
+    msg = str(e.value)
+    assert "cudaErrorInsufficientDriver" in msg and "--backend numpy" in msg and "\n" not in msg
+
+
+@pytest.mark.skipif(gpu_available(), reason="this machine has a usable GPU")
+def test_real_cupy_if_installed_fails_clearly():
+    """With the real CuPy wheels and no GPU (this project's CI installs them)."""
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        pytest.skip("CuPy is not installed here")
+    with pytest.raises(UserError, match="no usable CUDA GPU"):
+        get_backend("cupy")
+
+
+def test_keep_mask_rate_and_scale(backend):
+    out = backend.xp.empty((200, 500), dtype=np.float32)
+    backend.keep_mask(backend.rng(0), 0.8, out)
+    m = host(out)
+    assert set(np.unique(m)) == {0.0, np.float32(1 / 0.8)}
+    assert (m > 0).mean() == pytest.approx(0.8, abs=0.01)
+    assert m.dtype == np.float32

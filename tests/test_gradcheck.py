@@ -1,0 +1,192 @@
+"""Gradients against finite differences (float64), forward passes against SciPy, and one
+optimizer and one max-norm step against numbers worked out by hand."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.special as sp
+
+from nnkd import losses
+from nnkd.gradcheck import check, standard_checks
+from nnkd.layers import Dense, Parameter
+from nnkd.optim import SGD, MaxNorm, learning_rate, momentum_at
+
+from .conftest import gpu_available, host
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_standard_checks_pass(backend):
+    results = standard_checks(backend)
+    names = {r.name for r in results}
+    for expected in ("Dense input", "Dense weights", "Dense bias", "ReLU", "Dropout (frozen mask)",
+                     "cross_entropy (hard)", "soft_cross_entropy T=1", "soft_cross_entropy T=4",
+                     "soft_cross_entropy T=20", "distillation T=20", "log_softmax T=4"):
+        assert expected in names
+    assert sum("teacher-shaped" in n for n in names) == 6
+    assert sum("student-shaped" in n for n in names) == 6
+    failed = [r.details for r in results if not r.passed]
+    assert not failed, "\n".join(failed)
+    assert max(r.max_rel_error for r in results) <= 1e-6
+
+
+def test_checker_catches_a_planted_error():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((3, 10))
+    y = np.array([1, 2, 3])
+    _, g = losses.cross_entropy(z, y)
+    wrong = g.copy()
+    wrong[1, 4] += 1e-3
+    good = check("hard CE", lambda: float(losses.cross_entropy(z, y)[0]), z, g)
+    bad = check("hard CE planted", lambda: float(losses.cross_entropy(z, y)[0]), z, wrong)
+    assert good.passed and not bad.passed
+    assert "analytic" in bad.details and "numeric" in bad.details and "(1, 4)" in bad.details
+
+
+def test_checker_catches_a_planted_error_along_directions():
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((30, 20))
+    r = rng.standard_normal((30, 20))
+    f = lambda: float((r * W ** 2).sum())  # noqa: E731
+    assert check("quad", f, W, 2 * r * W).passed
+    assert not check("quad planted", f, W, 2 * r * W * 1.001).passed
+
+
+@pytest.mark.parametrize("T", [1.0, 2.5, 20.0])
+def test_forward_matches_scipy(backend, T):
+    rng = np.random.default_rng(2)
+    z = rng.standard_normal((7, 10)) * 30
+    zd = backend.asarray(z)
+    np.testing.assert_allclose(host(losses.log_softmax(zd, T)), sp.log_softmax(z / T, axis=1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(host(losses.softmax(zd, T)), sp.softmax(z / T, axis=1), rtol=1e-12, atol=1e-15)
+    y = rng.integers(0, 10, 7)
+    loss, _ = losses.cross_entropy(zd, backend.asarray(y))
+    ref = np.mean(sp.logsumexp(z, axis=1) - z[np.arange(7), y])
+    assert float(host(loss)) == pytest.approx(ref, rel=1e-12)
+
+
+def test_log_softmax_is_stable_for_huge_logits():
+    z = np.array([[1e4, 0.0, -1e4]], dtype=np.float32)
+    out = losses.log_softmax(z)
+    assert np.isfinite(out).all() and out[0, 0] == 0.0
+
+
+def test_distillation_objective_by_definition():
+    rng = np.random.default_rng(3)
+    z, t = rng.standard_normal((5, 10)), rng.standard_normal((5, 10)) * 4
+    y = rng.integers(0, 10, 5)
+    T, ws, wh = 20.0, 0.7, 0.3
+    p = sp.softmax(t / T, axis=1)
+    ref = ws * T * T * np.mean(-(p * sp.log_softmax(z / T, axis=1)).sum(1)) \
+        + wh * np.mean(-sp.log_softmax(z, axis=1)[np.arange(5), y])
+    loss, _ = losses.distillation_loss(z, y, p, T, ws, wh, report_kl=False)
+    assert float(loss) == pytest.approx(ref, rel=1e-12)
+    # The reported KL form differs by exactly the targets' entropy, times T^2 and the weight.
+    kl, _ = losses.distillation_loss(z, y, p, T, ws, wh)
+    ent = np.mean(-(p * np.log(p)).sum(1))
+    assert float(kl) == pytest.approx(ref - ws * T * T * ent, rel=1e-10)
+    # No hidden class average: the soft term scales with the sum over the 10 classes.
+    assert float(losses.soft_cross_entropy(z, p, T)[0]) == pytest.approx(
+        np.mean(-(p * sp.log_softmax(z / T, axis=1)).sum(1)), rel=1e-12)
+
+
+def _one_param(w, g):
+    p = Parameter(np.array(w, dtype=np.float64))
+    p.grad[...] = g
+    p.grad_is_zero = False
+    return p
+
+
+def test_sgd_paper_form_by_hand():
+    # dw = p*dw - (1-p)*lr*g ; w += dw, with p = 0.5, lr = 2: dw1 = -g, dw2 = 0.5*dw1 - g2.
+    p = _one_param([1.0, -2.0], [0.5, 1.0])
+    opt = SGD([p], form="paper")
+    opt.step(lr=2.0, momentum=0.5)
+    np.testing.assert_allclose(p.data, [0.5, -3.0])
+    np.testing.assert_allclose(opt.velocity[0], [-0.5, -1.0])
+    p.grad[...] = [1.0, 0.0]
+    p.grad_is_zero = False
+    opt.step(lr=2.0, momentum=0.5)
+    # dw = 0.5*[-0.5, -1] - 0.5*2*[1, 0] = [-1.25, -0.5]
+    np.testing.assert_allclose(opt.velocity[0], [-1.25, -0.5])
+    np.testing.assert_allclose(p.data, [-0.75, -3.5])
+
+
+def test_sgd_classic_form_by_hand():
+    p = _one_param([1.0], [2.0])
+    opt = SGD([p], form="classic")
+    opt.step(lr=0.1, momentum=0.9)       # v = -0.2, w = 0.8
+    p.grad[...] = [1.0]
+    p.grad_is_zero = False
+    opt.step(lr=0.1, momentum=0.9)       # v = 0.9*-0.2 - 0.1 = -0.28, w = 0.52
+    np.testing.assert_allclose(p.data, [0.52])
+
+
+def test_zero_grad_means_no_update_but_momentum_decays():
+    p = _one_param([1.0], [2.0])
+    opt = SGD([p], form="classic")
+    opt.step(lr=0.1, momentum=0.5)       # v = -0.2, w = 0.8
+    p.zero_grad()
+    opt.step(lr=0.1, momentum=0.5)       # v = -0.1, w = 0.7
+    np.testing.assert_allclose(p.data, [0.7])
+
+
+def test_gradients_accumulate_until_zeroed():
+    be = __import__("nnkd.backend", fromlist=["x"]).get_backend()
+    d = Dense(np.ones((2, 3)), np.zeros(3), np)
+    x = np.array([[1.0, 2.0]])
+    d.forward(x, True)
+    d.backward(np.ones((1, 3)))
+    d.forward(x, True)
+    d.backward(np.ones((1, 3)))
+    np.testing.assert_allclose(d.W.value(), [[2, 2, 2], [4, 4, 4]])
+    d.W.zero_grad()
+    np.testing.assert_allclose(d.W.value(), 0)
+    assert be.name == "numpy"
+
+
+def test_max_norm_by_hand():
+    # Columns: unit 0 has length 5 (3, 4), unit 1 has length 1 (0, 1).  Squared bound 4 -> norm 2.
+    d = Dense(np.array([[3.0, 0.0], [4.0, 1.0]]), np.array([10.0, 0.0]), np)
+    out = Dense(np.array([[30.0], [40.0]]), np.array([0.0]), np)
+    MaxNorm(4.0, squared=True, layers="hidden").apply([d, out])
+    np.testing.assert_allclose(d.W.data, [[1.2, 0.0], [1.6, 1.0]])
+    np.testing.assert_allclose(d.b.data, [10.0, 0.0])          # biases do not count, are not scaled
+    np.testing.assert_allclose(out.W.data, [[30.0], [40.0]])   # the output layer is not constrained
+    # Norm bound 2 on [W | b]: unit 0 = (3, 4, 10) has length sqrt(125).
+    d2 = Dense(np.array([[3.0], [4.0]]), np.array([10.0]), np)
+    MaxNorm(2.0, squared=False, include_bias=True, layers="all").apply([d2])
+    s = 2.0 / np.sqrt(125.0)
+    np.testing.assert_allclose(d2.W.data, [[3 * s], [4 * s]])
+    np.testing.assert_allclose(d2.b.data, [10 * s])
+
+
+def test_schedules():
+    assert learning_rate(0, 10.0, "exp", 0.998) == 10.0
+    assert learning_rate(2, 10.0, "exp", 0.998) == pytest.approx(10 * 0.998 ** 2)
+    assert learning_rate(50, 0.1, "cosine", epochs=100) == pytest.approx(0.05)
+    assert momentum_at(0) == 0.5 and momentum_at(250) == pytest.approx(0.745)
+    assert momentum_at(500) == 0.99 and momentum_at(2000) == 0.99
+
+
+def test_gradcheck_command_prints_table():
+    r = subprocess.run([sys.executable, "main.py", "gradcheck"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "25 passed, 0 failed" in r.stdout and "teacher-shaped" in r.stdout
+
+
+@pytest.mark.skipif(gpu_available(), reason="this machine has a usable GPU")
+def test_gradcheck_cupy_without_gpu_is_one_clear_line():
+    env = dict(os.environ)
+    r = subprocess.run([sys.executable, "main.py", "gradcheck", "--backend", "cupy"], cwd=ROOT,
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 2
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "cupy" in lines[0].lower()
+    assert "Traceback" not in r.stderr
+    assert "--backend numpy" in lines[0]

@@ -1,0 +1,77 @@
+"""Layers and networks: shapes, dtypes, dropout behaviour, buffers, state round trip."""
+
+import numpy as np
+import pytest
+
+from nnkd.errors import UserError
+from nnkd.network import Network, parse_arch
+
+from .conftest import host
+
+
+def test_parse_arch():
+    assert parse_arch("784-1200-1200-10", 784, 10) == [784, 1200, 1200, 10]
+    for bad in ("784-abc-10", "784", "784--10", "784-0-10"):
+        with pytest.raises(UserError, match="malformed"):
+            parse_arch(bad)
+    with pytest.raises(UserError, match="starts with 700"):
+        parse_arch("700-10", 784, 10)
+    with pytest.raises(UserError, match="ends with 9"):
+        parse_arch("784-9", 784, 10)
+
+
+def test_teacher_layout_and_params(backend):
+    net = Network([784, 1200, 1200, 10], backend, dropout_input=0.2, dropout_hidden=0.5)
+    kinds = [type(l).__name__ for l in net.layers]
+    assert kinds == ["Dropout", "Dense", "ReLU", "Dropout", "Dense", "ReLU", "Dropout", "Dense"]
+    assert net.n_params() == 784 * 1200 + 1200 + 1200 * 1200 + 1200 + 1200 * 10 + 10
+    W0 = host(net.dense[0].W.data)
+    assert W0.dtype == np.float32 and abs(W0.std() - 0.01) < 2e-4
+
+
+def test_dropout_is_identity_in_evaluation_and_scaled_in_training(backend):
+    xp = backend.xp
+    net = Network([50, 40, 10], backend, dropout_input=0.5, dropout_hidden=0.5)
+    net.set_rng(backend.rng(0))
+    x = xp.asarray(np.random.default_rng(0).random((64, 50), dtype=np.float32))
+    z1 = host(net.forward(x.copy(), train=False))
+    z2 = host(net.forward(x.copy(), train=False))
+    np.testing.assert_array_equal(z1, z2)
+    xin = x.copy()
+    net.forward(xin, train=True)
+    kept = host(xin) != 0
+    assert 0.4 < kept.mean() < 0.6
+    np.testing.assert_allclose(host(xin)[kept], 2 * host(x)[kept], rtol=1e-6)
+
+
+def test_float32_end_to_end(backend):
+    net = Network([20, 16, 10], backend, dropout_hidden=0.5)
+    net.set_rng(backend.rng(0))
+    x = backend.xp.ones((8, 20), dtype=np.float32)
+    z = net.forward(x, train=True)
+    assert z.dtype == np.float32
+    from nnkd import losses
+    loss, g = losses.distillation_loss(z, backend.xp.zeros(8, dtype=np.int64),
+                                       losses.softmax(z, 20.0), 20.0, 1.0, 0.1)
+    assert g.dtype == np.float32
+    net.zero_grad()
+    net.backward(g)
+    assert all(p.grad.dtype == np.float32 for _, p in net.params)
+
+
+def test_steady_state_reuses_buffers():
+    from nnkd.backend import get_backend
+    net = Network([30, 20, 10], get_backend(), dropout_hidden=0.5)
+    net.set_rng(np.random.default_rng(0))
+    x = np.ones((5, 30), dtype=np.float32)
+    z1 = net.forward(x.copy(), train=True)
+    z2 = net.forward(x.copy(), train=True)
+    assert z1 is z2  # the same output buffer, no new allocation
+
+
+def test_state_round_trip(backend):
+    a = Network([20, 16, 10], backend, seed=1)
+    b = Network([20, 16, 10], backend, seed=2)
+    b.load_state(a.state())
+    for (_, p), (_, q) in zip(a.params, b.params):
+        np.testing.assert_array_equal(host(p.data), host(q.data))
