@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .backend import NAMES as BACKENDS
-from .errors import UserError
+from .errors import Interrupted, UserError
 from .presets import PRESETS, preset
 from .train import StopFlag, TrainConfig
 
@@ -167,8 +167,6 @@ def _install_stop():
 def cmd_train(args):
     from .backend import get_backend
     from .data import load
-    from .pipeline import device_data, run_distill
-    from .train import train
 
     if args.resume:
         out = Path(args.resume)
@@ -203,12 +201,27 @@ def cmd_train(args):
                "nnkd_version": __version__}
         out = _new_run_dir(args)
     backend = get_backend(args.backend)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run.json").write_text(json.dumps(run, indent=1))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "run.json").write_text(json.dumps(run, indent=1))
+    except OSError as exc:
+        raise UserError(f"cannot write the run folder {out} ({exc.strerror or exc}): choose another "
+                        "--out") from None
     log = Log(out / "log.txt")
     log(f"nnkd {__version__}  {args.command}  preset {run['preset']}  {backend.describe()}  run folder {out}")
     ds = load(run["dataset"], log=log)
     stop = _install_stop()
+    try:
+        _train_commands(args, run, cfgs, backend, ds, out, log, stop)
+    except Interrupted as exc:
+        raise Interrupted(f"{exc}; continue with: python main.py {args.command} --resume {out}") from None
+    return 0
+
+
+def _train_commands(args, run, cfgs, backend, ds, out, log, stop):
+    from .pipeline import device_data, run_distill
+    from .train import train
+
     t0 = time.perf_counter()
     if args.command == "distill":
         settings = dict(cfgs, teacher_checkpoint=run["teacher_checkpoint"], baseline=run["baseline"],
@@ -224,7 +237,6 @@ def cmd_train(args):
                            data_checksum=ds.checksum)
         log(f"{role}: {summary['test_errors']} test errors in {summary['seconds'] / 60:.1f} min; "
             f"checkpoint {out / role / 'checkpoint.npz'}")
-    return 0
 
 
 def cmd_evaluate(args):
@@ -296,3 +308,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk or a folder that cannot be written, outside checkpoints
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot write{where} ({exc.strerror or exc}); checkpoints already written are "
+              "intact: free space or choose another --out", file=sys.stderr)
+        return 2

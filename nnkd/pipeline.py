@@ -23,8 +23,8 @@ from .train import TrainConfig, count_errors, load_weights, train
 
 PAPER = {"teacher": 67, "student": 146, "distilled": 74}
 SEED = {"teacher": 100, "student": 171, "distilled": 111}
-LABELS = {"teacher": "teacher 784-1200-1200-10", "student": "student, hard labels",
-          "distilled": "student, distilled T={T:g}"}
+LABELS = {"teacher": "teacher {arch}", "student": "student {arch}, hard labels",
+          "distilled": "student {arch}, distilled at T={T:g}"}
 
 
 def device_data(ds, backend, validation=0, normalize=False, train_limit=None):
@@ -91,7 +91,7 @@ def results_table(rows, temperature):
     lines = ["| model | test errors | error % | parameters | epochs | training time | paper | seed |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for role, r in rows.items():
-        label = LABELS[role].format(T=temperature)
+        label = LABELS[role].format(T=temperature, arch=r["arch"])
         lines.append(f"| {label} | {r['test_errors']} | {100 * r['test_errors'] / r['n_test']:.2f} | "
                      f"{r['params']:,} | {r['epochs']} | {r['seconds'] / 60:.1f} min | {PAPER[role]} | "
                      f"{SEED[role]} |")
@@ -142,8 +142,9 @@ def run_distill(settings, backend, ds, out_dir, log=print, stop=None):
     _, rows["distilled"] = train(s_cfg, backend, data, out_dir / "distilled", soft_targets=soft, **common)
 
     n_test = int(data["x_test"].shape[0])
-    for r in rows.values():
+    for role, r in rows.items():
         r["n_test"] = n_test
+        r["arch"] = t_cfg.arch if role == "teacher" else s_cfg.arch
     table = results_table(rows, s_cfg.temperature)
     results = {"models": rows, "temperature": s_cfg.temperature, "backend": backend.describe(),
                "teacher_config": asdict(t_cfg), "student_config": asdict(s_cfg),

@@ -98,6 +98,55 @@ class TrainConfig:
                        dropout_hidden=self.dropout_hidden, init_std=self.init_std, dtype=dtype)
 
 
+class Step:
+    """One training step of ``net`` under ``cfg``: gather the batch, jitter it, forward,
+    loss, backward, momentum update, max-norm.  Used by :func:`train` and by the
+    benchmarks, so both time the same code.
+
+    Calling it returns ``(loss, wrong)``, both 0-d arrays on the backend (no
+    device synchronization): the batch's loss and its number of training errors.
+    """
+
+    def __init__(self, cfg, net):
+        self.cfg = cfg
+        self.net = net
+        self.xp = net.backend.xp
+        self.opt = SGD([p for _, p in net.params], form=cfg.momentum_form)
+        self.maxnorm = MaxNorm(cfg.max_norm, cfg.max_norm_squared, cfg.max_norm_bias,
+                               cfg.max_norm_layers) if cfg.max_norm > 0 else None
+        self._buffers = {}
+
+    def _batch_buffers(self, b, dims):
+        if (b, dims) not in self._buffers:
+            self._buffers[b, dims] = (self.xp.empty((b, dims), dtype=np.float32),
+                                      self.xp.empty((b, dims), dtype=np.float32))
+        return self._buffers[b, dims]
+
+    def __call__(self, X, Y, idx, lr, momentum, host_rng, soft_targets=None):
+        """X ``(N, D)``, Y ``(N,)``, idx ``(B,)`` sample indices on the backend; soft_targets
+        ``(N, C)`` by sample index or None (hard labels)."""
+        cfg, net, xp = self.cfg, self.net, self.xp
+        xb, xj = self._batch_buffers(idx.shape[0], X.shape[1])
+        gather(X, idx, xb)
+        if cfg.jitter:
+            jitter(xb, xj, cfg.jitter, host_rng)
+            xb = xj
+        yb = Y[idx]
+        z = net.forward(xb, train=True)
+        wrong = xp.count_nonzero(z.argmax(axis=1) != yb)
+        if soft_targets is None:
+            loss, g = losses.cross_entropy(z, yb)
+        else:
+            loss, g = losses.distillation_loss(z, yb, soft_targets[idx], cfg.temperature,
+                                               cfg.soft_weight, cfg.hard_weight)
+        net.zero_grad()
+        net.backward(g)
+        self.opt.step(lr, momentum)
+        if self.maxnorm:
+            self.maxnorm.apply(net.dense)
+        return loss, wrong
+
+
 class StopFlag:
     """Set by a signal handler; the loop checks it after every step."""
 
@@ -160,9 +209,8 @@ def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=N
     N = X.shape[0]
     cfg.validate(n_train=N, n_in=X.shape[1])
     net = cfg.build(backend)
-    opt = SGD([p for _, p in net.params], form=cfg.momentum_form)
-    maxnorm = MaxNorm(cfg.max_norm, cfg.max_norm_squared, cfg.max_norm_bias, cfg.max_norm_layers) \
-        if cfg.max_norm > 0 else None
+    step_fn = Step(cfg, net)
+    opt = step_fn.opt
     check_every = check_every or (50 if backend.is_gpu else 1)
     ckpt = stage_dir / "checkpoint.npz"
     metrics_path = stage_dir / "metrics.jsonl"
@@ -202,14 +250,6 @@ def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=N
             "backend": backend.name})
         saved[0] = epoch
 
-    dims = X.shape[1]
-    buffers = {}
-
-    def batch_buffers(b):
-        if b not in buffers:
-            buffers[b] = (xp.empty((b, dims), dtype=np.float32), xp.empty((b, dims), dtype=np.float32))
-        return buffers[b]
-
     seconds = seconds_before
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
@@ -222,20 +262,8 @@ def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=N
         wrong = xp.zeros((), dtype=np.int64)
         slices = batch_slices(N, cfg.batch_size)
         for step, (a, b) in enumerate(slices):
-            idx = order[a:b]
-            xb, xj = batch_buffers(b - a)
-            gather(X, idx, xb)
-            if cfg.jitter:
-                jitter(xb, xj, cfg.jitter, host_rng)
-                xb = xj
-            yb = Y[idx]
-            z = net.forward(xb, train=True)
-            wrong += xp.count_nonzero(z.argmax(axis=1) != yb)
-            if soft_targets is None:
-                loss, g = losses.cross_entropy(z, yb)
-            else:
-                loss, g = losses.distillation_loss(z, yb, soft_targets[idx], cfg.temperature,
-                                                   cfg.soft_weight, cfg.hard_weight)
+            loss, wrong_b = step_fn(X, Y, order[a:b], lr, mom, host_rng, soft_targets)
+            wrong += wrong_b
             if step % check_every == 0 or step == len(slices) - 1:
                 if not math.isfinite(float(loss)):
                     raise TrainingDiverged(
@@ -243,11 +271,6 @@ def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=N
                         f"(lr {lr:.4g}); the last good checkpoint ({ckpt}, epoch {saved[0]}) "
                         "is kept: lower --lr and train again")
             loss_sum += loss
-            net.zero_grad()
-            net.backward(g)
-            opt.step(lr, mom)
-            if maxnorm:
-                maxnorm.apply(net.dense)
             if stop:
                 raise Interrupted(
                     f"stopped by {stop.signal} at epoch {epoch + 1}, step {step + 1}; the checkpoint "
@@ -274,3 +297,12 @@ def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=N
     summary = {"test_errors": count_errors(net, data["x_test"], data["y_test"]),
                "epochs": cfg.epochs, "seconds": seconds, "params": net.n_params()}
     return net, summary
+
+
+def export_weights(src, dst, **extra_meta):
+    """Write the weights of checkpoint ``src`` (no optimizer state) to ``dst``, keeping its
+    metadata: the form in which a trained model is shared (e.g. the shipped teacher)."""
+    arrays, meta = checkpoint.load(src)
+    weights = {k: v for k, v in arrays.items() if not k.startswith("velocity")}
+    meta = {k: v for k, v in meta.items() if k not in ("format", "nnkd_version")}
+    checkpoint.save(dst, weights, dict(meta, weights_only=True, **extra_meta))

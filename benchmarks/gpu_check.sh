@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The CuPy checks, for a machine with an NVIDIA GPU; about 3-5 minutes.
+#   bash benchmarks/gpu_check.sh [OUT_DIR]
+# 1. the card and library versions; 2. gradient checks on CuPy; 3. the test suite
+# (CuPy-parametrized cases run instead of skipping); 4. the benchmark table, NumPy vs
+# CuPy vs PyTorch CUDA, at batch 100 and 1024; 5. a short distill on CuPy.
+# MNIST must be reachable through nnkd's source chain or already in data/mnist.
+set -u
+cd "$(dirname "$0")/.."
+out=${1:-runs/gpu-check}
+mkdir -p "$out"
+py=${PYTHON:-python3}
+status=0
+step() { echo; echo "=== $1"; }
+
+step "device"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+$py -c "import cupy, numpy; print('cupy', cupy.__version__, 'numpy', numpy.__version__)"
+
+step "gradient checks on cupy"
+$py main.py gradcheck --backend cupy | tee "$out/gradcheck.txt" | tail -4 || status=1
+
+step "test suite (CuPy cases run where a GPU is usable)"
+timeout 240 $py -m pytest -q -x -p no:cacheprovider tests 2>&1 | tail -15 || status=1
+
+step "benchmark: numpy vs cupy vs torch, batch 100 and 1024"
+timeout 240 $py benchmarks/bench_train.py --backends numpy,cupy --batches 100,1024 --seconds 1 \
+    --markdown "$out/bench.md" > "$out/bench.log" 2>&1 || status=1
+cat "$out/bench.md"
+
+step "short distill on cupy (smoke preset)"
+timeout 120 $py main.py distill --backend cupy --preset smoke --retrain-teacher --out "$out/smoke" \
+    2>&1 | tail -8 || status=1
+exit $status

@@ -1,0 +1,120 @@
+"""End to end on the real MNIST: the smoke preset, resume after SIGKILL, evaluation."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nnkd import checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.mnist
+
+
+def main_py(*args, **kw):
+    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, **kw)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke") / "run"
+    r = main_py("distill", "--preset", "smoke", "--retrain-teacher", "--out", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out, r.stdout
+
+
+def test_smoke_distill_end_to_end(smoke_run):
+    out, stdout = smoke_run
+    for name in ("run.json", "log.txt", "teacher_logits.npy", "results.json", "results.md",
+                 "teacher/checkpoint.npz", "student/metrics.jsonl", "distilled/checkpoint.json"):
+        assert (out / name).exists(), name
+    res = json.loads((out / "results.json").read_text())
+    m = res["models"]
+    assert m["teacher"]["test_errors"] < m["student"]["test_errors"]
+    assert m["distilled"]["test_errors"] < m["student"]["test_errors"], "distillation should help"
+    assert "| student 784-64-64-10, distilled at T=8 |" in stdout and "| 74 | 111 |" in stdout
+    logits = np.load(out / "teacher_logits.npy", allow_pickle=False)
+    assert logits.shape == (5000, 10) and logits.dtype == np.float32
+
+
+def test_table_matches_independent_evaluation(smoke_run):
+    out, _ = smoke_run
+    res = json.loads((out / "results.json").read_text())
+    for role in ("teacher", "student", "distilled"):
+        r = main_py("evaluate", str(out / role / "checkpoint.npz"))
+        assert r.returncode == 0, r.stderr
+        line = next(l for l in r.stdout.splitlines() if l.startswith("test errors:"))
+        assert int(line.split()[2]) == res["models"][role]["test_errors"]
+        assert "confusion matrix" in r.stdout
+
+
+def test_teacher_logits_are_stored_by_sample_index(smoke_run):
+    """Row i of the cached logits is the teacher's output for training image i."""
+    from nnkd.backend import get_backend
+    from nnkd.data import load, to_float32
+    from nnkd.train import TrainConfig, load_weights
+    out, _ = smoke_run
+    _, meta = checkpoint.load(out / "teacher" / "checkpoint.npz")
+    net = TrainConfig.from_dict(meta["config"]).build(get_backend())
+    load_weights(net, out / "teacher" / "checkpoint.npz")
+    ds = load(log=lambda s: None)
+    idx = np.array([4999, 0, 1234, 17])
+    z = net.forward(to_float32(ds.train_images[idx]), train=False)
+    cached = np.load(out / "teacher_logits.npy")[idx]
+    np.testing.assert_allclose(z, cached, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_the_same_weights(tmp_path):
+    args = ["train-teacher", "--preset", "smoke", "--epochs", "8"]
+    ref = tmp_path / "ref"
+    r = main_py(*args, "--out", str(ref))
+    assert r.returncode == 0, r.stderr
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "main.py", *args, "--out", str(run)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Kill at a random moment after the first checkpoint exists.
+    deadline = time.time() + 120
+    while not (run / "teacher" / "checkpoint.npz").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(random.uniform(0.0, 1.5))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    r = main_py("train-teacher", "--resume", str(run))
+    assert r.returncode == 0, r.stderr
+    a, _ = checkpoint.load(ref / "teacher" / "checkpoint.npz")
+    b, meta = checkpoint.load(run / "teacher" / "checkpoint.npz")
+    assert meta["epoch"] == 8
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+@pytest.mark.slow
+def test_sigint_saves_and_says_how_to_resume(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "main.py", "train-teacher", "--preset", "smoke",
+                             "--epochs", "50", "--out", str(run)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "teacher" / "checkpoint.npz").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "--resume" in err and "SIGINT" in err
+    _, meta = checkpoint.load(run / "teacher" / "checkpoint.npz")
+    assert meta["epoch"] >= 1
+
+
+def test_diverging_run_exits_nonzero_with_advice(tmp_path):
+    r = main_py("train-student", "--preset", "smoke", "--lr", "1e6", "--out", str(tmp_path / "run"))
+    assert r.returncode == 3
+    assert "Traceback" not in r.stderr and "lower --lr" in r.stderr and "epoch 1, step" in r.stderr
