@@ -29,8 +29,8 @@ PRESETS = {
     },
     "fast": {
         "teacher": TrainConfig(arch=TEACHER_ARCH, dropout_input=0.2, dropout_hidden=0.5, jitter=2,
-                               max_norm=15.0, max_norm_squared=True, epochs=100, batch_size=100,
-                               lr=0.1, lr_schedule="cosine", momentum_start=0.9, momentum_end=0.9,
+                               max_norm=15.0, max_norm_squared=True, epochs=150, batch_size=100,
+                               lr=0.05, lr_schedule="cosine", momentum_start=0.9, momentum_end=0.9,
                                momentum_form="classic"),
         "student": TrainConfig(arch=STUDENT_ARCH, epochs=60, batch_size=100, lr=0.02,
                                lr_schedule="cosine", momentum_start=0.9, momentum_end=0.9,
