@@ -75,7 +75,6 @@ def gemm_ceiling(xp, sync, n=2048, seconds=1.0):
 
 
 def bench_nnkd(backend, role, cfg, soft, batch, seconds):
-    xp = backend.xp
     rng = np.random.default_rng(0)
     X = backend.asarray(rng.random((N_DATA, 784), dtype=np.float32))
     Y = backend.asarray(rng.integers(0, 10, N_DATA))

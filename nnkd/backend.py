@@ -85,6 +85,10 @@ class Backend:
             return self.xp.cuda.runtime.memGetInfo()
         return None
 
+    def is_out_of_memory(self, exc):
+        """Whether ``exc`` is CuPy's device out-of-memory error."""
+        return self.is_gpu and isinstance(exc, self.xp.cuda.memory.OutOfMemoryError)
+
     def describe(self):
         """One line naming the device and library version, for logs and benchmark tables."""
         if self.is_gpu:

@@ -183,6 +183,119 @@ def _fmt_time(s):
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+class Trainer:
+    """Trains one model in one stage folder; see :func:`train`."""
+
+    def __init__(self, cfg, backend, data, stage_dir, soft_targets=None, log=print, stop=None,
+                 data_checksum=None, check_every=None):
+        self.cfg, self.backend, self.data = cfg, backend, data
+        self.soft_targets, self.log, self.stop = soft_targets, log, stop
+        self.data_checksum = data_checksum
+        self.check_every = check_every or (50 if backend.is_gpu else 1)
+        self.dir = Path(stage_dir)
+        self.ckpt = self.dir / "checkpoint.npz"
+        self.metrics_path = self.dir / "metrics.jsonl"
+        cfg.validate(n_train=data["x_train"].shape[0], n_in=data["x_train"].shape[1])
+        self.net = cfg.build(backend)
+        self.step = Step(cfg, self.net)
+        self.epoch = 0          # epochs completed
+        self.saved_epoch = 0    # epochs held by the checkpoint on disk
+        self.seconds = 0.0      # training time so far, over all sessions
+
+    def resume(self):
+        """Load the stage's checkpoint if there is one; keep only the metrics it covers."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "config.json").write_text(json.dumps(asdict(self.cfg), indent=1))
+        if self.ckpt.exists():
+            opt = self.step.opt
+            spec = dict(param_spec(self.net))
+            spec.update({f"velocity{i}": (v.shape, v.dtype) for i, v in enumerate(opt.velocity)})
+            arrays, meta = checkpoint.load(self.ckpt, expected=spec)
+            if meta.get("config") != asdict(self.cfg):
+                raise UserError(f"{self.ckpt} was written with another configuration; resume with the "
+                                "same settings or choose a new --out")
+            if self.data_checksum and meta.get("data_checksum") not in (None, self.data_checksum):
+                raise UserError(f"{self.ckpt} was trained on other data (checksum differs)")
+            self.net.load_state(arrays)
+            opt.load_state(arrays, self.backend.asarray)
+            self.epoch = self.saved_epoch = meta["epoch"]
+            self.seconds = meta.get("seconds", 0.0)
+            self.log(f"resuming {self.dir} at epoch {self.epoch + 1} of {self.cfg.epochs}")
+        kept = []
+        if self.metrics_path.exists():
+            kept = [ln for ln in self.metrics_path.read_text().splitlines()
+                    if ln.strip() and json.loads(ln)["epoch"] <= self.epoch]
+        self.metrics_path.write_text("".join(ln + "\n" for ln in kept))
+
+    def save(self):
+        arrays = dict(self.net.state())
+        arrays.update(self.step.opt.state(self.backend.to_host))
+        checkpoint.save(self.ckpt, arrays, {
+            "config": asdict(self.cfg), "epoch": self.epoch, "seconds": self.seconds,
+            "data_checksum": self.data_checksum, "backend": self.backend.name,
+            "rng": {"seed": self.cfg.seed, "next_epoch": self.epoch,
+                    "scheme": "per-epoch generators from (seed, epoch)"}})
+        self.saved_epoch = self.epoch
+
+    def run_epoch(self):
+        """Train one epoch; returns its metrics row."""
+        cfg, be, xp = self.cfg, self.backend, self.backend.xp
+        X, Y = self.data["x_train"], self.data["y_train"]
+        N, epoch = X.shape[0], self.epoch
+        t0 = time.perf_counter()
+        lr = learning_rate(epoch, cfg.lr, cfg.lr_schedule, cfg.lr_decay, cfg.epochs)
+        mom = momentum_at(epoch, cfg.momentum_start, cfg.momentum_end, cfg.momentum_epochs)
+        host_rng = np.random.default_rng([cfg.seed, epoch, 0])
+        self.net.set_rng(be.rng([cfg.seed, epoch, 1]))
+        order = be.asarray(host_rng.permutation(N))
+        loss_sum = xp.zeros((), dtype=np.float32)
+        wrong = xp.zeros((), dtype=np.int64)
+        slices = batch_slices(N, cfg.batch_size)
+        for step, (a, b) in enumerate(slices):
+            loss, wrong_b = self.step(X, Y, order[a:b], lr, mom, host_rng, self.soft_targets)
+            wrong += wrong_b
+            if step % self.check_every == 0 or step == len(slices) - 1:
+                if not math.isfinite(float(loss)):
+                    raise TrainingDiverged(
+                        f"the loss became {float(loss)} at epoch {epoch + 1}, step {step + 1} "
+                        f"(lr {lr:.4g}); the last good checkpoint ({self.ckpt}, epoch {self.saved_epoch}) "
+                        "is kept: lower --lr and train again")
+            loss_sum += loss
+            if self.stop:
+                raise Interrupted(
+                    f"stopped by {self.stop.signal} at epoch {epoch + 1}, step {step + 1}; the checkpoint "
+                    f"{self.ckpt} holds epoch {self.saved_epoch} (later steps are discarded)")
+        be.synchronize()
+        train_seconds = time.perf_counter() - t0
+        self.seconds += train_seconds
+        self.epoch += 1
+        row = {"epoch": self.epoch, "loss": float(loss_sum) / len(slices), "train_err": int(wrong) / N,
+               "lr": lr, "momentum": mom}
+        if "x_val" in self.data:
+            row["val_err"] = count_errors(self.net, self.data["x_val"], self.data["y_val"]) \
+                / self.data["x_val"].shape[0]
+        row["test_errors"] = count_errors(self.net, self.data["x_test"], self.data["y_test"])
+        row["examples_per_s"] = N / train_seconds
+        row["seconds"] = self.seconds
+        return row
+
+    def fit(self):
+        cfg = self.cfg
+        first, t_first = self.epoch, self.seconds
+        while self.epoch < cfg.epochs:
+            row = self.run_epoch()
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            left = (cfg.epochs - self.epoch) * (self.seconds - t_first) / (self.epoch - first)
+            val = f"{100 * row['val_err']:5.2f}%" if "val_err" in row else "   -  "
+            self.log(f"  epoch {self.epoch:4d}/{cfg.epochs}  loss {row['loss']:.4f}  train err "
+                     f"{100 * row['train_err']:5.2f}%  val err {val}  test {row['test_errors']:4d}  "
+                     f"lr {row['lr']:.4g}  mom {row['momentum']:.3f}  {row['examples_per_s']:7.0f} ex/s  "
+                     f"left {_fmt_time(left)}")
+            if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs:
+                self.save()
+
+
 # Overflow and NaN are caught by the loss's finiteness check with a clear message;
 # NumPy's RuntimeWarnings before it would only add noise.
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")
@@ -200,103 +313,22 @@ def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=N
         check_every: steps between finiteness checks of the loss (each one reads a
             number back from the device); default 1 on NumPy, 50 on CuPy.
 
-    Returns ``(net, summary)``; ``summary`` has test errors, epochs and seconds.
+    Returns ``(net, summary)``; ``summary`` has test errors, epochs, seconds, params.
     """
-    xp = backend.xp
-    stage_dir = Path(stage_dir)
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    X, Y = data["x_train"], data["y_train"]
-    N = X.shape[0]
-    cfg.validate(n_train=N, n_in=X.shape[1])
-    net = cfg.build(backend)
-    step_fn = Step(cfg, net)
-    opt = step_fn.opt
-    check_every = check_every or (50 if backend.is_gpu else 1)
-    ckpt = stage_dir / "checkpoint.npz"
-    metrics_path = stage_dir / "metrics.jsonl"
-    config_json = json.dumps(asdict(cfg), indent=1)
-    (stage_dir / "config.json").write_text(config_json)
-
-    start_epoch, seconds_before = 0, 0.0
-    if ckpt.exists():
-        spec = dict(param_spec(net))
-        spec.update({f"velocity{i}": (v.shape, v.dtype) for i, v in enumerate(opt.velocity)})
-        arrays, meta = checkpoint.load(ckpt, expected=spec)
-        if meta.get("config") != asdict(cfg):
-            raise UserError(f"{ckpt} was written with another configuration; resume with the "
-                            f"same settings or choose a new --out")
-        if data_checksum and meta.get("data_checksum") not in (None, data_checksum):
-            raise UserError(f"{ckpt} was trained on other data (checksum differs)")
-        net.load_state(arrays)
-        opt.load_state(arrays, backend.asarray)
-        start_epoch, seconds_before = meta["epoch"], meta.get("seconds", 0.0)
-        log(f"resuming {stage_dir} at epoch {start_epoch + 1} of {cfg.epochs}")
-    # Keep the metrics of the epochs the checkpoint holds, drop any after it.
-    kept = []
-    if metrics_path.exists():
-        kept = [ln for ln in metrics_path.read_text().splitlines()
-                if ln.strip() and json.loads(ln)["epoch"] <= start_epoch]
-    metrics_path.write_text("".join(ln + "\n" for ln in kept))
-
-    saved = [start_epoch]  # the epoch the checkpoint on disk holds
-
-    def save(epoch, seconds):
-        arrays = dict(net.state())
-        arrays.update(opt.state(backend.to_host))
-        checkpoint.save(ckpt, arrays, {
-            "config": asdict(cfg), "epoch": epoch, "seconds": seconds, "data_checksum": data_checksum,
-            "rng": {"seed": cfg.seed, "next_epoch": epoch,
-                    "scheme": "per-epoch generators from (seed, epoch)"},
-            "backend": backend.name})
-        saved[0] = epoch
-
-    seconds = seconds_before
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.perf_counter()
-        lr = learning_rate(epoch, cfg.lr, cfg.lr_schedule, cfg.lr_decay, cfg.epochs)
-        mom = momentum_at(epoch, cfg.momentum_start, cfg.momentum_end, cfg.momentum_epochs)
-        host_rng = np.random.default_rng([cfg.seed, epoch, 0])
-        net.set_rng(backend.rng([cfg.seed, epoch, 1]))
-        order = backend.asarray(host_rng.permutation(N))
-        loss_sum = xp.zeros((), dtype=np.float32)
-        wrong = xp.zeros((), dtype=np.int64)
-        slices = batch_slices(N, cfg.batch_size)
-        for step, (a, b) in enumerate(slices):
-            loss, wrong_b = step_fn(X, Y, order[a:b], lr, mom, host_rng, soft_targets)
-            wrong += wrong_b
-            if step % check_every == 0 or step == len(slices) - 1:
-                if not math.isfinite(float(loss)):
-                    raise TrainingDiverged(
-                        f"the loss became {float(loss)} at epoch {epoch + 1}, step {step + 1} "
-                        f"(lr {lr:.4g}); the last good checkpoint ({ckpt}, epoch {saved[0]}) "
-                        "is kept: lower --lr and train again")
-            loss_sum += loss
-            if stop:
-                raise Interrupted(
-                    f"stopped by {stop.signal} at epoch {epoch + 1}, step {step + 1}; the checkpoint "
-                    f"{ckpt} holds epoch {saved[0]} (later steps are discarded)")
-        backend.synchronize()
-        train_seconds = time.perf_counter() - t0
-        seconds += train_seconds
-        row = {"epoch": epoch + 1, "loss": float(loss_sum) / len(slices), "train_err": int(wrong) / N,
-               "lr": lr, "momentum": mom}
-        if "x_val" in data:
-            row["val_err"] = count_errors(net, data["x_val"], data["y_val"]) / data["x_val"].shape[0]
-        row["test_errors"] = count_errors(net, data["x_test"], data["y_test"])
-        row["examples_per_s"] = N / train_seconds
-        row["seconds"] = seconds
-        with open(metrics_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        left = (cfg.epochs - epoch - 1) * (seconds - seconds_before) / (epoch + 1 - start_epoch)
-        val = f"{100 * row['val_err']:5.2f}%" if "val_err" in row else "   -  "
-        log(f"  epoch {epoch + 1:4d}/{cfg.epochs}  loss {row['loss']:.4f}  train err "
-            f"{100 * row['train_err']:5.2f}%  val err {val}  test {row['test_errors']:4d}  "
-            f"lr {lr:.4g}  mom {mom:.3f}  {row['examples_per_s']:7.0f} ex/s  left {_fmt_time(left)}")
-        if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
-            save(epoch + 1, seconds)
-    summary = {"test_errors": count_errors(net, data["x_test"], data["y_test"]),
-               "epochs": cfg.epochs, "seconds": seconds, "params": net.n_params()}
-    return net, summary
+    t = Trainer(cfg, backend, data, stage_dir, soft_targets, log, stop, data_checksum, check_every)
+    t.resume()
+    try:
+        t.fit()
+    except Exception as exc:
+        if not backend.is_out_of_memory(exc):
+            raise
+        free, total = backend.free_memory()
+        raise UserError(f"out of GPU memory training {cfg.arch} at batch size {cfg.batch_size} "
+                        f"({free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB on the card): use a "
+                        f"smaller --batch-size; the checkpoint {t.ckpt} (epoch {t.saved_epoch}) is kept") from None
+    summary = {"test_errors": count_errors(t.net, data["x_test"], data["y_test"]), "epochs": cfg.epochs,
+               "seconds": t.seconds, "params": t.net.n_params()}
+    return t.net, summary
 
 
 def export_weights(src, dst, **extra_meta):

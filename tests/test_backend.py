@@ -57,7 +57,7 @@ def test_cupy_without_usable_device(monkeypatch):
 def test_real_cupy_if_installed_fails_clearly():
     """With the real CuPy wheels and no GPU (this project's CI installs them)."""
     try:
-        import cupy  # noqa: F401
+        import cupy  # noqa: F401  (only whether it imports)
     except ImportError:
         pytest.skip("CuPy is not installed here")
     with pytest.raises(UserError, match="no usable CUDA GPU"):

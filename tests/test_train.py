@@ -177,3 +177,34 @@ def test_config_validation():
             small_cfg(**kw).validate()
     with pytest.raises(UserError, match="larger than"):
         small_cfg(batch_size=1000).validate(n_train=600)
+
+
+def test_gpu_out_of_memory_is_one_clear_line(monkeypatch, tmp_path):
+    """CuPy's OutOfMemoryError becomes a UserError naming the batch size and free memory
+    (simulated here; tests/test_train.py::test_real_gpu_out_of_memory does it on a GPU)."""
+    from nnkd.backend import Backend, get_backend
+    from nnkd.train import Step
+
+    class OutOfMemoryError(Exception):
+        pass
+
+    def boom(*args, **kwargs):
+        raise OutOfMemoryError("Out of memory allocating 4,000,000,000 bytes")
+
+    monkeypatch.setattr(Backend, "is_out_of_memory", lambda self, exc: isinstance(exc, OutOfMemoryError))
+    monkeypatch.setattr(Backend, "free_memory", lambda self: (2 ** 30, 80 * 2 ** 30))
+    monkeypatch.setattr(Step, "__call__", boom)
+    be = get_backend()
+    with pytest.raises(UserError, match=r"out of GPU memory .* batch size 50 \(1.0 GiB free of 80.0 GiB"):
+        train(small_cfg(), be, synthetic(be), tmp_path / "s", log=lambda s: None)
+
+
+@pytest.mark.gpu
+def test_real_gpu_out_of_memory(cupy_backend, tmp_path):
+    be = cupy_backend
+    free, _ = be.free_memory()
+    width = int(free / 4 / 2000 * 2)  # activations of one 2000-example batch: twice the free memory
+    data = synthetic(be, n=2000)
+    with pytest.raises(UserError, match="out of GPU memory .* batch size 2000"):
+        train(small_cfg(arch=f"784-{width}-10", batch_size=2000, jitter=0), be, data, tmp_path / "s",
+              log=lambda s: None)
