@@ -315,9 +315,9 @@ def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=N
 
     Returns ``(net, summary)``; ``summary`` has test errors, epochs, seconds, params.
     """
-    t = Trainer(cfg, backend, data, stage_dir, soft_targets, log, stop, data_checksum, check_every)
-    t.resume()
     try:
+        t = Trainer(cfg, backend, data, stage_dir, soft_targets, log, stop, data_checksum, check_every)
+        t.resume()
         t.fit()
     except Exception as exc:
         if not backend.is_out_of_memory(exc):
@@ -325,7 +325,7 @@ def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=N
         free, total = backend.free_memory()
         raise UserError(f"out of GPU memory training {cfg.arch} at batch size {cfg.batch_size} "
                         f"({free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB on the card): use a "
-                        f"smaller --batch-size; the checkpoint {t.ckpt} (epoch {t.saved_epoch}) is kept") from None
+                        f"smaller --batch-size or architecture; checkpoints in {stage_dir} are kept") from None
     summary = {"test_errors": count_errors(t.net, data["x_test"], data["y_test"]), "epochs": cfg.epochs,
                "seconds": t.seconds, "params": t.net.n_params()}
     return t.net, summary

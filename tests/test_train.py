@@ -201,10 +201,9 @@ def test_gpu_out_of_memory_is_one_clear_line(monkeypatch, tmp_path):
 
 @pytest.mark.gpu
 def test_real_gpu_out_of_memory(cupy_backend, tmp_path):
+    """One activation buffer of 60000 x 400000 float32 (96 GB) exceeds an H100's or H200's memory."""
     be = cupy_backend
-    free, _ = be.free_memory()
-    width = int(free / 4 / 2000 * 2)  # activations of one 2000-example batch: twice the free memory
-    data = synthetic(be, n=2000)
-    with pytest.raises(UserError, match="out of GPU memory .* batch size 2000"):
-        train(small_cfg(arch=f"784-{width}-10", batch_size=2000, jitter=0), be, data, tmp_path / "s",
-              log=lambda s: None)
+    data = synthetic(be, n=60000)
+    with pytest.raises(UserError, match="out of GPU memory .* batch size 60000"):
+        train(small_cfg(arch="784-400000-10", batch_size=60000, jitter=0, epochs=1), be, data,
+              tmp_path / "s", log=lambda s: None)
