@@ -107,6 +107,10 @@ def build_parser():
     p.add_argument("--backend", default="numpy")
     p.add_argument("--dataset", default="mnist")
 
+    p = sub.add_parser("export", help="write a checkpoint's weights alone (no optimizer state), to share")
+    p.add_argument("checkpoint", help="a checkpoint.npz written by nnkd")
+    p.add_argument("dest", help="where to write the weights-only checkpoint (.npz)")
+
     p = sub.add_parser("data", help="fetch, verify and describe a dataset")
     p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
 
@@ -265,6 +269,17 @@ def cmd_evaluate(args):
     return 0
 
 
+def cmd_export(args):
+    import hashlib
+    from .train import export_weights
+    dest = Path(args.dest)
+    if dest.exists():
+        raise UserError(f"{dest} exists; choose another destination")
+    export_weights(args.checkpoint, dest, exported_from=str(args.checkpoint))
+    print(f"{dest}: sha256 {hashlib.sha256(dest.read_bytes()).hexdigest()}")
+    return 0
+
+
 def cmd_data(args):
     from .data import describe, load
     t0 = time.perf_counter()
@@ -293,7 +308,7 @@ def cmd_gradcheck(args):
 
 
 COMMANDS = {"distill": cmd_train, "train-teacher": cmd_train, "train-student": cmd_train,
-            "evaluate": cmd_evaluate, "data": cmd_data, "gradcheck": cmd_gradcheck}
+            "evaluate": cmd_evaluate, "export": cmd_export, "data": cmd_data, "gradcheck": cmd_gradcheck}
 
 
 def main(argv=None):

@@ -71,6 +71,6 @@ def test_unwritable_output_folder(tmp_path):
 
 
 def test_help_for_every_command():
-    for cmd in ("distill", "train-teacher", "train-student", "evaluate", "data", "gradcheck"):
+    for cmd in ("distill", "train-teacher", "train-student", "evaluate", "export", "data", "gradcheck"):
         r = run(cmd, "--help")
         assert r.returncode == 0 and "usage:" in r.stdout

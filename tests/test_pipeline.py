@@ -1,6 +1,7 @@
 """End to end on the real MNIST: the smoke preset, resume after SIGKILL, evaluation."""
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -117,3 +118,22 @@ def test_diverging_run_exits_nonzero_with_advice(tmp_path):
     r = main_py("train-student", "--preset", "smoke", "--lr", "1e6", "--out", str(tmp_path / "run"))
     assert r.returncode == 3
     assert "Traceback" not in r.stderr and "lower --lr" in r.stderr and "epoch 1, step" in r.stderr
+
+
+@pytest.mark.slow
+def test_corrupt_cache_file_is_replaced_before_training(tmp_path):
+    """A training command finds a damaged cache file, does not use it, and fetches a verified copy."""
+    import shutil
+    from nnkd.data import default_root
+    cache = tmp_path / "data" / "mnist"
+    shutil.copytree(default_root() / "mnist", cache)
+    labels = cache / "t10k-labels-idx1-ubyte"
+    raw = bytearray(labels.read_bytes())
+    raw[100] = (raw[100] + 1) % 10  # a wrong label that still parses
+    labels.write_bytes(bytes(raw))
+    env = dict(os.environ, NNKD_DATA=str(tmp_path / "data"))
+    r = main_py("train-student", "--preset", "smoke", "--epochs", "1", "--out", str(tmp_path / "run"), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "t10k-labels-idx1-ubyte fails its SHA-256 check" in r.stdout
+    assert "ok, verified" in r.stdout
+    assert labels.read_bytes() != bytes(raw)
