@@ -24,15 +24,24 @@ def gather(X, idx, out):
     return array_module(out).take(X, idx, axis=0, out=out)
 
 
-def jitter_counts(batch, max_shift, host_rng):
-    """How many images of a batch get each shift ``(dy, dx)`` in ``[-s, s]^2``.
-
-    Returns a list of ``((dy, dx), count)`` over the ``(2s + 1)^2`` shifts,
-    counts from a uniform multinomial (summing to ``batch``).
-    """
+def shifts(max_shift):
+    """All shifts ``(dy, dx)`` in ``[-s, s]^2``, in a fixed order; shift ``k`` of this list is
+    what :func:`jitter` reports as ``k`` (``(2s + 1)^2`` of them)."""
     side = 2 * max_shift + 1
-    counts = host_rng.multinomial(batch, np.full(side * side, 1.0 / (side * side)))
-    return [((k // side - max_shift, k % side - max_shift), int(c)) for k, c in enumerate(counts)]
+    return [(k // side - max_shift, k % side - max_shift) for k in range(side * side)]
+
+
+def shift_into(src, dst, dy, dx):
+    """``dst[...] = src`` moved by ``(dy, dx)`` pixels with zero fill.
+
+    src, dst: ``(B, H, W)`` views (distinct).  Positive ``dy`` moves the content
+    down, positive ``dx`` right.
+    """
+    h, w = src.shape[-2:]
+    dst.fill(0)
+    dst[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        src[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return dst
 
 
 def jitter(x, out, max_shift, host_rng, size=28):
@@ -45,21 +54,19 @@ def jitter(x, out, max_shift, host_rng, size=28):
     is the same distribution as an independent uniform shift per image, and it
     costs ``(2s + 1)^2`` slice copies instead of a gather over every pixel.
 
-    Returns ``shifts``, a host ``(B, 2)`` int array of each row's ``(dy, dx)``
-    (positive ``dy`` moves the image down, positive ``dx`` right).
+    Returns ``k``, a host ``(B,)`` int array: row ``i`` was moved by
+    ``shifts(max_shift)[k[i]]``.
     """
     B = x.shape[0]
     X = x.reshape(B, size, size)
     O = out.reshape(B, size, size)
-    out.fill(0)
-    shifts = np.empty((B, 2), dtype=np.int64)
+    all_shifts = shifts(max_shift)
+    counts = host_rng.multinomial(B, np.full(len(all_shifts), 1.0 / len(all_shifts)))
+    k = np.repeat(np.arange(len(all_shifts)), counts)
     start = 0
-    for (dy, dx), count in jitter_counts(B, max_shift, host_rng):
-        if count == 0:
-            continue
-        rows = slice(start, start + count)
-        O[rows, max(dy, 0):size + min(dy, 0), max(dx, 0):size + min(dx, 0)] = \
-            X[rows, max(-dy, 0):size + min(-dy, 0), max(-dx, 0):size + min(-dx, 0)]
-        shifts[rows] = (dy, dx)
-        start += count
-    return shifts
+    for (dy, dx), count in zip(all_shifts, counts):
+        if count:
+            rows = slice(start, start + count)
+            shift_into(X[rows], O[rows], dy, dx)
+            start += count
+    return k

@@ -45,11 +45,14 @@ OVERRIDES = [
     ("--max-norm-layers", "max_norm_layers", str, "hidden (paper), all or none"),
     ("--init-std", "init_std", float, "std of the initial weights (paper: 0.01)"),
     ("--checkpoint-every", "checkpoint_every", int, "epochs between checkpoints"),
+    ("--eval-every", "eval_every", int, "epochs between test-set evaluations in the log"),
 ]
 DISTILL_OVERRIDES = [
     ("--temperature", "temperature", float, "distillation temperature T (default 20)"),
     ("--soft-weight", "soft_weight", float, "weight of T^2 * soft cross-entropy"),
     ("--hard-weight", "hard_weight", float, "weight of the hard-label cross-entropy"),
+    ("--transfer-jitter", "transfer_jitter", int,
+     "distilled student: shift the transfer set's images by up to N px (teacher logits for every shift)"),
 ]
 
 

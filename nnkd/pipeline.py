@@ -5,6 +5,7 @@ A run folder::
     run.json             the command's settings (what --resume reads back)
     teacher/             stage folder (see train.py), unless a teacher checkpoint was given
     teacher_logits.npy   the teacher's logits on the transfer set, row i = training image i
+                         (with --transfer-jitter: [shift k, image i])
     student/             the baseline student, hard labels only
     distilled/           the student trained on the teacher's soft targets
     results.json, results.md   the final table
@@ -49,26 +50,40 @@ def device_data(ds, backend, validation=0, normalize=False, train_limit=None):
     return out
 
 
-def teacher_logits(net, data, path, log=print):
-    """The teacher's logits on every training image, in evaluation mode, cached in ``path``.
+def teacher_logits(net, data, path, max_shift=0, log=print):
+    """The teacher's logits on the transfer set, in evaluation mode, cached in ``path``.
 
     Stored by sample index (row i is ``x_train[i]``), never by batch position,
-    so any later shuffling pairs each image with its own soft targets.
+    so any later shuffling pairs each image with its own soft targets.  With
+    ``max_shift`` > 0 the transfer set holds every shift of every training image
+    (see :func:`nnkd.batches.shifts`): the result is ``(shifts, N, C)``, and the
+    student's jittered batches look up the logits of exactly the image they see.
     """
+    from .batches import shift_into, shifts
     path = Path(path)
-    n = data["x_train"].shape[0]
+    X = data["x_train"]
+    n = X.shape[0]
+    moves = shifts(max_shift) if max_shift else [(0, 0)]
+    shape = (len(moves), n, net.sizes[-1]) if max_shift else (n, net.sizes[-1])
     if path.exists():
         host = np.load(path, allow_pickle=False)
-        if host.shape == (n, net.sizes[-1]):
+        if host.shape == shape:
             log(f"teacher logits: cached in {path}")
             return net.backend.asarray(host)
     t0 = time.perf_counter()
-    z = net.predict_logits(data["x_train"])
+    xp = net.backend.xp
+    z = xp.empty((len(moves), n, net.sizes[-1]), dtype=np.float32)
+    side = int(round(X.shape[1] ** 0.5))
+    moved = xp.empty_like(X)
+    for k, (dy, dx) in enumerate(moves):
+        shift_into(X.reshape(n, side, side), moved.reshape(n, side, side), dy, dx)
+        z[k] = net.predict_logits(moved)
+    z = z.reshape(shape)
     host = net.backend.to_host(z)
     tmp = path.with_name(path.name + ".tmp.npy")
     np.save(tmp, host)
     tmp.replace(path)
-    log(f"teacher logits: {n} images in {time.perf_counter() - t0:.1f} s -> {path}")
+    log(f"teacher logits: {len(moves)} x {n} images in {time.perf_counter() - t0:.1f} s -> {path}")
     return z
 
 
@@ -130,7 +145,7 @@ def run_distill(settings, backend, ds, out_dir, log=print, stop=None):
         raise UserError(f"the teacher takes {teacher.sizes[0]} inputs but the data has "
                         f"{data['x_train'].shape[1]}")
 
-    z = teacher_logits(teacher, data, out_dir / "teacher_logits.npy", log)
+    z = teacher_logits(teacher, data, out_dir / "teacher_logits.npy", s_cfg.transfer_jitter, log)
     soft = losses.softmax(z, s_cfg.temperature).astype(np.float32)
     del z
 
@@ -138,7 +153,8 @@ def run_distill(settings, backend, ds, out_dir, log=print, stop=None):
         log(f"baseline student: {s_cfg.arch}, hard labels, {s_cfg.epochs} epochs")
         _, rows["student"] = train(s_cfg, backend, data, out_dir / "student", **common)
     log(f"distilled student: {s_cfg.arch}, T={s_cfg.temperature:g}, soft weight {s_cfg.soft_weight:g}, "
-        f"hard weight {s_cfg.hard_weight:g}, {s_cfg.epochs} epochs")
+        f"hard weight {s_cfg.hard_weight:g}, transfer set jittered by up to {s_cfg.transfer_jitter} px, "
+        f"{s_cfg.epochs} epochs")
     _, rows["distilled"] = train(s_cfg, backend, data, out_dir / "distilled", soft_targets=soft, **common)
 
     n_test = int(data["x_test"].shape[0])

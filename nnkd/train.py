@@ -51,10 +51,12 @@ class TrainConfig:
     max_norm_layers: str = "hidden"
     init_std: float = 0.01
     seed: int = 0
-    temperature: float = 20.0        # used when training on soft targets
+    temperature: float = 20.0        # the fields below are used when training on soft targets
     soft_weight: float = 1.0
     hard_weight: float = 0.0
+    transfer_jitter: int = 0         # max shift of the transfer set's images (0 = as they are)
     checkpoint_every: int = 1        # epochs
+    eval_every: int = 1              # epochs between test-set evaluations (and always the last)
 
     @classmethod
     def from_dict(cls, d):
@@ -69,7 +71,7 @@ class TrainConfig:
             if not 0.0 <= v < 1.0:
                 raise UserError(f"--{name.replace('_', '-')} {v} is outside [0, 1): a dropout rate is "
                                 "the fraction of units dropped, e.g. 0.5")
-        for name in ("epochs", "batch_size", "checkpoint_every"):
+        for name in ("epochs", "batch_size", "checkpoint_every", "eval_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be a positive whole number, "
                                 f"got {getattr(self, name)}")
@@ -87,8 +89,9 @@ class TrainConfig:
         for name in ("momentum_start", "momentum_end"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise UserError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
-        if self.jitter < 0 or self.max_norm < 0 or self.soft_weight < 0 or self.hard_weight < 0:
-            raise UserError("--jitter, --max-norm, --soft-weight and --hard-weight must not be negative")
+        if min(self.jitter, self.transfer_jitter, self.max_norm, self.soft_weight, self.hard_weight) < 0:
+            raise UserError("--jitter, --transfer-jitter, --max-norm, --soft-weight and --hard-weight "
+                            "must not be negative")
         if self.max_norm_layers not in MaxNorm.LAYERS:
             raise UserError(f"--max-norm-layers {self.max_norm_layers!r}: expected one of "
                             f"{', '.join(MaxNorm.LAYERS)}")
@@ -124,21 +127,30 @@ class Step:
 
     def __call__(self, X, Y, idx, lr, momentum, host_rng, soft_targets=None):
         """X ``(N, D)``, Y ``(N,)``, idx ``(B,)`` sample indices on the backend; soft_targets
-        ``(N, C)`` by sample index or None (hard labels)."""
+        ``(N, C)`` by sample index, or ``(S, N, C)`` by shift and sample index when
+        ``cfg.transfer_jitter`` is set (see :func:`nnkd.batches.shifts`), or None (hard labels)."""
         cfg, net, xp = self.cfg, self.net, self.xp
         xb, xj = self._batch_buffers(idx.shape[0], X.shape[1])
         gather(X, idx, xb)
         if cfg.jitter:
             jitter(xb, xj, cfg.jitter, host_rng)
             xb = xj
+        if soft_targets is not None and cfg.transfer_jitter:
+            # soft_targets: (shifts, N, C), the teacher's output for every shift of every image.
+            k = jitter(xb, xj, cfg.transfer_jitter, host_rng)
+            xb = xj
+            rows = xp.asarray(k) * X.shape[0] + idx
+            targets = soft_targets.reshape(-1, soft_targets.shape[-1])[rows]
+        elif soft_targets is not None:
+            targets = soft_targets[idx]
         yb = Y[idx]
         z = net.forward(xb, train=True)
         wrong = xp.count_nonzero(z.argmax(axis=1) != yb)
         if soft_targets is None:
             loss, g = losses.cross_entropy(z, yb)
         else:
-            loss, g = losses.distillation_loss(z, yb, soft_targets[idx], cfg.temperature,
-                                               cfg.soft_weight, cfg.hard_weight)
+            loss, g = losses.distillation_loss(z, yb, targets, cfg.temperature, cfg.soft_weight,
+                                               cfg.hard_weight)
         net.zero_grad()
         net.backward(g)
         self.opt.step(lr, momentum)
@@ -274,7 +286,8 @@ class Trainer:
         if "x_val" in self.data:
             row["val_err"] = count_errors(self.net, self.data["x_val"], self.data["y_val"]) \
                 / self.data["x_val"].shape[0]
-        row["test_errors"] = count_errors(self.net, self.data["x_test"], self.data["y_test"])
+        if self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
+            row["test_errors"] = count_errors(self.net, self.data["x_test"], self.data["y_test"])
         row["examples_per_s"] = N / train_seconds
         row["seconds"] = self.seconds
         return row
@@ -288,8 +301,9 @@ class Trainer:
                 f.write(json.dumps(row) + "\n")
             left = (cfg.epochs - self.epoch) * (self.seconds - t_first) / (self.epoch - first)
             val = f"{100 * row['val_err']:5.2f}%" if "val_err" in row else "   -  "
+            test = f"{row['test_errors']:4d}" if "test_errors" in row else "   -"
             self.log(f"  epoch {self.epoch:4d}/{cfg.epochs}  loss {row['loss']:.4f}  train err "
-                     f"{100 * row['train_err']:5.2f}%  val err {val}  test {row['test_errors']:4d}  "
+                     f"{100 * row['train_err']:5.2f}%  val err {val}  test {test}  "
                      f"lr {row['lr']:.4g}  mom {row['momentum']:.3f}  {row['examples_per_s']:7.0f} ex/s  "
                      f"left {_fmt_time(left)}")
             if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs:
@@ -308,7 +322,8 @@ def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=N
         data: dict of backend arrays: ``x_train`` float32 ``(N, 784)``, ``y_train``
             int ``(N,)``, ``x_test``, ``y_test`` and optionally ``x_val``, ``y_val``.
         soft_targets: ``(N, C)`` teacher probabilities at ``cfg.temperature``, by
-            sample index (row i belongs to ``x_train[i]``); None trains on hard labels.
+            sample index (row i belongs to ``x_train[i]``), or ``(S, N, C)`` by shift and
+            sample index with ``cfg.transfer_jitter``; None trains on hard labels.
         stop: a :class:`StopFlag`; when set, training stops after the current step.
         check_every: steps between finiteness checks of the loss (each one reads a
             number back from the device); default 1 on NumPy, 50 on CuPy.

@@ -207,3 +207,23 @@ def test_real_gpu_out_of_memory(cupy_backend, tmp_path):
     with pytest.raises(UserError, match="out of GPU memory .* batch size 60000"):
         train(small_cfg(arch="784-400000-10", batch_size=60000, jitter=0, epochs=1), be, data,
               tmp_path / "s", log=lambda s: None)
+
+
+def test_jittered_transfer_set_pairs_each_image_with_its_own_logits(backend, tmp_path):
+    """With --transfer-jitter, the logits looked up for a jittered batch row are the
+    teacher's logits of exactly that shifted image."""
+    from nnkd.batches import jitter
+    from nnkd.pipeline import teacher_logits
+    data = synthetic(backend, n=300)
+    teacher = small_cfg(arch="784-16-10").build(backend)
+    z = teacher_logits(teacher, data, tmp_path / "logits.npy", max_shift=2, log=lambda s: None)
+    assert z.shape == (25, 300, 10)
+    X = data["x_train"]
+    idx = backend.asarray(np.random.default_rng(0).permutation(300)[:50])
+    xb = X[idx].copy()
+    xj = backend.xp.empty_like(xb)
+    k = jitter(xb, xj, 2, np.random.default_rng(1))
+    looked_up = z.reshape(-1, 10)[backend.xp.asarray(k) * 300 + idx]
+    np.testing.assert_allclose(host(looked_up), host(teacher.forward(xj, train=False)), rtol=1e-5, atol=1e-5)
+    # The cache is reused only for the same layout.
+    assert teacher_logits(teacher, data, tmp_path / "logits.npy", max_shift=2, log=lambda s: None).shape == (25, 300, 10)
