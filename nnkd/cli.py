@@ -326,6 +326,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: not an error worth a message
+        return 1
     except OSError as exc:  # a full disk or a folder that cannot be written, outside checkpoints
         where = f" {exc.filename}" if exc.filename else ""
         print(f"error: cannot write{where} ({exc.strerror or exc}); checkpoints already written are "
