@@ -21,7 +21,7 @@ step "gradient checks on cupy"
 $py main.py gradcheck --backend cupy | tee "$out/gradcheck.txt" | tail -4 || status=1
 
 step "test suite (CuPy cases run where a GPU is usable)"
-timeout 240 $py -m pytest -q -x -p no:cacheprovider tests 2>&1 | tail -15 || status=1
+timeout 240 $py -m pytest -q -p no:cacheprovider tests 2>&1 | tail -15 || status=1
 
 step "benchmark: numpy vs cupy vs torch, batch 100 and 1024"
 timeout 240 $py benchmarks/bench_train.py --backends numpy,cupy --batches 100,1024 --seconds 1 \

@@ -171,6 +171,16 @@ def _install_stop():
     return stop
 
 
+def _verify_shipped_teacher():
+    """The shipped teacher must match its recorded SHA-256 (a damaged clone or LFS pointer)."""
+    import hashlib
+    expected = (PRETRAINED_TEACHER.parent / "SHA256SUMS").read_text().split()[0]
+    got = hashlib.sha256(PRETRAINED_TEACHER.read_bytes()).hexdigest()
+    if got != expected:
+        raise UserError(f"the shipped teacher {PRETRAINED_TEACHER} fails its SHA-256 check: restore it "
+                        "with `git checkout pretrained/`, or train one with --retrain-teacher")
+
+
 def cmd_train(args):
     from .backend import get_backend
     from .data import load
@@ -197,10 +207,14 @@ def cmd_train(args):
             cfg.validate(n_train=n_train)
         teacher_ckpt = None
         if args.command == "distill" and not args.retrain_teacher:
-            teacher_ckpt = args.teacher or (str(PRETRAINED_TEACHER) if PRETRAINED_TEACHER.exists() else None)
+            # --teacher CKPT, else the shipped teacher, else train one.
             if args.teacher:
+                teacher_ckpt = args.teacher
                 from .checkpoint import load as load_ckpt
                 load_ckpt(args.teacher)  # refuse a bad path before anything is written
+            elif PRETRAINED_TEACHER.exists():
+                teacher_ckpt = str(PRETRAINED_TEACHER)
+                _verify_shipped_teacher()
         run = {"command": args.command, "dataset": args.dataset, "validation": args.validation,
                "configs": {k: asdict(v) for k, v in cfgs.items()}, "teacher_checkpoint": teacher_ckpt,
                "baseline": not getattr(args, "no_baseline", False), "preset": args.preset,

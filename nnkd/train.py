@@ -35,7 +35,7 @@ class TrainConfig:
     arch: str = "784-800-800-10"
     dropout_input: float = 0.0
     dropout_hidden: float = 0.0
-    jitter: int = 0                  # max shift in pixels (0 = off)
+    jitter: int = 0                  # max shift in pixels of hard-label training (0 = off)
     epochs: int = 60
     batch_size: int = 100
     lr: float = 0.1                  # lr0
@@ -54,7 +54,9 @@ class TrainConfig:
     temperature: float = 20.0        # the fields below are used when training on soft targets
     soft_weight: float = 1.0
     hard_weight: float = 0.0
-    transfer_jitter: int = 0         # max shift of the transfer set's images (0 = as they are)
+    transfer_jitter: int = 0         # max shift of the transfer set's images (0 = as they are);
+    #                                  on soft targets it replaces `jitter`, whose shifts would
+    #                                  not match the images the teacher's logits belong to
     checkpoint_every: int = 1        # epochs
     eval_every: int = 1              # epochs between test-set evaluations (and always the last)
 
@@ -132,16 +134,17 @@ class Step:
         cfg, net, xp = self.cfg, self.net, self.xp
         xb, xj = self._batch_buffers(idx.shape[0], X.shape[1])
         gather(X, idx, xb)
-        if cfg.jitter:
-            jitter(xb, xj, cfg.jitter, host_rng)
-            xb = xj
-        if soft_targets is not None and cfg.transfer_jitter:
-            # soft_targets: (shifts, N, C), the teacher's output for every shift of every image.
+        if soft_targets is None:
+            if cfg.jitter:
+                jitter(xb, xj, cfg.jitter, host_rng)
+                xb = xj
+        elif cfg.transfer_jitter:
+            # soft_targets (shifts, N, C): the teacher's output for every shift of every image.
             k = jitter(xb, xj, cfg.transfer_jitter, host_rng)
             xb = xj
             rows = xp.asarray(k) * X.shape[0] + idx
             targets = soft_targets.reshape(-1, soft_targets.shape[-1])[rows]
-        elif soft_targets is not None:
+        else:
             targets = soft_targets[idx]
         yb = Y[idx]
         z = net.forward(xb, train=True)
