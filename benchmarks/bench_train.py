@@ -78,7 +78,9 @@ def bench_nnkd(backend, role, cfg, soft, batch, seconds):
     rng = np.random.default_rng(0)
     X = backend.asarray(rng.random((N_DATA, 784), dtype=np.float32))
     Y = backend.asarray(rng.integers(0, 10, N_DATA))
-    P = losses.softmax(backend.asarray(rng.standard_normal((N_DATA, 10)).astype(np.float32) * 5), 20.0) \
+    # Soft targets by sample index, or by (shift, sample index) for a jittered transfer set.
+    shape = ((2 * cfg.transfer_jitter + 1) ** 2, N_DATA, 10) if cfg.transfer_jitter else (N_DATA, 10)
+    P = losses.softmax(backend.asarray(rng.standard_normal(shape).astype(np.float32) * 5), 20.0) \
         if soft else None
     net = cfg.build(backend)
     step = Step(cfg, net)

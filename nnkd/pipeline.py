@@ -106,7 +106,7 @@ def results_table(rows, temperature):
     lines = ["| model | test errors | error % | parameters | epochs | training time | paper | seed |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for role, r in rows.items():
-        label = LABELS[role].format(T=temperature, arch=r["arch"])
+        label = LABELS[role].format(T=temperature, arch=r["arch"]) + (" (pretrained)" if "source" in r else "")
         lines.append(f"| {label} | {r['test_errors']} | {100 * r['test_errors'] / r['n_test']:.2f} | "
                      f"{r['params']:,} | {r['epochs']} | {r['seconds'] / 60:.1f} min | {PAPER[role]} | "
                      f"{SEED[role]} |")
@@ -121,6 +121,7 @@ def run_distill(settings, backend, ds, out_dir, log=print, stop=None):
     ``train_limit`` (int or None).
     """
     out_dir = Path(out_dir)
+    t_start = time.perf_counter()
     data = device_data(ds, backend, settings.get("validation", 0), settings.get("normalize", False),
                        settings.get("train_limit"))
     t_cfg, s_cfg = settings["teacher"], settings["student"]
@@ -145,9 +146,11 @@ def run_distill(settings, backend, ds, out_dir, log=print, stop=None):
         raise UserError(f"the teacher takes {teacher.sizes[0]} inputs but the data has "
                         f"{data['x_train'].shape[1]}")
 
+    t_logits = time.perf_counter()
     z = teacher_logits(teacher, data, out_dir / "teacher_logits.npy", s_cfg.transfer_jitter, log)
     soft = losses.softmax(z, s_cfg.temperature).astype(np.float32)
     del z
+    logits_seconds = time.perf_counter() - t_logits
 
     if settings.get("baseline", True):
         log(f"baseline student: {s_cfg.arch}, hard labels, {s_cfg.epochs} epochs")
@@ -164,7 +167,9 @@ def run_distill(settings, backend, ds, out_dir, log=print, stop=None):
     table = results_table(rows, s_cfg.temperature)
     results = {"models": rows, "temperature": s_cfg.temperature, "backend": backend.describe(),
                "teacher_config": asdict(t_cfg), "student_config": asdict(s_cfg),
-               "paper": PAPER, "seed_reimplementation": SEED, "data": ds.source}
+               "paper": PAPER, "seed_reimplementation": SEED, "data": ds.source,
+               "teacher_logits_seconds": logits_seconds,
+               "wall_seconds_this_session": time.perf_counter() - t_start}
     (out_dir / "results.json").write_text(json.dumps(results, indent=1))
     (out_dir / "results.md").write_text(table + "\n")
     return results, table

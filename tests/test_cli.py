@@ -74,3 +74,23 @@ def test_help_for_every_command():
     for cmd in ("distill", "train-teacher", "train-student", "evaluate", "export", "data", "gradcheck"):
         r = run(cmd, "--help")
         assert r.returncode == 0 and "usage:" in r.stdout
+
+
+def test_damaged_shipped_teacher_is_refused(tmp_path, monkeypatch, capsys):
+    from nnkd import cli
+    ckpt = tmp_path / "teacher" / "checkpoint.npz"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"version https://git-lfs.github.com/spec/v1\n")  # e.g. an LFS pointer
+    (ckpt.parent / "SHA256SUMS").write_text("0" * 64 + "  checkpoint.npz\n")
+    monkeypatch.setattr(cli, "PRETRAINED_TEACHER", ckpt)
+    assert cli.main(["distill", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "fails its SHA-256 check" in err and "--retrain-teacher" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_shipped_teacher_matches_its_checksum():
+    import hashlib
+    from nnkd.cli import PRETRAINED_TEACHER
+    expected = (PRETRAINED_TEACHER.parent / "SHA256SUMS").read_text().split()[0]
+    assert hashlib.sha256(PRETRAINED_TEACHER.read_bytes()).hexdigest() == expected
