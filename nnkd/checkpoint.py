@@ -9,7 +9,6 @@ two can never disagree about which epoch the arrays belong to.
 """
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -17,25 +16,16 @@ import numpy as np
 
 from . import __version__
 from .errors import UserError
+from .files import atomic_write
 
 FORMAT = 1
 META_KEY = "__meta__"
 
 
 def _atomic_write(path, write):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, write)
     except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
         raise UserError(f"could not write {path}: {exc.strerror or exc}; the previous checkpoint, "
                         "if any, is intact: free space or choose another --out") from None
 

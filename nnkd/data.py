@@ -44,6 +44,7 @@ except ImportError:  # pragma: no cover - NumPy 1
     from numpy.core.multiarray import _reconstruct as _np_reconstruct
 
 from .errors import UserError
+from .files import atomic_write
 
 __all__ = [
     "DataError", "Dataset", "FILES", "SPECS", "Spec", "Mirror", "DirectorySource",
@@ -201,18 +202,7 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 def _atomic_write(path: Path, data: bytes | bytearray) -> None:
     """Write ``data`` to a temporary file next to ``path``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda f: f.write(data))
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:

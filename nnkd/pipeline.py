@@ -20,6 +20,7 @@ import numpy as np
 
 from . import losses
 from .errors import UserError
+from .files import atomic_write
 from .train import TrainConfig, count_errors, load_weights, train
 
 PAPER = {"teacher": 67, "student": 146, "distilled": 74}
@@ -79,10 +80,7 @@ def teacher_logits(net, data, path, max_shift=0, log=print):
         shift_into(X.reshape(n, side, side), moved.reshape(n, side, side), dy, dx)
         z[k] = net.predict_logits(moved)
     z = z.reshape(shape)
-    host = net.backend.to_host(z)
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, host)
-    tmp.replace(path)
+    atomic_write(path, lambda f: np.save(f, net.backend.to_host(z)))
     log(f"teacher logits: {len(moves)} x {n} images in {time.perf_counter() - t0:.1f} s -> {path}")
     return z
 
