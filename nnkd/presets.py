@@ -29,15 +29,15 @@ PRESETS = {
     },
     "fast": {
         "teacher": TrainConfig(arch=TEACHER_ARCH, dropout_input=0.2, dropout_hidden=0.5, jitter=2,
-                               max_norm=15.0, max_norm_squared=True, epochs=115, batch_size=100,
+                               max_norm=15.0, max_norm_squared=True, epochs=125, batch_size=100,
                                lr=0.05, lr_schedule="cosine", momentum_start=0.9, momentum_end=0.9,
                                momentum_form="classic", eval_every=5),
         # The distilled student sees the transfer set jittered like the teacher's training set,
         # with the teacher's logits computed once for every shift of every image.
-        "student": TrainConfig(arch=STUDENT_ARCH, epochs=72, batch_size=100, lr=0.02,
+        "student": TrainConfig(arch=STUDENT_ARCH, epochs=60, batch_size=100, lr=0.02,
                                lr_schedule="cosine", momentum_start=0.9, momentum_end=0.9,
                                momentum_form="classic", temperature=20.0, soft_weight=1.0,
-                               hard_weight=0.1, transfer_jitter=2, eval_every=4),
+                               hard_weight=0.1, transfer_jitter=2),
     },
     # Seconds: a 5,000-image training set, where the dropout/jitter teacher generalizes
     # much better than a plain student, so distillation shows a clear gain.
