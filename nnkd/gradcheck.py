@@ -49,7 +49,7 @@ def check(name, f, x, grad, h=1e-4, tol=1e-6, max_elements=64, n_directions=8, s
         max_elements: arrays up to this size are checked element by element;
             larger ones along ``n_directions`` random directions.
     """
-    xp = _array_module(x)
+    xp = array_module(x)
     assert x.dtype == np.float64, "gradient checks run in float64"
     g = np.asarray(_host(grad), dtype=np.float64)
     errors, lines = [], []
@@ -87,11 +87,6 @@ def check(name, f, x, grad, h=1e-4, tol=1e-6, max_elements=64, n_directions=8, s
                f"  analytic gradient:\n{np.array2string(g, threshold=50, precision=6)}\n"
                + "\n".join(lines))
     return Result(name, tuple(x.shape), worst, tol, details)
-
-
-def _array_module(x):
-    from .backend import array_module
-    return array_module(x)
 
 
 def _host(a):
