@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .backend import array_module
+
 # Floor of the relative error's denominator.  Exact zeros of the analytic gradient
 # (dropped units, ReLU-off inputs) meet numeric values of pure rounding noise, about
 # 1e-12 here; dividing by 1e-5 instead of by that noise keeps such an entry at ~1e-7,
