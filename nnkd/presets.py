@@ -34,7 +34,7 @@ PRESETS = {
                                momentum_form="classic", eval_every=5),
         # The distilled student sees the transfer set jittered like the teacher's training set,
         # with the teacher's logits computed once for every shift of every image.
-        "student": TrainConfig(arch=STUDENT_ARCH, epochs=60, batch_size=100, lr=0.02,
+        "student": TrainConfig(arch=STUDENT_ARCH, epochs=60, batch_size=100, lr=0.035,
                                lr_schedule="cosine", momentum_start=0.9, momentum_end=0.9,
                                momentum_form="classic", temperature=20.0, soft_weight=1.0,
                                hard_weight=0.1, transfer_jitter=2),
