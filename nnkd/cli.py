@@ -1,4 +1,5 @@
-"""The command line: ``python main.py {distill,train-teacher,train-student,evaluate,data,gradcheck}``.
+"""The command line: ``python main.py {distill,train-teacher,train-student,sweep,plot,report,evaluate,
+export,data,gradcheck}``.
 
 Every user mistake ends as one line ``error: ...`` on stderr, a non-zero exit
 status and no traceback; nothing is written before the arguments are checked.
@@ -94,6 +95,11 @@ def build_parser():
     p.add_argument("--retrain-teacher", action="store_true",
                    help="train the teacher from scratch instead of using the shipped one")
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline student")
+    p.add_argument("--omit-digit", default=None, metavar="D[,D...]",
+                   help="leave these classes out of the students' transfer set (paper: 3); the bias "
+                   "correction is then chosen on --validation images (default 10000)")
+    p.add_argument("--only-digits", default=None, metavar="D,D[,...]",
+                   help="keep only these classes in the students' transfer set (paper: 7,8)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a stopped run")
     _add_overrides(p, OVERRIDES + DISTILL_OVERRIDES)
     p.add_argument("--teacher-epochs", type=int, default=None, help="teacher epochs (when training one)")
@@ -104,6 +110,26 @@ def build_parser():
         _add_common(p, name)
         p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a stopped run")
         _add_overrides(p, OVERRIDES)
+
+    p = sub.add_parser("sweep", help="distilled students over temperatures x widths x seeds, one teacher")
+    p.add_argument("--temperatures", default="1,2,4,8,20", help="comma-separated (default 1,2,4,8,20)")
+    p.add_argument("--widths", default="800,300,30", help="hidden units per layer (default 800,300,30)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated (default 0,1,2)")
+    p.add_argument("--jobs", type=int, default=1, help="cells trained in parallel processes (default 1)")
+    p.add_argument("--teacher", default=None, help="teacher checkpoint.npz (default: the shipped one)")
+    p.add_argument("--backend", default="numpy", help="numpy (default, CPU) or cupy (NVIDIA GPU)")
+    p.add_argument("--preset", default="fast", help="student settings of this preset (default fast)")
+    p.add_argument("--out", default=None, help="sweep folder; the same command again continues it")
+    p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
+    p.add_argument("--validation", type=int, default=0, help="hold out the last N training images")
+    p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
+    _add_overrides(p, [o for o in OVERRIDES + DISTILL_OVERRIDES if o[1] not in ("arch", "temperature")])
+
+    p = sub.add_parser("plot", help="PNG figures of a distill run or a sweep (needs matplotlib)")
+    p.add_argument("run_dir", help="a run folder (distill, train-teacher, train-student) or a sweep folder")
+
+    p = sub.add_parser("report", help="one table of several distill runs (e.g. seeds), mean and std")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished distill run folders")
 
     p = sub.add_parser("evaluate", help="test errors, per-class errors and confusion matrix")
     p.add_argument("checkpoint", help="a checkpoint.npz written by nnkd")
@@ -125,10 +151,10 @@ def build_parser():
 def _configs(args):
     """The TrainConfigs a training command asked for: preset, then flags."""
     cfgs, limit = preset(args.preset)
-    table = OVERRIDES + (DISTILL_OVERRIDES if args.command == "distill" else [])
+    table = OVERRIDES + (DISTILL_OVERRIDES if args.command in ("distill", "sweep") else [])
     role = {"train-teacher": "teacher"}.get(args.command, "student")
-    changes = {name: getattr(args, name) for _, name, _, _ in table if getattr(args, name) is not None}
-    cfgs[role] = replace(cfgs[role], seed=args.seed, **changes)
+    changes = {name: getattr(args, name) for _, name, _, _ in table if getattr(args, name, None) is not None}
+    cfgs[role] = replace(cfgs[role], seed=getattr(args, "seed", 0), **changes)
     if args.command == "distill":
         t = {"seed": args.seed}
         if args.teacher_epochs is not None:
@@ -148,13 +174,14 @@ def _new_run_dir(args):
 
 
 class Log:
-    """Print a line and append it to the run's log.txt."""
+    """Print a line (unless ``echo`` is false) and append it to the run's log.txt."""
 
-    def __init__(self, path=None):
-        self.path = path
+    def __init__(self, path=None, echo=True):
+        self.path, self.echo = path, echo
 
     def __call__(self, line):
-        print(line, flush=True)
+        if self.echo:
+            print(line, flush=True)
         if self.path:
             with open(self.path, "a") as f:
                 f.write(line + "\n")
@@ -181,6 +208,51 @@ def _verify_shipped_teacher():
                         "with `git checkout pretrained/`, or train one with --retrain-teacher")
 
 
+def _digits(flag, text):
+    try:
+        digits = sorted({int(d) for d in text.split(",")})
+    except ValueError:
+        digits = None
+    if not digits or not all(0 <= d <= 9 for d in digits):
+        raise UserError(f"{flag} {text!r}: give digits 0-9 separated by commas, e.g. 3 or 7,8")
+    return digits
+
+
+def _absent_classes(args):
+    """The classes that --omit-digit / --only-digits leave out of the transfer set."""
+    if args.omit_digit and args.only_digits:
+        raise UserError("--omit-digit and --only-digits exclude each other: give one")
+    if args.omit_digit:
+        absent = _digits("--omit-digit", args.omit_digit)
+    elif args.only_digits:
+        kept = _digits("--only-digits", args.only_digits)
+        absent = [d for d in range(10) if d not in kept]
+    else:
+        return []
+    if len(absent) == 10:
+        raise UserError("--omit-digit leaves no class in the transfer set")
+    return absent
+
+
+def _teacher_checkpoint(args):
+    """--teacher CKPT, else the shipped teacher (MNIST only), else None: train one.
+    A bad path or a teacher trained on other data is refused before anything is written."""
+    from .checkpoint import load as load_ckpt
+    from .data import checksum
+    if args.retrain_teacher:
+        return None
+    if args.teacher:
+        _, meta = load_ckpt(args.teacher)
+        if meta.get("data_checksum") not in (None, checksum(args.dataset)):
+            raise UserError(f"--teacher {args.teacher} was trained on other data than {args.dataset}: "
+                            "give a teacher trained on it, or --retrain-teacher")
+        return args.teacher
+    if args.dataset == "mnist" and PRETRAINED_TEACHER.exists():
+        _verify_shipped_teacher()
+        return str(PRETRAINED_TEACHER)
+    return None
+
+
 def cmd_train(args):
     from .backend import get_backend
     from .data import load
@@ -200,25 +272,21 @@ def cmd_train(args):
             raise UserError(f"--train-limit must be a positive number of images, got {limit}")
         if args.validation < 0:
             raise UserError(f"--validation must not be negative, got {args.validation}")
-        n_train = min(limit or TRAIN_SIZE, TRAIN_SIZE) - args.validation
+        from .data import SPECS
+        if args.dataset not in SPECS:
+            raise UserError(f"unknown dataset {args.dataset!r}: expected one of {', '.join(SPECS)}")
+        absent = _absent_classes(args) if args.command == "distill" else []
+        validation = args.validation or (10000 if absent else 0)
+        n_train = min(limit or TRAIN_SIZE, TRAIN_SIZE) - validation
         if n_train < 1:
-            raise UserError(f"--validation {args.validation} leaves no training images")
+            raise UserError(f"--validation {validation} leaves no training images")
         for cfg in cfgs.values():
             cfg.validate(n_train=n_train)
-        teacher_ckpt = None
-        if args.command == "distill" and not args.retrain_teacher:
-            # --teacher CKPT, else the shipped teacher, else train one.
-            if args.teacher:
-                teacher_ckpt = args.teacher
-                from .checkpoint import load as load_ckpt
-                load_ckpt(args.teacher)  # refuse a bad path before anything is written
-            elif PRETRAINED_TEACHER.exists():
-                teacher_ckpt = str(PRETRAINED_TEACHER)
-                _verify_shipped_teacher()
-        run = {"command": args.command, "dataset": args.dataset, "validation": args.validation,
+        teacher_ckpt = _teacher_checkpoint(args) if args.command == "distill" else None
+        run = {"command": args.command, "dataset": args.dataset, "validation": validation,
                "configs": {k: asdict(v) for k, v in cfgs.items()}, "teacher_checkpoint": teacher_ckpt,
                "baseline": not getattr(args, "no_baseline", False), "preset": args.preset,
-               "train_limit": limit,
+               "train_limit": limit, "absent_classes": absent,
                "nnkd_version": __version__}
         out = _new_run_dir(args)
     backend = get_backend(args.backend)
@@ -246,7 +314,8 @@ def _train_commands(args, run, cfgs, backend, ds, out, log, stop):
     t0 = time.perf_counter()
     if args.command == "distill":
         settings = dict(cfgs, teacher_checkpoint=run["teacher_checkpoint"], baseline=run["baseline"],
-                        validation=run["validation"], train_limit=run["train_limit"])
+                        validation=run["validation"], train_limit=run["train_limit"],
+                        absent_classes=run.get("absent_classes", []))
         results, table = run_distill(settings, backend, ds, out, log=log, stop=stop)
         log("")
         log(table)
@@ -258,6 +327,92 @@ def _train_commands(args, run, cfgs, backend, ds, out, log, stop):
                            data_checksum=ds.checksum)
         log(f"{role}: {summary['test_errors']} test errors in {summary['seconds'] / 60:.1f} min; "
             f"checkpoint {out / role / 'checkpoint.npz'}")
+
+
+def _numbers(flag, text, typ):
+    """A comma-separated list of positive numbers (seeds may be 0)."""
+    lowest = 0 if flag == "--seeds" else 1e-12
+    try:
+        values = [typ(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < lowest:
+        raise UserError(f"{flag} {text!r}: give positive numbers separated by commas, e.g. 1,2,4")
+    return values
+
+
+def cmd_sweep(args):
+    from .backend import get_backend
+    from .checkpoint import load as load_ckpt
+    from .data import SPECS, load
+    from .sweep import cell_config, run_sweep
+    from .train import load_weights
+
+    if args.dataset not in SPECS:
+        raise UserError(f"unknown dataset {args.dataset!r}: expected one of {', '.join(SPECS)}")
+    cfgs, limit = _configs(args)
+    settings = {"temperatures": _numbers("--temperatures", args.temperatures, float),
+                "widths": _numbers("--widths", args.widths, int),
+                "seeds": _numbers("--seeds", args.seeds, int), "dataset": args.dataset,
+                "validation": args.validation, "train_limit": limit}
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be a positive whole number, got {args.jobs}")
+    args.retrain_teacher = False
+    teacher_ckpt = _teacher_checkpoint(args)
+    if teacher_ckpt is None:
+        raise UserError(f"a sweep distills from a trained teacher: give --teacher CHECKPOINT (train one "
+                        f"with `python main.py train-teacher --dataset {args.dataset}`)")
+    n_train = min(limit or TRAIN_SIZE, TRAIN_SIZE) - args.validation
+    for width in settings["widths"]:
+        cell_config(cfgs["student"], width, 1.0, 0).validate(n_train=n_train)
+    record = dict(settings, student=asdict(cfgs["student"]), teacher_checkpoint=teacher_ckpt,
+                  nnkd_version=__version__)
+    out = Path(args.out) if args.out else ROOT / "runs" / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (out / "sweep.json").exists():
+        # The grid may grow (more seeds, widths, temperatures); what trains a cell may not change.
+        saved = json.loads((out / "sweep.json").read_text())
+        same = ("student", "teacher_checkpoint", "dataset", "validation", "train_limit")
+        if any(saved.get(k) != record[k] for k in same):
+            raise UserError(f"{out} holds a sweep with other settings: give the same settings to "
+                            "continue or extend it, or choose another --out")
+    elif out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} already holds files that are not a sweep: choose another --out")
+    backend = get_backend(args.backend)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "sweep.json").write_text(json.dumps(record, indent=1))
+    except OSError as exc:
+        raise UserError(f"cannot write the sweep folder {out} ({exc.strerror or exc}): choose another "
+                        "--out") from None
+    log = Log(out / "log.txt")
+    log(f"nnkd {__version__}  sweep  preset {args.preset}  {backend.describe()}  folder {out}")
+    ds = load(args.dataset, log=log)
+    _, meta = load_ckpt(teacher_ckpt)
+    teacher = TrainConfig.from_dict(meta["config"]).build(backend)
+    load_weights(teacher, teacher_ckpt)
+    log(f"teacher: {teacher_ckpt}")
+    t0 = time.perf_counter()
+    try:
+        _, table = run_sweep(dict(settings, student=cfgs["student"], jobs=args.jobs), backend, ds,
+                             teacher, out, log=log)
+    except Interrupted as exc:
+        raise Interrupted(f"{exc}; continue with the same command") from None
+    log("")
+    log(table)
+    log(f"\nwall time {(time.perf_counter() - t0) / 60:.1f} min; results in {out / 'results.md'}")
+    return 0
+
+
+def cmd_plot(args):
+    from .plots import plot
+    plot(args.run_dir)
+    return 0
+
+
+def cmd_report(args):
+    from .pipeline import runs_table
+    print(runs_table(args.run_dirs))
+    return 0
 
 
 def cmd_evaluate(args):
@@ -324,7 +479,7 @@ def cmd_gradcheck(args):
     return 1 if failed else 0
 
 
-COMMANDS = {"distill": cmd_train, "train-teacher": cmd_train, "train-student": cmd_train,
+COMMANDS = {"distill": cmd_train, "sweep": cmd_sweep, "plot": cmd_plot, "report": cmd_report, "train-teacher": cmd_train, "train-student": cmd_train,
             "evaluate": cmd_evaluate, "export": cmd_export, "data": cmd_data, "gradcheck": cmd_gradcheck}
 
 

@@ -678,7 +678,6 @@ def load(name: str = "mnist", root: str | os.PathLike | None = None,
             raise DataError(f"{where}: {images_file} {images.shape} does not match "
                             f"{labels_file} {labels.shape}; delete both and run "
                             f"`python main.py data` to fetch verified copies")
-    checksum = _sha256("".join(f"{f} {spec.sha256[f]}\n" for f in FILES).encode())[:16]
     return Dataset(
         name=name,
         train_images=arrays[TRAIN_IMAGES].reshape(-1, 784),
@@ -687,8 +686,14 @@ def load(name: str = "mnist", root: str | os.PathLike | None = None,
         test_labels=arrays[TEST_LABELS],
         source=" + ".join(used),
         cache_dir=cache_dir,
-        checksum=checksum,
+        checksum=checksum(name),
     )
+
+
+def checksum(name: str) -> str:
+    """Short hex digest identifying a dataset's exact files (kept in checkpoints)."""
+    spec = SPECS[name]
+    return _sha256("".join(f"{f} {spec.sha256[f]}\n" for f in FILES).encode())[:16]
 
 
 def describe(ds: Dataset) -> list[str]:

@@ -1,0 +1,151 @@
+"""``python main.py plot RUN_DIR``: PNG figures of a distill run or a sweep (needs matplotlib).
+
+A distill run folder gets ``learning_curves.png`` (test errors and training error of
+the teacher, baseline and distilled student per epoch, from their metrics.jsonl) and
+``dark_knowledge.png`` (the teacher's softmax on a few test images at T = 1 and T = 20).
+A sweep folder gets ``errors_vs_temperature.png`` (mean test errors and their spread
+per student width).
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+COLORS = {"teacher": "tab:blue", "student": "tab:red", "distilled": "tab:green"}
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise UserError("plotting needs matplotlib: pip install -e .[plot] (or pip install matplotlib)") \
+            from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _metrics(stage_dir):
+    f = Path(stage_dir) / "metrics.jsonl"
+    if not f.exists():
+        return []
+    return [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+
+
+def _teacher_dir(run_dir, run):
+    ckpt = run.get("teacher_checkpoint")
+    return Path(ckpt).parent if ckpt else run_dir / "teacher"
+
+
+def learning_curves(run_dir, run, plt):
+    fig, (ax_test, ax_train) = plt.subplots(1, 2, figsize=(11, 4))
+    stages = {"teacher": _teacher_dir(run_dir, run), "student": run_dir / "student",
+              "distilled": run_dir / "distilled"}
+    for role, d in stages.items():
+        rows = _metrics(d)
+        if not rows:
+            continue
+        tested = [r for r in rows if "test_errors" in r]
+        ax_test.plot([r["epoch"] for r in tested], [r["test_errors"] for r in tested], "o-", ms=2,
+                     color=COLORS[role], label=role)
+        ax_train.plot([r["epoch"] for r in rows], [100 * r["train_err"] for r in rows],
+                      color=COLORS[role], label=role)
+    ax_test.set(xlabel="epoch", ylabel="test errors (of 10,000)", yscale="log",
+                title="test errors")
+    ax_train.set(xlabel="epoch", ylabel="training error %  (dropout, jitter on)", yscale="log",
+                 title="training error")
+    for ax in (ax_test, ax_train):
+        ax.yaxis.set_major_formatter(plt.matplotlib.ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(plt.matplotlib.ticker.ScalarFormatter())
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"{run_dir.name}: learning curves")
+    fig.tight_layout()
+    return fig
+
+
+def dark_knowledge(run_dir, run, plt, n_images=4):
+    """The teacher's class probabilities on the first test image of a few classes, at T=1 and T=20."""
+    from . import losses
+    from .backend import get_backend
+    from .checkpoint import load as load_ckpt
+    from .data import load
+    from .train import TrainConfig, load_weights
+    ckpt = Path(run.get("teacher_checkpoint") or run_dir / "teacher" / "checkpoint.npz")
+    if not ckpt.exists():
+        return None
+    backend = get_backend("numpy")
+    _, meta = load_ckpt(ckpt)
+    teacher = TrainConfig.from_dict(meta["config"]).build(backend)
+    load_weights(teacher, ckpt)
+    ds = load(run.get("dataset", "mnist"), log=lambda line: None)
+    wanted = (2, 3, 7, 9)[:n_images]
+    idx = [int(np.flatnonzero(ds.test_labels == c)[0]) for c in wanted]
+    x = ds.test_images[idx].astype(np.float32) / 255.0
+    z = teacher.predict_logits(x)
+    fig, axes = plt.subplots(len(idx), 3, figsize=(10, 2.2 * len(idx)),
+                             gridspec_kw={"width_ratios": [1, 3, 3]})
+    for row, i in enumerate(idx):
+        axes[row, 0].imshow(ds.test_images[i].reshape(28, 28), cmap="gray_r")
+        axes[row, 0].set_axis_off()
+        axes[row, 0].set_title(f"test image {i} (label {ds.test_labels[i]})", fontsize=8)
+        for col, t, scale in ((1, 1.0, "log"), (2, 20.0, "linear")):
+            p = losses.softmax(z[row:row + 1].astype(np.float64), t)[0]
+            ax = axes[row, col]
+            ax.bar(range(len(p)), p, color="tab:gray")
+            ax.set(yscale=scale, xticks=range(len(p)))
+            if scale == "log":
+                ax.set_ylim(1e-12, 1.5)
+            ax.set_title(f"teacher softmax at T={t:g} ({scale} scale)", fontsize=8)
+    fig.suptitle("dark knowledge: what the teacher says about the wrong classes, "
+                 "all but invisible at T=1, is what T=20 passes on")
+    fig.tight_layout()
+    return fig
+
+
+def errors_vs_temperature(run_dir, plt):
+    res_file = run_dir / "results.json"
+    if not res_file.exists():
+        raise UserError(f"{run_dir} has no results.json yet: let the sweep finish (or run it again)")
+    cells = [c for c in json.loads(res_file.read_text())["cells"] if c["mean"] is not None]
+    widths = sorted({c["width"] for c in cells}, reverse=True)
+    fig, axes = plt.subplots(1, len(widths), figsize=(4 * len(widths), 3.6), squeeze=False)
+    for ax, width in zip(axes[0], widths):
+        mine = sorted((c for c in cells if c["width"] == width), key=lambda c: c["temperature"])
+        ax.errorbar([c["temperature"] for c in mine], [c["mean"] for c in mine],
+                    yerr=[c["std"] or 0.0 for c in mine], fmt="o-", capsize=3)
+        for c in mine:
+            ax.plot([c["temperature"]] * len(c["errors"]), c["errors"], ".", color="tab:gray")
+        ax.set(xscale="log", xlabel="temperature T", ylabel="test errors (of 10,000)",
+               title=f"student 784-{width}-{width}-10")
+        ax.set_xticks([c["temperature"] for c in mine], [f"{c['temperature']:g}" for c in mine])
+        ax.grid(True, alpha=0.3)
+    fig.suptitle("distilled student: test errors against temperature (mean ± std over seeds, dots: seeds)")
+    fig.tight_layout()
+    return fig
+
+
+def plot(run_dir, log=print):
+    """Write the run's figures as PNGs into ``run_dir``; returns their paths."""
+    plt = _pyplot()
+    run_dir = Path(run_dir)
+    if (run_dir / "sweep.json").exists():
+        figures = {"errors_vs_temperature.png": errors_vs_temperature(run_dir, plt)}
+    elif (run_dir / "run.json").exists():
+        run = json.loads((run_dir / "run.json").read_text())
+        figures = {"learning_curves.png": learning_curves(run_dir, run, plt),
+                   "dark_knowledge.png": dark_knowledge(run_dir, run, plt)}
+    else:
+        raise UserError(f"{run_dir} is not a run or sweep folder written by nnkd (no run.json or sweep.json)")
+    paths = []
+    for name, fig in figures.items():
+        if fig is None:
+            continue
+        fig.savefig(run_dir / name, dpi=110)
+        plt.close(fig)
+        paths.append(run_dir / name)
+        log(f"wrote {run_dir / name}")
+    return paths
