@@ -187,6 +187,23 @@ class Log:
                 f.write(line + "\n")
 
 
+def _open_folder(args, out, settings_file, settings):
+    """Check the backend, write the settings into the run folder, open its log, load the data."""
+    from .backend import get_backend
+    from .data import load
+    backend = get_backend(args.backend)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / settings_file).write_text(json.dumps(settings, indent=1))
+    except OSError as exc:
+        raise UserError(f"cannot write the run folder {out} ({exc.strerror or exc}): choose another "
+                        "--out") from None
+    log = Log(out / "log.txt")
+    log(f"nnkd {__version__}  {args.command}  preset {settings['preset']}  {backend.describe()}  "
+        f"run folder {out}")
+    return backend, log, load(settings["dataset"], log=log)
+
+
 def _install_stop():
     stop = StopFlag()
 
@@ -254,9 +271,6 @@ def _teacher_checkpoint(args):
 
 
 def cmd_train(args):
-    from .backend import get_backend
-    from .data import load
-
     if args.resume:
         out = Path(args.resume)
         if not (out / "run.json").is_file():
@@ -289,16 +303,7 @@ def cmd_train(args):
                "train_limit": limit, "absent_classes": absent,
                "nnkd_version": __version__}
         out = _new_run_dir(args)
-    backend = get_backend(args.backend)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "run.json").write_text(json.dumps(run, indent=1))
-    except OSError as exc:
-        raise UserError(f"cannot write the run folder {out} ({exc.strerror or exc}): choose another "
-                        "--out") from None
-    log = Log(out / "log.txt")
-    log(f"nnkd {__version__}  {args.command}  preset {run['preset']}  {backend.describe()}  run folder {out}")
-    ds = load(run["dataset"], log=log)
+    backend, log, ds = _open_folder(args, out, "run.json", run)
     stop = _install_stop()
     try:
         _train_commands(args, run, cfgs, backend, ds, out, log, stop)
@@ -342,9 +347,8 @@ def _numbers(flag, text, typ):
 
 
 def cmd_sweep(args):
-    from .backend import get_backend
     from .checkpoint import load as load_ckpt
-    from .data import SPECS, load
+    from .data import SPECS
     from .sweep import cell_config, run_sweep
     from .train import load_weights
 
@@ -377,16 +381,7 @@ def cmd_sweep(args):
                             "continue or extend it, or choose another --out")
     elif out.exists() and any(out.iterdir()):
         raise UserError(f"{out} already holds files that are not a sweep: choose another --out")
-    backend = get_backend(args.backend)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "sweep.json").write_text(json.dumps(record, indent=1))
-    except OSError as exc:
-        raise UserError(f"cannot write the sweep folder {out} ({exc.strerror or exc}): choose another "
-                        "--out") from None
-    log = Log(out / "log.txt")
-    log(f"nnkd {__version__}  sweep  preset {args.preset}  {backend.describe()}  folder {out}")
-    ds = load(args.dataset, log=log)
+    backend, log, ds = _open_folder(args, out, "sweep.json", dict(record, preset=args.preset))
     _, meta = load_ckpt(teacher_ckpt)
     teacher = TrainConfig.from_dict(meta["config"]).build(backend)
     load_weights(teacher, teacher_ckpt)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import losses
-from .errors import Interrupted, UserError
+from .errors import Interrupted
 
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
