@@ -121,7 +121,9 @@ def restrict_transfer_set(data, soft, absent, backend):
         raise UserError("the transfer set would hold no images: keep at least one class")
     idx = backend.asarray(keep)
     data = dict(data, x_train=data["x_train"][idx], y_train=data["y_train"][idx])
-    return data, soft[..., idx, :]
+    # Indexing the middle axis of (shifts, N, C) gives a strided array; the training step
+    # reshapes it to (shifts * N, C), which would copy all of it at every step.
+    return data, backend.xp.ascontiguousarray(soft[..., idx, :])
 
 
 # Hinton et al. 2015, section 3: a student whose transfer set lacks some classes, then

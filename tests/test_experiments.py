@@ -76,6 +76,7 @@ def test_restricted_transfer_set_keeps_images_with_their_soft_targets(shape):
     np.testing.assert_array_equal(d["y_train"], y[keep])
     np.testing.assert_array_equal(d["x_train"][:, 0], keep)
     np.testing.assert_array_equal(s, soft[..., keep, :])
+    assert s.flags["C_CONTIGUOUS"]  # the training step reshapes it: no copy per step
     with pytest.raises(Exception, match="no images"):
         restrict_transfer_set(data, soft, [0, 1, 2, 3], be)
 
