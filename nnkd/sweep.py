@@ -142,17 +142,14 @@ def run_sweep(settings, backend, ds, teacher, out_dir, log=print):
 
 
 def summarize(out_dir, settings):
-    """Mean and spread per (width, temperature) over the finished cells; writes results.*"""
+    """Mean and spread per (width, temperature) over the finished cells of the folder, whatever
+    their seeds (a sweep extended with more seeds shows them all); writes results.*"""
     out_dir = Path(out_dir)
     cells = {}
     for width in settings["widths"]:
         for t in settings["temperatures"]:
-            errs = []
-            for seed in settings["seeds"]:
-                f = out_dir / cell_name(width, t, seed) / "summary.json"
-                if f.exists():
-                    errs.append(json.loads(f.read_text())["test_errors"])
-            cells[width, t] = errs
+            cells[width, t] = [json.loads(f.read_text())["test_errors"]
+                               for f in sorted(out_dir.glob(f"{cell_name(width, t, '*')}/summary.json"))]
     stats = {k: {"errors": v, "mean": float(np.mean(v)) if v else None,
                  "std": float(np.std(v, ddof=1)) if len(v) > 1 else None} for k, v in cells.items()}
     lines = ["| student width | " + " | ".join(f"T={t:g}" for t in settings["temperatures"]) + " |",
