@@ -55,11 +55,11 @@ def learning_curves(run_dir, run, plt):
                       color=COLORS[role], label=role)
     ax_test.set(xlabel="epoch", ylabel="test errors (of 10,000)", yscale="log",
                 title="test errors")
-    ax_train.set(xlabel="epoch", ylabel="training error %  (dropout, jitter on)", yscale="log",
-                 title="training error")
+    ax_train.set(xlabel="epoch", ylabel="training error %  (dropout, jitter on)",
+                 title="training error (first epoch off the scale)", ylim=(0, 10))
+    for ticks in (ax_test.yaxis.set_major_formatter, ax_test.yaxis.set_minor_formatter):
+        ticks(plt.matplotlib.ticker.ScalarFormatter())
     for ax in (ax_test, ax_train):
-        ax.yaxis.set_major_formatter(plt.matplotlib.ticker.ScalarFormatter())
-        ax.yaxis.set_minor_formatter(plt.matplotlib.ticker.ScalarFormatter())
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     fig.suptitle(f"{run_dir.name}: learning curves")
