@@ -367,6 +367,9 @@ def cmd_sweep(args):
         raise UserError(f"a sweep distills from a trained teacher: give --teacher CHECKPOINT (train one "
                         f"with `python main.py train-teacher --dataset {args.dataset}`)")
     n_train = min(limit or TRAIN_SIZE, TRAIN_SIZE) - args.validation
+    if args.validation < 0 or n_train < 1 or (limit is not None and limit < 1):
+        raise UserError(f"--validation {args.validation} and --train-limit {limit} leave no training "
+                        "images: give a non-negative --validation below the number of images")
     for width in settings["widths"]:
         cell_config(cfgs["student"], width, 1.0, 0).validate(n_train=n_train)
     record = dict(settings, student=asdict(cfgs["student"]), teacher_checkpoint=teacher_ckpt,

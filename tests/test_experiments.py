@@ -90,6 +90,7 @@ BAD = [
     (["sweep", "--temperatures", "1,hot"], "--temperatures '1,hot'"),
     (["sweep", "--widths", "0,30"], "--widths '0,30'"),
     (["sweep", "--jobs", "0"], "--jobs must be"),
+    (["sweep", "--validation", "60000"], "leave no training images"),
     (["sweep", "--dataset", "fashion-mnist"], "give --teacher"),
     (["sweep", "--widths", "800", "--batch-size", "0"], "--batch-size must be"),
     (["report", "no/such/run"], "no results.json"),
