@@ -225,6 +225,12 @@ def _verify_shipped_teacher():
                         "with `git checkout pretrained/`, or train one with --retrain-teacher")
 
 
+def _check_dataset(name):
+    from .data import SPECS
+    if name not in SPECS:
+        raise UserError(f"unknown dataset {name!r}: expected one of {', '.join(SPECS)}")
+
+
 def _digits(flag, text):
     try:
         digits = sorted({int(d) for d in text.split(",")})
@@ -286,9 +292,7 @@ def cmd_train(args):
             raise UserError(f"--train-limit must be a positive number of images, got {limit}")
         if args.validation < 0:
             raise UserError(f"--validation must not be negative, got {args.validation}")
-        from .data import SPECS
-        if args.dataset not in SPECS:
-            raise UserError(f"unknown dataset {args.dataset!r}: expected one of {', '.join(SPECS)}")
+        _check_dataset(args.dataset)
         absent = _absent_classes(args) if args.command == "distill" else []
         validation = args.validation or (10000 if absent else 0)
         n_train = min(limit or TRAIN_SIZE, TRAIN_SIZE) - validation
@@ -348,12 +352,10 @@ def _numbers(flag, text, typ):
 
 def cmd_sweep(args):
     from .checkpoint import load as load_ckpt
-    from .data import SPECS
     from .sweep import cell_config, run_sweep
     from .train import load_weights
 
-    if args.dataset not in SPECS:
-        raise UserError(f"unknown dataset {args.dataset!r}: expected one of {', '.join(SPECS)}")
+    _check_dataset(args.dataset)
     cfgs, limit = _configs(args)
     settings = {"temperatures": _numbers("--temperatures", args.temperatures, float),
                 "widths": _numbers("--widths", args.widths, int),
