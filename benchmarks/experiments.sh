@@ -41,9 +41,10 @@ lane2() {
 lane1 &
 lane2 &
 wait
-# The sweep (one process per core); a third seed for the two smaller widths; then the table of all.
+# The sweep (one process per core); a third seed; then the table of all finished cells.
 run sweep sweep --jobs 2 --epochs 20 --seeds 0,1 --out "$R/sweep"
 run sweep-s2 sweep --jobs 2 --epochs 20 --seeds 2 --widths 300,30 --out "$R/sweep"
+run sweep-s2-800 sweep --jobs 2 --epochs 20 --seeds 2 --widths 800 --out "$R/sweep"
 run sweep-table sweep --epochs 20 --seeds 0,1 --out "$R/sweep"   # nothing to train: the table of all finished cells
 python3 main.py plot "$R/sweep"
 # Seed 0 of the main table is the README's from-scratch run (python3 main.py distill --retrain-teacher).
