@@ -43,13 +43,12 @@ def cell_config(student, width, temperature, seed):
 _WORKER = {}
 
 
-def _init_worker(dataset, backend_name, validation, train_limit, logits_path, quiet_signals):
+def _init_worker(dataset, backend_name, validation, train_limit, logits_path):
     """Load the data and the teacher's logits once per worker process."""
     from .backend import get_backend
     from .data import load
     from .pipeline import device_data
-    if quiet_signals:  # the parent handles Ctrl-C and stops the workers
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the workers
     backend = get_backend(backend_name)
     ds = load(dataset, log=lambda line: None)
     _WORKER.update(backend=backend, checksum=ds.checksum,
@@ -84,8 +83,7 @@ def run_sweep(settings, backend, ds, teacher, out_dir, log=print):
     student = settings["student"]
     data = device_data(ds, backend, settings["validation"], train_limit=settings["train_limit"])
     logits_path = out_dir / "teacher_logits.npy"
-    teacher_logits(teacher, data, logits_path, student.transfer_jitter, log)
-    del data
+    z = teacher_logits(teacher, data, logits_path, student.transfer_jitter, log)
 
     jobs = []
     for width in settings["widths"]:
@@ -107,8 +105,8 @@ def run_sweep(settings, backend, ds, teacher, out_dir, log=print):
             f"{s['test_errors']} test errors ({s['seconds'] / 60:.1f} min; "
             f"{(time.perf_counter() - t0) / 60:.1f} min since start)")
 
-    if settings["jobs"] <= 1:
-        _init_worker(*init, quiet_signals=False)
+    if settings["jobs"] <= 1:  # in this process, with the data and logits already here
+        _WORKER.update(backend=backend, checksum=ds.checksum, data=data, logits=z)
         try:
             for i, job in enumerate(jobs, 1):
                 report(i, _run_cell(job))
@@ -116,12 +114,12 @@ def run_sweep(settings, backend, ds, teacher, out_dir, log=print):
             raise Interrupted("sweep stopped; finished cells and every cell's last checkpoint are "
                               "kept") from None
     else:
+        del data, z  # each worker loads its own
         threads = str(max(1, (os.cpu_count() or 1) // settings["jobs"]))
         saved = {v: os.environ.get(v) for v in THREAD_VARS}
         for v in THREAD_VARS:  # read by the workers' fresh interpreters (spawn), not by this one
             os.environ.setdefault(v, threads)
-        pool = multiprocessing.get_context("spawn").Pool(settings["jobs"], _init_worker,
-                                                          init + (True,))
+        pool = multiprocessing.get_context("spawn").Pool(settings["jobs"], _init_worker, init)
         for v, value in saved.items():
             if value is None:
                 os.environ.pop(v, None)
