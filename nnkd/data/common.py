@@ -1,0 +1,52 @@
+"""What every part of :mod:`nnkd.data` shares: the error types and small helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from ..errors import UserError
+from ..files import atomic_write
+
+GZIP_MAGIC = b"\x1f\x8b"
+REFETCH = "delete it and run `python main.py data` to fetch a verified copy"
+
+
+class DataError(UserError):
+    """A data file or source is missing, corrupt or unusable; the message is one line."""
+
+
+class SourceFailed(Exception):
+    """Internal: one source could not supply the files; the message says why (one line)."""
+
+
+def one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def show(path: Path | str) -> str:
+    """A path as the user would type it: relative to the working folder when inside it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def sha256_hex(data: bytes | bytearray) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_bytes(path: Path) -> bytearray:
+    """The whole file in one writable buffer (so arrays over it need no copy)."""
+    with open(path, "rb") as f:
+        buf = bytearray(os.fstat(f.fileno()).st_size)
+        n = f.readinto(buf)
+        rest = f.read()
+    return buf[:n] + rest if n != len(buf) or rest else buf
+
+
+def write_atomically(path: Path, data: bytes | bytearray) -> None:
+    """Write ``data`` to a temporary file next to ``path``, then rename it into place."""
+    atomic_write(path, lambda f: f.write(data))
