@@ -1,8 +1,32 @@
-"""Writing a file so that a kill or a full disk at any moment leaves the old one intact."""
+"""The files nnkd reads and writes, outside checkpoints (see checkpoint.py).
 
+* :func:`atomic_write`: a kill or a full disk at any moment leaves the old file intact.
+* :func:`read_json`, :func:`read_metrics`, :func:`read_array`: one reader per kind of
+  file.  Whatever is wrong with the file (missing, empty, cut off, damaged, of another
+  kind or shape) ends in one :class:`~nnkd.errors.UserError` whose one-line message
+  names the file, says what is wrong with it and what to do.
+* :func:`write_metrics`, :func:`append_metrics`: ``metrics.jsonl``, written so that a
+  stopped run can only tear its last line, which :func:`read_metrics` drops.
+* :class:`RunLock`: one process per run folder.
+"""
+
+import json
 import os
+import socket
 import tempfile
+import time
+import tokenize
+import warnings
 from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; RunLock is then a no-op (see there)
+    fcntl = None
 
 
 def atomic_write(path, write):
@@ -24,3 +48,347 @@ def atomic_write(path, write):
         except OSError:
             pass
         raise
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+def _why(exc):
+    return exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
+
+
+def _read_bytes(path, what, advice):
+    """The whole file, or one line saying why it cannot be read."""
+    if not path.exists():
+        raise UserError(f"{path} ({what}) does not exist: {advice}")
+    if path.is_dir():
+        raise UserError(f"{path} ({what}) is a folder, not a file: {advice}")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({what}): {_why(exc)}; check its permissions") from None
+
+
+_TYPE_NAMES = {dict: "an object ({...})", list: "a list ([...])", str: "a string", bool: "true or false",
+               int: "a number", float: "a number", type(None): "null"}
+
+
+def _json_type(value):
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def read_json(path, what, kind=dict, advice="restore it, or start again in a new run folder"):
+    """Parse the JSON file ``path`` (``what`` says what it holds, e.g. "run settings") and
+    return it; it must be of type ``kind`` (a type or tuple of types).
+
+    Raises :class:`UserError`, one line naming the file, when it is missing, empty, not
+    UTF-8 text, not valid JSON (e.g. cut off while being written) or of another type.
+    ``advice`` is the end of those lines: what the user should do.
+    """
+    path = Path(path)
+    raw = _read_bytes(path, what, advice)
+    if not raw.strip():
+        raise UserError(f"{path} ({what}) is empty: it was cut off while being written; {advice}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} ({what}) is not text: byte {exc.start} is not UTF-8, so the file is "
+                        f"damaged or of another kind; {advice}") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        cut = exc.pos >= len(text.rstrip())
+        raise UserError(f"{path} ({what}) is not valid JSON ({exc.msg} at line {exc.lineno} column "
+                        f"{exc.colno}): it is {'cut off' if cut else 'damaged'}; {advice}") from None
+    except (RecursionError, ValueError) as exc:
+        raise UserError(f"{path} ({what}) is not valid JSON ({exc}); {advice}") from None
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+        raise UserError(f"{path} ({what}) holds {_json_type(value)} where "
+                        f"{_TYPE_NAMES.get(kinds[0], kinds[0].__name__)} is "
+                        f"expected: it was not written by nnkd or is damaged; {advice}")
+    return value
+
+
+def read_metrics(path, log=print):
+    """The rows of a ``metrics.jsonl`` (one JSON object per line, each with an integer
+    ``"epoch"``), as a list of dicts; a missing file has none.
+
+    A last line that is not valid JSON was torn by a run stopped while writing it: it
+    is dropped, with one line to ``log``.  Any other bad line raises :class:`UserError`.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return []
+    raw = _read_bytes(path, "training metrics", "restore it or delete it")
+    lines = raw.split(b"\n")
+    last = max((i for i, ln in enumerate(lines) if ln.strip(b" \t\r")), default=-1)
+    rows = []
+    for i, line in enumerate(lines[:last + 1]):
+        if not line.strip(b" \t\r"):
+            continue
+        try:
+            row = json.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError too
+            if i == last:
+                log(f"{path}: dropped a torn last line (a run stopped while writing it)")
+                break
+            raise UserError(f"{path}: line {i + 1} is not valid JSON ({exc}); only the last line can be "
+                            "torn by a stopped run, so the file is damaged: delete that line, or the "
+                            "file (the checkpoint does not need it)") from None
+        if not (isinstance(row, dict) and type(row.get("epoch")) is int):
+            raise UserError(f"{path}: line {i + 1} is not a row of training metrics (a JSON object "
+                            "with an integer \"epoch\"): it was not written by nnkd or is damaged; "
+                            "delete that line, or the file (the checkpoint does not need it)")
+        rows.append(row)
+    return rows
+
+
+def _metrics_line(row):
+    return (json.dumps(row) + "\n").encode()
+
+
+def write_metrics(path, rows):
+    """Replace ``path`` with ``rows``, one JSON line each, atomically."""
+    path = Path(path)
+    data = b"".join(_metrics_line(r) for r in rows)
+    try:
+        atomic_write(path, lambda f: f.write(data))
+    except OSError as exc:
+        raise UserError(f"could not write {path}: {_why(exc)}; its previous content is intact: free "
+                        "space or check the run folder's permissions") from None
+
+
+def append_metrics(path, row):
+    """Append ``row`` as one JSON line to ``path`` with a single write, then flush it to
+    disk: a run stopped meanwhile can only tear this last line."""
+    path = Path(path)
+    data = _metrics_line(row)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            n = os.write(fd, data)
+            if n != len(data):
+                raise OSError(f"wrote {n} of {len(data)} bytes (disk full?)")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise UserError(f"could not write {path}: {_why(exc)}; free space or check the run "
+                        "folder's permissions, then resume the run") from None
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+# What NumPy raises on a damaged .npy header, found by setting each header byte to every
+# value and by 100000 random edits: ValueError mostly, tokenize.TokenError (an unclosed
+# bracket or quote), SyntaxError, TypeError (e.g. comparing bytes and str); the rest for safety.
+NPY_DAMAGE = (ValueError, EOFError, tokenize.TokenError, SyntaxError, TypeError, KeyError, OverflowError,
+              RecursionError, MemoryError)
+
+
+def read_npy_header(f):
+    """``(shape, dtype)`` from the .npy header at the start of the binary file ``f``, leaving
+    ``f`` at the first byte of data; ``(None, None)`` for a format version nnkd never writes
+    (3.0).  Raises one of :data:`NPY_DAMAGE` for a damaged header."""
+    fmt = np.lib.format
+    with warnings.catch_warnings():  # a damaged header is parsed as Python: no SyntaxWarning noise
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = fmt.read_array_header_2_0(f)
+        else:
+            return None, None
+    return shape, dtype
+
+
+def _kind_of(head):
+    """What a file that is not an .npy array looks like, from its first bytes."""
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "an .npz archive (a checkpoint or several arrays), not a single .npy array"
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[", b'"'):
+        return "JSON text, not an .npy array"
+    return "not an .npy array (no NumPy header: another kind of file, or damaged)"
+
+
+def _shape_text(shape):
+    return "(" + ", ".join("any" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def read_array(path, what, shape=None, dtype=None, advice="delete it and it will be written again"):
+    """Read the ``.npy`` file ``path`` (``what`` says what it holds, e.g. "teacher logits")
+    without pickle.
+
+    Args:
+        shape: optional expected shape; ``None`` entries mean any size.
+        dtype: optional expected dtype (or a tuple of accepted dtypes).
+        advice: the end of the error lines: what the user should do.
+
+    Raises :class:`UserError`, one line naming the file, when it is missing, empty, cut off,
+    not an .npy file (an .npz, JSON, random bytes), holds Python objects, has another shape
+    or dtype, or holds NaN or infinite values.
+    """
+    path = Path(path)
+    raw_size = None
+    if path.is_file():
+        try:
+            raw_size = path.stat().st_size
+            with open(path, "rb") as f:
+                head = f.read(16)
+                f.seek(0)
+                try:
+                    hshape, hdtype = read_npy_header(f)
+                except NPY_DAMAGE as exc:
+                    if raw_size == 0:
+                        raise UserError(f"{path} ({what}) is empty: it was cut off while being written; "
+                                        f"{advice}") from None
+                    if not head.startswith(_NPY_MAGIC):
+                        raise UserError(f"{path} ({what}) is {_kind_of(head)}; {advice}") from None
+                    raise UserError(f"{path} ({what}) has a damaged or cut-off .npy header ({exc}); "
+                                    f"{advice}") from None
+                offset = f.tell()
+        except OSError as exc:
+            raise UserError(f"cannot read {path} ({what}): {_why(exc)}; check its permissions") from None
+        if hdtype is not None:
+            if hdtype.hasobject:
+                raise UserError(f"{path} ({what}) holds Python objects ({hdtype}), which nnkd never writes "
+                                f"and will not unpickle; {advice}")
+            need = int(np.prod(hshape, dtype=object)) * hdtype.itemsize
+            if raw_size - offset != need:
+                how = "cut off" if raw_size - offset < need else "longer than its header says"
+                raise UserError(f"{path} ({what}) is {how}: its header announces {hdtype}"
+                                f"{_shape_text(hshape)}, {need} bytes of data, but {raw_size - offset} "
+                                f"follow; {advice}")
+    elif path.exists() and not path.is_dir():
+        raise UserError(f"{path} ({what}) is not a regular file: {advice}")
+    else:
+        _read_bytes(path, what, advice)  # raises: missing, a folder
+    try:
+        a = np.load(path, allow_pickle=False)
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({what}): {_why(exc)}; check its permissions") from None
+    except NPY_DAMAGE as exc:
+        raise UserError(f"{path} ({what}) is damaged ({exc}); {advice}") from None
+    if not isinstance(a, np.ndarray):  # np.load opened an .npz (checked above; kept for safety)
+        a.close()
+        raise UserError(f"{path} ({what}) is {_kind_of(b'PK')}; {advice}")
+    if shape is not None and (a.ndim != len(shape)
+                              or any(s is not None and n != s for n, s in zip(a.shape, shape))):
+        raise UserError(f"{path} ({what}) has shape {_shape_text(a.shape)}, expected "
+                        f"{_shape_text(tuple(shape))}: it belongs to other data or another model; {advice}")
+    if dtype is not None:
+        accepted = [np.dtype(d) for d in (dtype if isinstance(dtype, (tuple, list)) else (dtype,))]
+        if a.dtype not in accepted:
+            raise UserError(f"{path} ({what}) holds {a.dtype} values, expected "
+                            f"{' or '.join(map(str, accepted))}; {advice}")
+    if a.dtype.kind not in "biufc":
+        raise UserError(f"{path} ({what}) holds {a.dtype} values, not numbers; {advice}")
+    if a.dtype.kind in "fc" and not np.isfinite(a).all():
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        raise UserError(f"{path} ({what}) holds {bad} NaN or infinite values: it was computed from a "
+                        f"diverged model or is damaged; {advice}")
+    return a
+
+
+# ---- one process per run folder ------------------------------------------------------------------
+
+class RunLock:
+    """``with RunLock(folder):`` -- this process is the only one working in ``folder``.
+
+    Takes an exclusive ``flock`` on ``folder/.lock`` (creating the folder if needed) and
+    writes the holder's PID, start time and host into it.  A second holder, in another
+    process or in this one, gets a :class:`UserError` naming the first one's PID.  The
+    kernel releases a flock when its process dies, so a lock file left by ``kill -9`` is
+    simply taken over (with one line to ``log`` when given).  Released on exit; the
+    file stays, emptied.
+    """
+
+    NAME = ".lock"
+
+    def __init__(self, folder, log=None):
+        self.folder = Path(folder)
+        self.path = self.folder / self.NAME
+        self.log = log
+        self.fd = None
+
+    def _unwritable(self, exc):
+        return UserError(f"cannot write the run folder {self.folder}: {_why(exc)}; choose a folder "
+                         "you can write to")
+
+    def _holder(self, fd):
+        """The holder's record, as written by :meth:`acquire` (None when unreadable)."""
+        try:
+            info = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+            return info if isinstance(info, dict) and type(info.get("pid")) is int else None
+        except (OSError, ValueError):
+            return None
+
+    def acquire(self):
+        if fcntl is None:
+            # No flock on this system (Windows): the folder is not protected against a second
+            # process; nnkd's atomic writes still keep every file whole.
+            return self
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if not os.access(self.folder, os.W_OK | os.X_OK):
+                os.close(fd)
+                raise PermissionError(13, "Permission denied")
+        except OSError as exc:
+            raise self._unwritable(exc) from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = None
+                for _ in range(20):  # the holder writes its record just after taking the lock
+                    holder = self._holder(fd)
+                    if holder:
+                        break
+                    time.sleep(0.05)
+                who = (f"process {holder['pid']} (started {holder.get('started', 'at an unknown time')}"
+                       + (f", on {holder['host']}" if holder.get("host") not in (None, socket.gethostname())
+                          else "") + ")") if holder else "another process"
+                raise UserError(f"{self.folder} is in use by {who}: wait for it to finish or stop it; "
+                                "one process per run folder") from None
+            except OSError as exc:
+                raise UserError(f"cannot lock the run folder {self.folder}: {_why(exc)}; use a folder on "
+                                "a local disk") from None
+            stale = self._holder(fd)
+            if stale and self.log:
+                self.log(f"{self.path}: taking over the lock of process {stale['pid']}, which has ended")
+            record = json.dumps({"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                 "host": socket.gethostname()}).encode() + b"\n"
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, record, 0)
+            except OSError as exc:
+                raise self._unwritable(exc) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        return self
+
+    def release(self):
+        if self.fd is None:
+            return
+        try:
+            os.ftruncate(self.fd, 0)  # while still held: a new holder's record is never erased
+        except OSError:
+            pass
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+        return False

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, losses
+from . import checkpoint, files, losses
 from .batches import batch_slices, gather, jitter
 from .errors import Interrupted, TrainingDiverged, UserError
 from .network import Network, parse_arch
@@ -236,11 +236,10 @@ class Trainer:
             self.epoch = self.saved_epoch = meta["epoch"]
             self.seconds = meta.get("seconds", 0.0)
             self.log(f"resuming {self.dir} at epoch {self.epoch + 1} of {self.cfg.epochs}")
-        kept = []
-        if self.metrics_path.exists():
-            kept = [ln for ln in self.metrics_path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln)["epoch"] <= self.epoch]
-        self.metrics_path.write_text("".join(ln + "\n" for ln in kept))
+        # Rows of epochs after the checkpoint are trained again; a torn last line is dropped.
+        kept = [row for row in files.read_metrics(self.metrics_path, log=self.log)
+                if row["epoch"] <= self.epoch]
+        files.write_metrics(self.metrics_path, kept)
 
     def save(self):
         arrays = dict(self.net.state())
@@ -300,8 +299,7 @@ class Trainer:
         first, t_first = self.epoch, self.seconds
         while self.epoch < cfg.epochs:
             row = self.run_epoch()
-            with open(self.metrics_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            files.append_metrics(self.metrics_path, row)
             left = (cfg.epochs - self.epoch) * (self.seconds - t_first) / (self.epoch - first)
             val = f"{100 * row['val_err']:5.2f}%" if "val_err" in row else "   -  "
             test = f"{row['test_errors']:4d}" if "test_errors" in row else "   -"
@@ -349,9 +347,13 @@ def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=N
     return t.net, summary
 
 
-def export_weights(src, dst, **extra_meta):
+def export_weights(src, dst, force=False, **extra_meta):
     """Write the weights of checkpoint ``src`` (no optimizer state) to ``dst``, keeping its
-    metadata: the form in which a trained model is shared (e.g. the shipped teacher)."""
+    metadata: the form in which a trained model is shared (e.g. the shipped teacher).
+
+    ``dst`` must end in ``.npz``; when ``dst`` or its sidecar ``dst.with_suffix(".json")``
+    exists, nothing is written and :class:`UserError` is raised, unless ``force``."""
+    dst = checkpoint.check_export_destination(dst, force=force)
     arrays, meta = checkpoint.load(src)
     weights = {k: v for k, v in arrays.items() if not k.startswith("velocity")}
     meta = {k: v for k, v in meta.items() if k not in ("format", "nnkd_version")}

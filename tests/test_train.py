@@ -109,7 +109,7 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
     cfg_more = small_cfg(epochs=3)
     (tmp_path / "s" / "config.json").unlink()
     arrays, meta = checkpoint.load(tmp_path / "s" / "checkpoint.npz")
-    arrays["W2"][:] = np.nan
+    arrays["W2"][:] = np.finfo(np.float32).max  # finite (NaN is refused on load), overflows at once
     meta["config"]["epochs"] = 3
     checkpoint.save(tmp_path / "s" / "checkpoint.npz", arrays, {k: v for k, v in meta.items()
                                                                  if k not in ("format", "nnkd_version")})
