@@ -16,20 +16,32 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nnkd.backend import get_backend  # noqa: E402
+from nnkd.backend import get_backend, keep_mask  # noqa: E402
+from nnkd.batches import jitter  # noqa: E402
+from nnkd.layers import Dense, Parameter  # noqa: E402
+from nnkd.optim import SGD, MaxNorm  # noqa: E402
 from nnkd.presets import preset  # noqa: E402
 from nnkd.train import Step  # noqa: E402
 
-# (label, file suffix, function name) of the parts whose own time is reported.
+
+def code_key(fn):
+    """cProfile's key of a Python function: (file, first line, name), found from the function
+    itself, so the table follows the code when lines move."""
+    c = fn.__code__
+    return (c.co_filename, c.co_firstlineno, c.co_name)
+
+
+EINSUM = ("~", 0, "<built-in method numpy._core._multiarray_umath.c_einsum>")
+# (label, cProfile key) of the parts whose own time is reported.
 PARTS = [
-    ("forward products + bias (Dense.forward)", "layers.py", "forward", 100),
-    ("weight + bias gradients (Parameter.accumulate)", "layers.py", "accumulate", None),
-    ("input gradients (Dense.backward)", "layers.py", "backward", 108),
-    ("optimizer update (SGD.step)", "optim.py", "step", None),
-    ("max-norm (MaxNorm.apply, column norms)", "optim.py", "apply", None),
-    ("max-norm column norms (einsum)", "~", "<built-in method numpy._core._multiarray_umath.c_einsum>", None),
-    ("dropout masks (Backend.keep_mask)", "backend.py", "keep_mask", None),
-    ("jitter", "batches.py", "jitter", None),
+    ("forward products + bias (Dense.forward)", code_key(Dense.forward)),
+    ("weight + bias gradients (Parameter.accumulate)", code_key(Parameter.accumulate)),
+    ("input gradients (Dense.backward)", code_key(Dense.backward)),
+    ("optimizer update (SGD.step)", code_key(SGD.step)),
+    ("max-norm (MaxNorm.apply, column norms)", code_key(MaxNorm.apply)),
+    ("max-norm column norms (einsum)", EINSUM),
+    ("dropout masks (keep_mask)", code_key(keep_mask)),
+    ("jitter", code_key(jitter)),
 ]
 
 
@@ -69,9 +81,8 @@ def main():
           f"({args.batch / per_step * 1e3:,.0f} examples/s)")
     print("| part | ms/step (own time, profiled) |\n|---|---:|")
     accounted = 0.0
-    for label, fname, func, line in PARTS:
-        t = sum(v[2] for (f, ln, fn), v in stats.items()
-                if f.endswith(fname) and fn == func and (line is None or ln == line))
+    for label, key in PARTS:
+        t = stats.get(key, (0, 0, 0.0))[2]
         accounted += t
         print(f"| {label} | {t / args.steps * 1e3:.2f} |")
     print(f"| everything else (loss, ReLU, gather, Python) | {(total - accounted) / args.steps * 1e3:.2f} |")

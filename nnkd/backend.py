@@ -61,24 +61,6 @@ class Backend:
             return self.xp.random.default_rng(s)
         return np.random.default_rng(seed)
 
-    def keep_mask(self, rng, keep, out):
-        """Fill ``out`` (float32) with an inverted-dropout mask: ``1/keep`` with probability
-        ``keep``, else 0.
-
-        On NumPy the draw is 16-bit integers cut from the generator's raw 64-bit
-        output, about three times cheaper than float32 uniforms (measured in
-        benchmarks/NOTES.md); keep is resolved to 1/65536.
-        """
-        xp = self.xp
-        if self.is_gpu:
-            u = rng.random(out.shape, dtype=xp.float32)
-            xp.multiply(u < keep, xp.float32(1.0 / keep), out=out)
-        else:
-            n64 = (out.size + 3) // 4
-            u = rng.bit_generator.random_raw(n64).view(np.uint16)[:out.size].reshape(out.shape)
-            np.multiply(u < int(round(keep * 65536)), np.float32(1.0 / keep), out=out)
-        return out
-
     def free_memory(self):
         """(free, total) device memory in bytes, or None on NumPy."""
         if self.is_gpu:
@@ -108,6 +90,26 @@ def array_module(a):
     if type(a).__module__.startswith("cupy"):
         return sys.modules["cupy"]
     return np
+
+
+def keep_mask(rng, keep, out):
+    """Fill ``out`` (float32, NumPy or CuPy) with an inverted-dropout mask: ``1/keep`` with
+    probability ``keep``, else 0.  ``rng`` is a generator of the same library
+    (:meth:`Backend.rng`).
+
+    On NumPy the draw is 16-bit integers cut from the generator's raw 64-bit
+    output, about three times cheaper than float32 uniforms (measured in
+    benchmarks/NOTES.md); keep is resolved to 1/65536.
+    """
+    xp = array_module(out)
+    if xp is not np:
+        u = rng.random(out.shape, dtype=xp.float32)
+        xp.multiply(u < keep, xp.float32(1.0 / keep), out=out)
+    else:
+        n64 = (out.size + 3) // 4
+        u = rng.bit_generator.random_raw(n64).view(np.uint16)[:out.size].reshape(out.shape)
+        np.multiply(u < int(round(keep * 65536)), np.float32(1.0 / keep), out=out)
+    return out
 
 
 def get_backend(name="numpy"):

@@ -9,11 +9,6 @@ import numpy as np
 from .backend import array_module
 
 
-def epoch_order(n, host_rng):
-    """A random permutation of the sample indices ``0..n-1`` for one epoch."""
-    return host_rng.permutation(n)
-
-
 def batch_slices(n, batch_size):
     """``[(start, stop)]`` covering ``0..n`` in order; the last batch may be smaller."""
     return [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
@@ -44,11 +39,11 @@ def shift_into(src, dst, dy, dx):
     return dst
 
 
-def jitter(x, out, max_shift, host_rng, size=28):
+def jitter(x, out, max_shift, host_rng, shape=(28, 28)):
     """Translate each image of ``x`` by an integer shift of up to ``max_shift`` pixels in
     each direction, filling with zeros.
 
-    x, out: ``(B, size * size)`` arrays on the backend (distinct).  Consecutive
+    x, out: ``(B, H * W)`` arrays on the backend (distinct); ``shape``: ``(H, W)``.  Consecutive
     blocks of the batch share a shift: the rows of a shuffled batch are
     exchangeable, so giving block ``k`` shift ``k`` with multinomial block sizes
     is the same distribution as an independent uniform shift per image, and it
@@ -58,8 +53,8 @@ def jitter(x, out, max_shift, host_rng, size=28):
     ``shifts(max_shift)[k[i]]``.
     """
     B = x.shape[0]
-    X = x.reshape(B, size, size)
-    O = out.reshape(B, size, size)
+    X = x.reshape(B, *shape)
+    O = out.reshape(B, *shape)
     all_shifts = shifts(max_shift)
     counts = host_rng.multinomial(B, np.full(len(all_shifts), 1.0 / len(all_shifts)))
     k = np.repeat(np.arange(len(all_shifts)), counts)

@@ -213,3 +213,33 @@ def load(path, expected=None, require=()):
                             "checkpoint or train again")
     return arrays, meta
 
+
+def load_model(path, backend, data_checksum=None, dataset=None):
+    """The network saved in checkpoint ``path``, on ``backend``: returns ``(net, meta)``.
+
+    The one way nnkd loads a trained model (a teacher to distill from, a model to
+    evaluate or plot).  ``data_checksum``: refuse a model trained on other data
+    (``dataset`` names that data in the message).
+    """
+    from .config import SettingError, TrainConfig
+    arrays, meta = load(path, require=("config", "epoch"))
+    cfg = TrainConfig.from_dict(meta["config"], where=f"checkpoint {path}: its config")
+    try:
+        sizes = cfg.sizes()
+    except UserError as exc:
+        raise UserError(f"checkpoint {path}: {exc}") from None
+    if data_checksum and meta.get("data_checksum") not in (None, data_checksum):
+        raise UserError(f"{path} was trained on other data than {dataset or 'this dataset'}: give a "
+                        "teacher trained on it, or train one")
+    try:
+        net = cfg.build(backend)
+    except (SettingError, ValueError) as exc:
+        raise UserError(f"checkpoint {path}: its config cannot build a network ({exc})") from None
+    for name, p in net.params:
+        a = arrays.get(name)
+        if a is None or a.shape != p.data.shape:
+            got = "missing" if a is None else f"{a.dtype}{a.shape}"
+            raise UserError(f"checkpoint {path}: array {name} is {got}, but its config "
+                            f"{'-'.join(map(str, sizes))} needs {p.data.shape}: the file is damaged")
+    net.load_state(arrays)
+    return net, meta

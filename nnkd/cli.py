@@ -7,21 +7,33 @@ status and no traceback; nothing is written before the arguments are checked.
 
 import argparse
 import json
+import math
+import re
 import signal
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
-from .backend import NAMES as BACKENDS
+from .backend import NAMES as BACKENDS, get_backend
+from .config import RunSpec, SettingError, SweepGrid
 from .errors import Interrupted, UserError
 from .presets import PRESETS, preset
-from .train import StopFlag, TrainConfig
+from .runs import Log, RunFolder, is_empty, read_spec, write_spec
+from .train import StopFlag
 
 ROOT = Path(__file__).resolve().parent.parent
-TRAIN_SIZE = 60000  # MNIST and Fashion-MNIST
 PRETRAINED_TEACHER = ROOT / "pretrained" / "teacher" / "checkpoint.npz"
+
+def _word(meanings):
+    """An argparse type for a flag that takes one of a few words."""
+    def convert(text):
+        if text not in meanings:
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(meanings)}, got {text!r}")
+        return meanings[text]
+    return convert
+
 
 # Command-line flags that override a TrainConfig field: (flag, field, type, help).
 OVERRIDES = [
@@ -39,9 +51,9 @@ OVERRIDES = [
     ("--dropout-hidden", "dropout_hidden", float, "dropout rate of each hidden layer, in [0, 1)"),
     ("--jitter", "jitter", int, "max random shift of the input images in pixels (0 = off)"),
     ("--max-norm", "max_norm", float, "max-norm bound (0 = off; paper: 15 on the squared length)"),
-    ("--max-norm-on", "max_norm_squared", lambda s: {"squared": True, "norm": False}[s],
+    ("--max-norm-on", "max_norm_squared", _word({"squared": True, "norm": False}),
      "what --max-norm bounds: squared (length^2, the paper) or norm"),
-    ("--max-norm-bias", "max_norm_bias", lambda s: {"yes": True, "no": False}[s],
+    ("--max-norm-bias", "max_norm_bias", _word({"yes": True, "no": False}),
      "whether the bias counts in a unit's length: yes or no"),
     ("--max-norm-layers", "max_norm_layers", str, "hidden (paper), all or none"),
     ("--init-std", "init_std", float, "std of the initial weights (paper: 0.01)"),
@@ -66,6 +78,9 @@ class Parser(argparse.ArgumentParser):
 
 
 def _add_common(p, default_out):
+    p.add_argument("--dry-run", action="store_true",
+                   help="check every setting against the data, print the run's settings and stop "
+                   "(writes nothing)")
     p.add_argument("--backend", default="numpy", help="numpy (default, CPU) or cupy (NVIDIA GPU)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--preset", default="fast", help=f"one of {', '.join(PRESETS)} (default fast)")
@@ -84,7 +99,7 @@ def _add_overrides(p, table, prefix=""):
 
 
 def build_parser():
-    parser = Parser(prog="main.py", description="nnkd: knowledge distillation on NumPy/CuPy "
+    parser = Parser(prog=Path(sys.argv[0]).name or "main.py", description="nnkd: knowledge distillation on NumPy/CuPy "
                     "(Hinton, Vinyals & Dean 2015, MNIST)")
     parser.add_argument("--version", action="version", version=f"nnkd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -118,6 +133,7 @@ def build_parser():
     p.add_argument("--jobs", type=int, default=1, help="cells trained in parallel processes (default 1)")
     p.add_argument("--teacher", default=None, help="teacher checkpoint.npz (default: the shipped one)")
     p.add_argument("--backend", default="numpy", help="numpy (default, CPU) or cupy (NVIDIA GPU)")
+    p.add_argument("--dry-run", action="store_true", help="check the settings, print them and stop")
     p.add_argument("--preset", default="fast", help="student settings of this preset (default fast)")
     p.add_argument("--out", default=None, help="sweep folder; the same command again continues it")
     p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
@@ -126,7 +142,10 @@ def build_parser():
     _add_overrides(p, [o for o in OVERRIDES + DISTILL_OVERRIDES if o[1] not in ("arch", "temperature")])
 
     p = sub.add_parser("plot", help="PNG figures of a distill run or a sweep (needs matplotlib)")
-    p.add_argument("run_dir", help="a run folder (distill, train-teacher, train-student) or a sweep folder")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="a run folder (distill, train-teacher, train-student) or a sweep folder; "
+                   "several run folders: their learning curves in one figure (give --out)")
+    p.add_argument("--out", default=None, help="the PNG to write when comparing several runs")
 
     p = sub.add_parser("report", help="one table of several distill runs (e.g. seeds), mean and std")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished distill run folders")
@@ -138,7 +157,9 @@ def build_parser():
 
     p = sub.add_parser("export", help="write a checkpoint's weights alone (no optimizer state), to share")
     p.add_argument("checkpoint", help="a checkpoint.npz written by nnkd")
-    p.add_argument("dest", help="where to write the weights-only checkpoint (.npz)")
+    p.add_argument("dest", help="where to write the weights-only checkpoint (.npz; its metadata goes "
+                   "beside it as .json)")
+    p.add_argument("--force", action="store_true", help="replace an existing destination")
 
     p = sub.add_parser("data", help="fetch, verify and describe a dataset")
     p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
@@ -148,13 +169,39 @@ def build_parser():
     return parser
 
 
-def _configs(args):
-    """The TrainConfigs a training command asked for: preset, then flags."""
+def flag_of(name, command):
+    """The flag that sets the field ``name`` (``student.lr``) in ``command``, or None."""
+    role, _, field = name.rpartition(".")
+    own = {"train-teacher": "teacher"}.get(command, "student")
+    if role == "teacher" and command == "distill" and field in ("epochs", "lr"):
+        return f"--teacher-{field}"
+    if field == "seed" and role:
+        return "--seed"
+    if role in ("", own):
+        for flag, f, _, _ in OVERRIDES + DISTILL_OVERRIDES:
+            if f == field:
+                return flag
+    if role == "sweep":
+        return f"--{field}"
+    if command == "sweep" and name == "student.arch":
+        return "--widths"
+    return {"validation": "--validation", "train_limit": "--train-limit", "dataset": "--dataset",
+            "absent_classes": "--omit-digit/--only-digits"}.get(name)
+
+
+def _in_flags(message, command):
+    """Replace the engine's `field` names in a message by the flags that set them."""
+    return re.sub(r"`([a-z_.]+)`", lambda m: flag_of(m.group(1), command) or m.group(1), message)
+
+
+def spec_from_args(args):
+    """The :class:`RunSpec` a command's flags ask for: the preset, then the flags (unchecked)."""
     cfgs, limit = preset(args.preset)
     table = OVERRIDES + (DISTILL_OVERRIDES if args.command in ("distill", "sweep") else [])
     role = {"train-teacher": "teacher"}.get(args.command, "student")
     changes = {name: getattr(args, name) for _, name, _, _ in table if getattr(args, name, None) is not None}
     cfgs[role] = replace(cfgs[role], seed=getattr(args, "seed", 0), **changes)
+    absent = []
     if args.command == "distill":
         t = {"seed": args.seed}
         if args.teacher_epochs is not None:
@@ -162,46 +209,32 @@ def _configs(args):
         if args.teacher_lr is not None:
             t["lr"] = args.teacher_lr
         cfgs["teacher"] = replace(cfgs["teacher"], **t)
-    return cfgs, args.train_limit if args.train_limit is not None else limit
+        absent = _absent_classes(args)
+    source = _teacher_source(args)
+    if source and args.command == "distill" and (args.teacher_epochs is not None or args.teacher_lr is not None):
+        raise UserError("--teacher-epochs and --teacher-lr set up a teacher to train: add --retrain-teacher, "
+                        f"or leave them out to distill from {source}")
+    grid = None
+    if args.command == "sweep":
+        grid = SweepGrid(temperatures=_numbers("--temperatures", args.temperatures, float),
+                         widths=_numbers("--widths", args.widths, int),
+                         seeds=_numbers("--seeds", args.seeds, int), jobs=args.jobs)
+    dataset = args.dataset
+    if dataset.startswith("npz:"):  # a user's file: kept absolute, so --resume works from anywhere
+        dataset = "npz:" + str(Path(dataset[4:]).expanduser().resolve())
+    return RunSpec(command=args.command, dataset=dataset, preset=args.preset, teacher=cfgs["teacher"],
+                   student=cfgs["student"], validation=args.validation or (10000 if absent else 0),
+                   train_limit=args.train_limit if args.train_limit is not None else limit,
+                   teacher_checkpoint=source, baseline=not getattr(args, "no_baseline", False),
+                   absent_classes=absent, sweep=grid)
 
 
 def _new_run_dir(args):
     out = Path(args.out) if args.out else ROOT / "runs" / f"{args.command}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if out.exists() and any(out.iterdir()):
+    if not is_empty(out):
         raise UserError(f"{out} already holds files: continue that run with --resume {out}, "
                         "or choose another --out")
     return out
-
-
-class Log:
-    """Print a line (unless ``echo`` is false) and append it to the run's log.txt."""
-
-    def __init__(self, path=None, echo=True):
-        self.path, self.echo = path, echo
-
-    def __call__(self, line):
-        if self.echo:
-            print(line, flush=True)
-        if self.path:
-            with open(self.path, "a") as f:
-                f.write(line + "\n")
-
-
-def _open_folder(args, out, settings_file, settings):
-    """Check the backend, write the settings into the run folder, open its log, load the data."""
-    from .backend import get_backend
-    from .data import load
-    backend = get_backend(args.backend)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / settings_file).write_text(json.dumps(settings, indent=1))
-    except OSError as exc:
-        raise UserError(f"cannot write the run folder {out} ({exc.strerror or exc}): choose another "
-                        "--out") from None
-    log = Log(out / "log.txt")
-    log(f"nnkd {__version__}  {args.command}  preset {settings['preset']}  {backend.describe()}  "
-        f"run folder {out}")
-    return backend, log, load(settings["dataset"], log=log)
 
 
 def _install_stop():
@@ -223,12 +256,6 @@ def _verify_shipped_teacher():
     if got != expected:
         raise UserError(f"the shipped teacher {PRETRAINED_TEACHER} fails its SHA-256 check: restore it "
                         "with `git checkout pretrained/`, or train one with --retrain-teacher")
-
-
-def _check_dataset(name):
-    from .data import SPECS
-    if name not in SPECS:
-        raise UserError(f"unknown dataset {name!r}: expected one of {', '.join(SPECS)}")
 
 
 def _digits(flag, text):
@@ -257,18 +284,11 @@ def _absent_classes(args):
     return absent
 
 
-def _teacher_checkpoint(args):
-    """--teacher CKPT, else the shipped teacher (MNIST only), else None: train one.
-    A bad path or a teacher trained on other data is refused before anything is written."""
-    from .checkpoint import load as load_ckpt
-    from .data import checksum
-    if args.retrain_teacher:
+def _teacher_source(args):
+    """--teacher CKPT, else the shipped teacher (MNIST only), else None: train one."""
+    if args.command not in ("distill", "sweep") or getattr(args, "retrain_teacher", False):
         return None
     if args.teacher:
-        _, meta = load_ckpt(args.teacher)
-        if meta.get("data_checksum") not in (None, checksum(args.dataset)):
-            raise UserError(f"--teacher {args.teacher} was trained on other data than {args.dataset}: "
-                            "give a teacher trained on it, or --retrain-teacher")
         return args.teacher
     if args.dataset == "mnist" and PRETRAINED_TEACHER.exists():
         _verify_shipped_teacher()
@@ -276,66 +296,91 @@ def _teacher_checkpoint(args):
     return None
 
 
+def _prepare(spec, args, log):
+    """Load the data and the teacher, and validate the spec against them; writes nothing
+    but the dataset cache.  Returns (backend, dataset, teacher or None)."""
+    from .checkpoint import load_model
+    from .data import load
+    backend = get_backend(args.backend)
+    ds = load(spec.dataset, log=log)
+    shape = ds.image_shape
+    if not getattr(args, "resume", None):
+        _fit_arch(spec, args, ds.n_features, ds.n_classes)
+    try:
+        spec.validate(n_available=ds.train_images.shape[0], n_in=ds.n_features, n_classes=ds.n_classes,
+                      image_side=min(shape) if shape else None, warn=log)
+    except SettingError as exc:
+        if args.command in ("sweep",) or not args.resume:
+            raise
+        raise UserError(f"{args.resume}/run.json holds a setting that cannot be used: {exc.field} "
+                        f"{exc.problem}") from None
+    teacher = None
+    if spec.teacher_checkpoint:
+        teacher = load_model(spec.teacher_checkpoint, backend, data_checksum=ds.checksum,
+                             dataset=spec.dataset)
+        sizes = teacher[0].sizes
+        if (sizes[0], sizes[-1]) != (ds.n_features, ds.n_classes):
+            raise UserError(f"the teacher {spec.teacher_checkpoint} is {'-'.join(map(str, sizes))}, but "
+                            f"{spec.dataset} has {ds.n_features} inputs and {ds.n_classes} classes")
+    return backend, ds, teacher
+
+
+def _print_spec(spec):
+    print("settings are valid; nothing was written (--dry-run):")
+    print(json.dumps(spec.to_dict(), indent=1))
+    return 0
+
+
+def _fit_arch(spec, args, n_in, n_classes):
+    """A preset's architectures take the data's input and class counts (784 and 10 for MNIST);
+    an --arch the user gave is kept as given and checked against the data."""
+    for role in ("teacher", "student"):
+        cfg = getattr(spec, role)
+        given = getattr(args, "arch", None) is not None and role == {"train-teacher": "teacher"}.get(
+            args.command, "student")
+        parts = cfg.arch.split("-")
+        if not given and len(parts) >= 2:
+            setattr(spec, role, replace(cfg, arch="-".join([str(n_in)] + parts[1:-1] + [str(n_classes)])))
+
+
+def _header(args, spec, out, backend_name):
+    return f"nnkd {__version__}  {args.command}  preset {spec.preset}  {backend_name}  run folder {out}"
+
+
 def cmd_train(args):
+    """distill, train-teacher, train-student: new or resumed."""
+    from .pipeline import run_distill, train_alone
     if args.resume:
         out = Path(args.resume)
         if not (out / "run.json").is_file():
             raise UserError(f"--resume {out}: no run.json there; give a run folder written by nnkd")
-        saved = json.loads((out / "run.json").read_text())
-        if saved["command"] != args.command:
-            raise UserError(f"--resume {out}: that run was made by `{saved['command']}`, not `{args.command}`")
-        cfgs = {k: TrainConfig.from_dict(v) for k, v in saved["configs"].items()}
-        run = saved
+        spec = read_spec(out / "run.json")
+        if spec.command != args.command:
+            raise UserError(f"--resume {out}: that run was made by `{spec.command}`, not `{args.command}`")
     else:
-        cfgs, limit = _configs(args)
-        if limit is not None and limit < 1:
-            raise UserError(f"--train-limit must be a positive number of images, got {limit}")
-        if args.validation < 0:
-            raise UserError(f"--validation must not be negative, got {args.validation}")
-        _check_dataset(args.dataset)
-        absent = _absent_classes(args) if args.command == "distill" else []
-        validation = args.validation or (10000 if absent else 0)
-        n_train = min(limit or TRAIN_SIZE, TRAIN_SIZE) - validation
-        if n_train < 1:
-            raise UserError(f"--validation {validation} leaves no training images")
-        for cfg in cfgs.values():
-            cfg.validate(n_train=n_train)
-        teacher_ckpt = _teacher_checkpoint(args) if args.command == "distill" else None
-        run = {"command": args.command, "dataset": args.dataset, "validation": validation,
-               "configs": {k: asdict(v) for k, v in cfgs.items()}, "teacher_checkpoint": teacher_ckpt,
-               "baseline": not getattr(args, "no_baseline", False), "preset": args.preset,
-               "train_limit": limit, "absent_classes": absent,
-               "nnkd_version": __version__}
+        spec = spec_from_args(args)
         out = _new_run_dir(args)
-    backend, log, ds = _open_folder(args, out, "run.json", run)
+    log = Log()
+    backend, ds, teacher = _prepare(spec, args, log)
+    if args.dry_run:
+        return _print_spec(spec)
+    log(_header(args, spec, out, backend.describe()))
     stop = _install_stop()
-    try:
-        _train_commands(args, run, cfgs, backend, ds, out, log, stop)
-    except Interrupted as exc:
-        raise Interrupted(f"{exc}; continue with: python main.py {args.command} --resume {out}") from None
-    return 0
-
-
-def _train_commands(args, run, cfgs, backend, ds, out, log, stop):
-    from .pipeline import device_data, run_distill
-    from .train import train
-
     t0 = time.perf_counter()
-    if args.command == "distill":
-        settings = dict(cfgs, teacher_checkpoint=run["teacher_checkpoint"], baseline=run["baseline"],
-                        validation=run["validation"], train_limit=run["train_limit"],
-                        absent_classes=run.get("absent_classes", []))
-        results, table = run_distill(settings, backend, ds, out, log=log, stop=stop)
-        log("")
-        log(table)
-        log(f"\nwall time {(time.perf_counter() - t0) / 60:.1f} min; results in {out / 'results.md'}")
-    else:
-        role = "teacher" if args.command == "train-teacher" else "student"
-        data = device_data(ds, backend, run["validation"], train_limit=run["train_limit"])
-        _, summary = train(cfgs[role], backend, data, out / role, log=log, stop=stop,
-                           data_checksum=ds.checksum)
-        log(f"{role}: {summary['test_errors']} test errors in {summary['seconds'] / 60:.1f} min; "
-            f"checkpoint {out / role / 'checkpoint.npz'}")
+    with RunFolder(out, log):
+        if not args.resume:
+            write_spec(out / "run.json", spec, nnkd_version=__version__)
+        try:
+            if spec.command == "distill":
+                _, table = run_distill(spec, backend, ds, out, log=log, stop=stop, teacher=teacher)
+                log("")
+                log(table)
+                log(f"\nwall time {(time.perf_counter() - t0) / 60:.1f} min; results in {out / 'results.md'}")
+            else:
+                train_alone(spec, backend, ds, out, log=log, stop=stop)
+        except Interrupted as exc:
+            raise Interrupted(f"{exc}; continue with: python main.py {args.command} --resume {out}") from None
+    return 0
 
 
 def _numbers(flag, text, typ):
@@ -345,58 +390,41 @@ def _numbers(flag, text, typ):
         values = [typ(v) for v in text.split(",")]
     except ValueError:
         values = []
-    if not values or min(values) < lowest:
+    if not values or min(values) < lowest or not all(math.isfinite(v) for v in values):
         raise UserError(f"{flag} {text!r}: give positive numbers separated by commas, e.g. 1,2,4")
     return values
 
 
 def cmd_sweep(args):
-    from .checkpoint import load as load_ckpt
-    from .sweep import cell_config, run_sweep
-    from .train import load_weights
-
-    _check_dataset(args.dataset)
-    cfgs, limit = _configs(args)
-    settings = {"temperatures": _numbers("--temperatures", args.temperatures, float),
-                "widths": _numbers("--widths", args.widths, int),
-                "seeds": _numbers("--seeds", args.seeds, int), "dataset": args.dataset,
-                "validation": args.validation, "train_limit": limit}
-    if args.jobs < 1:
-        raise UserError(f"--jobs must be a positive whole number, got {args.jobs}")
-    args.retrain_teacher = False
-    teacher_ckpt = _teacher_checkpoint(args)
-    if teacher_ckpt is None:
+    from .sweep import run_sweep
+    spec = spec_from_args(args)
+    if spec.teacher_checkpoint is None:
         raise UserError(f"a sweep distills from a trained teacher: give --teacher CHECKPOINT (train one "
                         f"with `python main.py train-teacher --dataset {args.dataset}`)")
-    n_train = min(limit or TRAIN_SIZE, TRAIN_SIZE) - args.validation
-    if args.validation < 0 or n_train < 1 or (limit is not None and limit < 1):
-        raise UserError(f"--validation {args.validation} and --train-limit {limit} leave no training "
-                        "images: give a non-negative --validation below the number of images")
-    for width in settings["widths"]:
-        cell_config(cfgs["student"], width, 1.0, 0).validate(n_train=n_train)
-    record = dict(settings, student=asdict(cfgs["student"]), teacher_checkpoint=teacher_ckpt,
-                  nnkd_version=__version__)
     out = Path(args.out) if args.out else ROOT / "runs" / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     if (out / "sweep.json").exists():
         # The grid may grow (more seeds, widths, temperatures); what trains a cell may not change.
-        saved = json.loads((out / "sweep.json").read_text())
-        same = ("student", "teacher_checkpoint", "dataset", "validation", "train_limit")
-        if any(saved.get(k) != record[k] for k in same):
+        saved = read_spec(out / "sweep.json").to_dict()
+        same = ("configs", "teacher_checkpoint", "dataset", "validation", "train_limit")
+        mine = spec.to_dict()
+        if any(saved.get(k) != mine[k] for k in same) or saved["configs"]["student"] != mine["configs"]["student"]:
             raise UserError(f"{out} holds a sweep with other settings: give the same settings to "
                             "continue or extend it, or choose another --out")
-    elif out.exists() and any(out.iterdir()):
+    elif not is_empty(out):
         raise UserError(f"{out} already holds files that are not a sweep: choose another --out")
-    backend, log, ds = _open_folder(args, out, "sweep.json", dict(record, preset=args.preset))
-    _, meta = load_ckpt(teacher_ckpt)
-    teacher = TrainConfig.from_dict(meta["config"]).build(backend)
-    load_weights(teacher, teacher_ckpt)
-    log(f"teacher: {teacher_ckpt}")
+    log = Log()
+    backend, ds, teacher = _prepare(spec, args, log)
+    if args.dry_run:
+        return _print_spec(spec)
+    log(_header(args, spec, out, backend.describe()))
     t0 = time.perf_counter()
-    try:
-        _, table = run_sweep(dict(settings, student=cfgs["student"], jobs=args.jobs), backend, ds,
-                             teacher, out, log=log)
-    except Interrupted as exc:
-        raise Interrupted(f"{exc}; continue with the same command") from None
+    with RunFolder(out, log):
+        write_spec(out / "sweep.json", spec, nnkd_version=__version__)
+        log(f"teacher: {spec.teacher_checkpoint}")
+        try:
+            _, table = run_sweep(spec, backend, ds, teacher[0], out, log=log)
+        except Interrupted as exc:
+            raise Interrupted(f"{exc}; continue with the same command") from None
     log("")
     log(table)
     log(f"\nwall time {(time.perf_counter() - t0) / 60:.1f} min; results in {out / 'results.md'}")
@@ -405,7 +433,11 @@ def cmd_sweep(args):
 
 def cmd_plot(args):
     from .plots import plot
-    plot(args.run_dir)
+    if len(args.run_dirs) > 1 and not args.out:
+        raise UserError("plotting several runs together writes one figure: give --out FIGURE.png")
+    if args.out and not args.out.endswith(".png"):
+        raise UserError(f"--out {args.out}: give a file name ending in .png")
+    plot(args.run_dirs[0], others=args.run_dirs[1:], out=args.out)
     return 0
 
 
@@ -416,22 +448,15 @@ def cmd_report(args):
 
 
 def cmd_evaluate(args):
-    from .backend import get_backend
-    from .checkpoint import load as load_ckpt
+    from .checkpoint import load_model
     from .data import load
     from .pipeline import device_data, evaluate
-    from .train import load_weights
 
-    _, meta = load_ckpt(args.checkpoint)
-    if "config" not in meta:
-        raise UserError(f"{args.checkpoint} holds no model configuration")
     backend = get_backend(args.backend)
-    cfg = TrainConfig.from_dict(meta["config"])
-    net = cfg.build(backend)
-    load_weights(net, args.checkpoint)
+    net, meta = load_model(args.checkpoint, backend)
     ds = load(args.dataset)
     r = evaluate(net, device_data(ds, backend))
-    print(f"{args.checkpoint}: {cfg.arch}, epoch {meta.get('epoch')}")
+    print(f"{args.checkpoint}: {'-'.join(map(str, net.sizes))}, epoch {meta.get('epoch')}")
     print(f"test errors: {r['errors']} of {r['n']} ({100 * r['errors'] / r['n']:.2f}%)")
     print("errors per class: " + "  ".join(f"{c}:{e}" for c, e in enumerate(r["per_class_errors"])))
     print("confusion matrix (rows: true class, columns: predicted):")
@@ -445,9 +470,7 @@ def cmd_export(args):
     import hashlib
     from .train import export_weights
     dest = Path(args.dest)
-    if dest.exists():
-        raise UserError(f"{dest} exists; choose another destination")
-    export_weights(args.checkpoint, dest, exported_from=str(args.checkpoint))
+    export_weights(args.checkpoint, dest, force=args.force, exported_from=Path(args.checkpoint).name)
     print(f"{dest}: sha256 {hashlib.sha256(dest.read_bytes()).hexdigest()}")
     return 0
 
@@ -463,7 +486,6 @@ def cmd_data(args):
 
 
 def cmd_gradcheck(args):
-    from .backend import get_backend
     from .gradcheck import standard_checks
     backend = get_backend(args.backend)
     results = standard_checks(backend)
@@ -479,8 +501,9 @@ def cmd_gradcheck(args):
     return 1 if failed else 0
 
 
-COMMANDS = {"distill": cmd_train, "sweep": cmd_sweep, "plot": cmd_plot, "report": cmd_report, "train-teacher": cmd_train, "train-student": cmd_train,
-            "evaluate": cmd_evaluate, "export": cmd_export, "data": cmd_data, "gradcheck": cmd_gradcheck}
+COMMANDS = {"distill": cmd_train, "train-teacher": cmd_train, "train-student": cmd_train, "sweep": cmd_sweep,
+            "plot": cmd_plot, "report": cmd_report, "evaluate": cmd_evaluate, "export": cmd_export,
+            "data": cmd_data, "gradcheck": cmd_gradcheck}
 
 
 def main(argv=None):
@@ -490,7 +513,7 @@ def main(argv=None):
             raise UserError(f"unknown backend {args.backend!r}: expected one of {', '.join(BACKENDS)}")
         return COMMANDS[args.command](args)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        print(f"error: {_in_flags(str(exc), args.command)}", file=sys.stderr, flush=True)
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

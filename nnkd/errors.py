@@ -1,8 +1,13 @@
 """Exceptions that mean "stop and tell the user", each with its exit status.
 
-``main.py`` catches :class:`UserError` and prints its message as one line,
+The command line catches :class:`UserError` and prints its message as one line,
 ``error: <message>``, then exits with ``exit_code`` and no traceback.
 Everything else is a bug in nnkd and keeps its traceback.
+
+Messages name settings by their field in backticks (```student.lr```,
+```validation```), never by a command-line flag: the engine does not know the
+command line.  The command line replaces each such name with the flag that
+sets it (``--lr``), see :func:`nnkd.cli.flag_of`.
 """
 
 

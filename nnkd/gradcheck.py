@@ -102,7 +102,6 @@ def standard_checks(backend, tol=1e-6):
     from .layers import Dense, Dropout, ReLU
     from .network import Network
 
-    xp = backend.xp
     rng = np.random.default_rng(0)
     dev = lambda a: backend.asarray(np.asarray(a, dtype=np.float64))  # noqa: E731
     B, C = 4, 10
@@ -133,27 +132,27 @@ def standard_checks(backend, tol=1e-6):
 
     # Layers: loss = sum(r * layer(x)).
     x = dev(rng.standard_normal((B, 6)))
-    dense = Dense(dev(rng.standard_normal((6, 5)) * 0.5), dev(rng.standard_normal(5)), xp)
+    dense = Dense(dev(rng.standard_normal((6, 5)) * 0.5), dev(rng.standard_normal(5)))
     r5 = dev(rng.standard_normal((B, 5)))
     f_dense = lambda: scalar((r5 * dense.forward(x, True)).sum())  # noqa: E731
     f_dense()
     dense.W.zero_grad(); dense.b.zero_grad()
     gx = dense.backward(r5.copy()).copy()
     results.append(check("Dense input", f_dense, x, gx, tol=tol))
-    results.append(check("Dense weights", f_dense, dense.W.data, dense.W.value(), tol=tol))
-    results.append(check("Dense bias", f_dense, dense.b.data, dense.b.value(), tol=tol))
+    results.append(check("Dense weights", f_dense, dense.W.data, dense.W.grad, tol=tol))
+    results.append(check("Dense bias", f_dense, dense.b.data, dense.b.grad, tol=tol))
 
     # ReLU: inputs kept at least 0.1 away from the kink (h = 1e-6 never crosses it).
     xr_host = rng.standard_normal((B, 6))
     xr_host += np.sign(xr_host) * 0.1
     xr = dev(xr_host)
-    relu = ReLU(xp)
+    relu = ReLU()
     r6 = dev(rng.standard_normal((B, 6)))
     f_relu = lambda: scalar((r6 * relu.forward(xr.copy(), True)).sum())  # noqa: E731
     f_relu()
     results.append(check("ReLU", f_relu, xr, relu.backward(r6.copy()), tol=tol))
 
-    drop = Dropout(0.5, backend)
+    drop = Dropout(0.5)
     drop.mask = dev((rng.random((B, 6)) < 0.5) * 2.0)
     drop.frozen = True
     f_drop = lambda: scalar((r6 * drop.forward(xr.copy(), True)).sum())  # noqa: E731
@@ -182,7 +181,7 @@ def standard_checks(backend, tol=1e-6):
         _, gz = losses.distillation_loss(zz, yb, pb, 20.0, 1 / 400, 0.5)
         net.backward(gz)
         for name, prm in net.params:
-            results.append(check(f"{label} {name}", f_net, prm.data, prm.value().copy(), tol=tol))
+            results.append(check(f"{label} {name}", f_net, prm.data, prm.grad.copy(), tol=tol))
     return results
 
 

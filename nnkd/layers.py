@@ -16,40 +16,44 @@ their input must pass a copy.
 
 import numpy as np
 
+from .backend import array_module, keep_mask
+
 
 class Parameter:
-    """A trainable array and its gradient.
+    """A trainable array ``data`` and its gradient ``grad``.
 
-    Gradients accumulate (``+=``), so a parameter can receive contributions
-    from several losses; :meth:`zero_grad` clears them once per step.  The
-    clearing is lazy: it sets ``grad_is_zero`` and the first contribution of
-    the next step overwrites ``grad`` instead of adding to it, which saves a
-    pass over every weight matrix.  Read the gradient through :meth:`value`.
+    ``grad`` is always the gradient accumulated since the last :meth:`zero_grad`.
+    Gradients accumulate (``+=``), so a parameter can receive contributions from
+    several losses.  Clearing costs nothing: :meth:`zero_grad` only marks the
+    buffer as cleared, the next contribution is written straight into it
+    (``matmul(..., out=)``) instead of added, and reading ``grad`` while it is
+    cleared fills it with zeros first.
     """
 
     def __init__(self, data):
         self.data = data
-        self.grad = data.copy()
-        self.grad.fill(0)
-        self.grad_is_zero = True
+        self._grad = data.copy()
+        self._grad.fill(0)
+        self._cleared = True
+
+    @property
+    def grad(self):
+        if self._cleared:
+            self._grad.fill(0)
+            self._cleared = False
+        return self._grad
 
     def zero_grad(self):
-        self.grad_is_zero = True
-
-    def value(self):
-        """The accumulated gradient (zeros if nothing was accumulated since zero_grad)."""
-        if self.grad_is_zero:
-            self.grad.fill(0)
-        return self.grad
+        self._cleared = True
 
     def accumulate(self, xp_op, *args):
-        """Add ``xp_op(*args)`` to the gradient, computing it straight into ``grad`` if the
-        gradient is zero.  ``xp_op`` must accept ``out=``."""
-        if self.grad_is_zero:
-            xp_op(*args, out=self.grad)
-            self.grad_is_zero = False
+        """Add ``xp_op(*args)`` to the gradient (written straight into the buffer after a
+        :meth:`zero_grad`).  ``xp_op`` must accept ``out=``."""
+        if self._cleared:
+            xp_op(*args, out=self._grad)
+            self._cleared = False
         else:
-            self.grad += xp_op(*args)
+            self._grad += xp_op(*args)
 
 
 class Layer:
@@ -76,14 +80,14 @@ class Dense(Layer):
     """Fully connected layer ``y = x @ W + b``.
 
     Args:
-        W: ``(n_in, n_out)`` weight array on the backend; b: ``(n_out,)``.
+        W: ``(n_in, n_out)`` weight array (NumPy or CuPy); b: ``(n_out,)``.
     """
 
-    def __init__(self, W, b, xp):
+    def __init__(self, W, b):
         self.W = Parameter(W)
         self.b = Parameter(b)
         self.params = (self.W, self.b)
-        self.xp = xp
+        self.xp = array_module(W)
         self.x = None
 
     @classmethod
@@ -91,7 +95,7 @@ class Dense(Layer):
         """Weights from N(0, std^2) (the paper's 0.01), biases 0.  The draw happens on
         the host so that both backends start from the same numbers for a seed."""
         W = host_rng.normal(0.0, std, size=(n_in, n_out)).astype(dtype)
-        return cls(backend.asarray(W), backend.xp.zeros(n_out, dtype=dtype), backend.xp)
+        return cls(backend.asarray(W), backend.xp.zeros(n_out, dtype=dtype))
 
     @property
     def shape(self):
@@ -118,17 +122,14 @@ class Dense(Layer):
 class ReLU(Layer):
     """``y = max(x, 0)``, in place; keeps the mask ``x > 0`` for backward."""
 
-    def __init__(self, xp):
-        self.xp = xp
-
     def forward(self, x, train):
-        xp = self.xp
+        xp = array_module(x)
         self.mask = self._buffer("mask", x.shape, xp, bool)
         xp.greater(x, 0, out=self.mask)
         return xp.maximum(x, 0, out=x)
 
     def backward(self, gy, need_gx=True):
-        return self.xp.multiply(gy, self.mask, out=gy)
+        return array_module(gy).multiply(gy, self.mask, out=gy)
 
 
 class Dropout(Layer):
@@ -140,12 +141,10 @@ class Dropout(Layer):
     ``self.frozen = True``.
     """
 
-    def __init__(self, rate, backend):
+    def __init__(self, rate):
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
         self.rate = rate
-        self.backend = backend
-        self.xp = backend.xp
         self.rng = None
         self.frozen = False
         self.mask = None
@@ -155,12 +154,13 @@ class Dropout(Layer):
         self.active = train and self.rate > 0
         if not self.active:
             return x
+        xp = array_module(x)
         if not self.frozen:
-            self.mask = self._buffer("mask", x.shape, self.xp, x.dtype)
-            self.backend.keep_mask(self.rng, 1.0 - self.rate, self.mask)
-        return self.xp.multiply(x, self.mask, out=x)
+            self.mask = self._buffer("mask", x.shape, xp, x.dtype)
+            keep_mask(self.rng, 1.0 - self.rate, self.mask)
+        return xp.multiply(x, self.mask, out=x)
 
     def backward(self, gy, need_gx=True):
         if not self.active:
             return gy
-        return self.xp.multiply(gy, self.mask, out=gy)
+        return array_module(gy).multiply(gy, self.mask, out=gy)

@@ -58,13 +58,13 @@ class Network:
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             rate = dropout_input if i == 0 else dropout_hidden
             if rate > 0:
-                self.dropouts.append(Dropout(rate, backend))
+                self.dropouts.append(Dropout(rate))
                 self.layers.append(self.dropouts[-1])
             dense = Dense.init(n_in, n_out, backend, host_rng, std=init_std, dtype=dtype)
             self.dense.append(dense)
             self.layers.append(dense)
             if i < len(sizes) - 2:
-                self.layers.append(ReLU(backend.xp))
+                self.layers.append(ReLU())
 
     def set_rng(self, rng):
         """The generator that dropout masks are drawn from (one per epoch in training)."""

@@ -14,14 +14,17 @@ learning rate ``(1 - p) * lr``, which is why its ``lr0`` is large (10.0).
 
 import math
 
-FORMS = ("paper", "classic")
+import numpy as np
+
+from .backend import array_module
+from .config import MAX_NORM_LAYERS, MOMENTUM_FORMS as FORMS, SCHEDULES  # noqa: F401 (SCHEDULES re-exported)
 
 
 class SGD:
     """Momentum SGD over a list of :class:`nnkd.layers.Parameter`.
 
-    Velocity buffers are allocated once; :meth:`step` updates in place and
-    *consumes* the gradients (it scales them in place to save a pass).
+    Velocity and scratch buffers are allocated once; :meth:`step` updates the
+    parameters and velocities in place and leaves the gradients as they are.
     """
 
     def __init__(self, params, form="paper"):
@@ -29,20 +32,21 @@ class SGD:
             raise ValueError(f"momentum form must be one of {FORMS}, got {form!r}")
         self.params = list(params)
         self.form = form
-        self.velocity = []
+        self.velocity, self._step = [], []
         for p in self.params:
             v = p.data.copy()
             v.fill(0)
             self.velocity.append(v)
+            self._step.append(v.copy())
 
     def step(self, lr, momentum):
-        for p, v in zip(self.params, self.velocity):
-            g = p.value()
+        for p, v, s in zip(self.params, self.velocity, self._step):
+            xp = array_module(v)
             dt = p.data.dtype.type
             scale = (1.0 - momentum) * lr if self.form == "paper" else lr
+            xp.multiply(p.grad, dt(-scale), out=s)
             v *= dt(momentum)
-            g *= dt(-scale)
-            v += g
+            v += s
             p.data += v
 
     def state(self, to_host):
@@ -69,7 +73,7 @@ class MaxNorm:
             (the output layer too, as the seed did), or ``"none"``.
     """
 
-    LAYERS = ("hidden", "all", "none")
+    LAYERS = MAX_NORM_LAYERS
 
     def __init__(self, bound=15.0, squared=True, include_bias=False, layers="hidden"):
         if layers not in self.LAYERS:
@@ -88,12 +92,12 @@ class MaxNorm:
         chosen = dense_layers if self.layers == "all" else dense_layers[:-1]
         for layer in chosen:
             W, b = layer.W.data, layer.b.data
-            xp = layer.xp
+            xp = array_module(W)
             scale = self._scale.get(id(layer))
             if scale is None or scale.shape != b.shape:
                 scale = self._scale[id(layer)] = xp.empty_like(b)
             _column_sq_norms(W, scale, xp)
-            if xp.__name__ == "numpy" and not self.include_bias and scale.max() <= self.norm_bound ** 2:
+            if xp is np and not self.include_bias and scale.max() <= self.norm_bound ** 2:
                 continue  # nothing to rescale (checked on NumPy only, where it costs no device sync)
             if self.include_bias:
                 scale += b * b
@@ -108,7 +112,7 @@ class MaxNorm:
 
 def _column_sq_norms(W, out, xp):
     """``out[j] = sum_i W[i, j]^2`` without a temporary the size of W (on NumPy)."""
-    if xp.__name__ == "numpy":
+    if xp is np:
         return xp.einsum("ij,ij->j", W, W, out=out)
     return xp.sum(xp.square(W), axis=0, out=out)  # CuPy's einsum takes no out=
 
@@ -136,5 +140,3 @@ def momentum_at(epoch, start=0.5, end=0.99, ramp_epochs=500):
         return end
     return start + (end - start) * epoch / ramp_epochs
 
-
-SCHEDULES = ("exp", "cosine", "constant")

@@ -19,18 +19,19 @@ from pathlib import Path
 import numpy as np
 
 from . import losses
-from .errors import UserError
-from .files import atomic_write
-from .train import TrainConfig, count_errors, load_weights, train
+from .checkpoint import load_model
+from .errors import Interrupted, UserError
+from .files import atomic_write, read_array, read_json
+from .train import count_errors, train
 
 PAPER = {"teacher": 67, "student": 146, "distilled": 74}
-SEED = {"teacher": 100, "student": 171, "distilled": 111}
+SEED_REIMPLEMENTATION = {"teacher": 100, "student": 171, "distilled": 111}
 LABELS = {"teacher": "teacher {arch}", "student": "student {arch}, hard labels",
           "distilled": "student {arch}, distilled at T={T:g}"}
 
 
-def device_data(ds, backend, validation=0, normalize=False, train_limit=None):
-    """Move a :class:`nnkd.data.Dataset` to the backend as float32 in [0, 1] (the edge).
+def device_data(ds, backend, validation=0, train_limit=None):
+    """Move a :class:`nnkd.data.Dataset` to the backend as float32 (images in [0, 1]): the edge.
 
     ``train_limit`` keeps only the first N training images (before the
     validation split); the test set is always whole.
@@ -38,20 +39,22 @@ def device_data(ds, backend, validation=0, normalize=False, train_limit=None):
     from .data import to_float32, validation_split
     x, y = ds.train_images[:train_limit], ds.train_labels[:train_limit]
     if validation >= x.shape[0]:
-        raise UserError(f"--validation {validation} leaves no training images out of {x.shape[0]}")
+        raise UserError(f"`validation` {validation} would leave no training images out of {x.shape[0]}")
     out = {}
     if validation:
         x, y, xv, yv = validation_split(x, y, validation)
-        out["x_val"] = backend.asarray(to_float32(xv, normalize))
+        out["x_val"] = backend.asarray(to_float32(xv))
         out["y_val"] = backend.asarray(yv.astype(np.int64))
-    out["x_train"] = backend.asarray(to_float32(x, normalize))
+    out["x_train"] = backend.asarray(to_float32(x))
     out["y_train"] = backend.asarray(y.astype(np.int64))
-    out["x_test"] = backend.asarray(to_float32(ds.test_images, normalize))
+    out["x_test"] = backend.asarray(to_float32(ds.test_images))
     out["y_test"] = backend.asarray(ds.test_labels.astype(np.int64))
+    out["image_shape"] = getattr(ds, "image_shape", (28, 28))
+    out["n_classes"] = getattr(ds, "n_classes", 10)
     return out
 
 
-def teacher_logits(net, data, path, max_shift=0, log=print):
+def teacher_logits(net, data, path, max_shift=0, log=print, stop=None, chunk=10000):
     """The teacher's logits on the transfer set, in evaluation mode, cached in ``path``.
 
     Stored by sample index (row i is ``x_train[i]``), never by batch position,
@@ -59,6 +62,9 @@ def teacher_logits(net, data, path, max_shift=0, log=print):
     ``max_shift`` > 0 the transfer set holds every shift of every training image
     (see :func:`nnkd.batches.shifts`): the result is ``(shifts, N, C)``, and the
     student's jittered batches look up the logits of exactly the image they see.
+
+    ``stop`` (a :class:`nnkd.train.StopFlag`) is checked every ``chunk`` images; the
+    file is written whole at the end or not at all.
     """
     from .batches import shift_into, shifts
     path = Path(path)
@@ -67,22 +73,35 @@ def teacher_logits(net, data, path, max_shift=0, log=print):
     moves = shifts(max_shift) if max_shift else [(0, 0)]
     shape = (len(moves), n, net.sizes[-1]) if max_shift else (n, net.sizes[-1])
     if path.exists():
-        host = np.load(path, allow_pickle=False)
-        if host.shape == shape:
-            log(f"teacher logits: cached in {path}")
-            return net.backend.asarray(host)
+        host = read_array(path, "teacher logits", shape=shape, dtype=np.float32)
+        log(f"teacher logits: cached in {path}")
+        return net.backend.asarray(host)
     t0 = time.perf_counter()
     xp = net.backend.xp
     z = xp.empty((len(moves), n, net.sizes[-1]), dtype=np.float32)
-    side = int(round(X.shape[1] ** 0.5))
+    side = data.get("image_shape", (28, 28))[0] if max_shift else None
     moved = xp.empty_like(X)
     for k, (dy, dx) in enumerate(moves):
-        shift_into(X.reshape(n, side, side), moved.reshape(n, side, side), dy, dx)
-        z[k] = net.predict_logits(moved)
+        if max_shift:
+            shift_into(X.reshape(n, side, -1), moved.reshape(n, side, -1), dy, dx)
+        else:
+            moved[...] = X
+        for i in range(0, n, chunk):
+            if stop:
+                raise Interrupted(f"stopped by {stop.signal} while computing the teacher's logits "
+                                  f"(shift {k + 1} of {len(moves)}); nothing of them was written")
+            z[k, i:i + chunk] = net.predict_logits(moved[i:i + chunk])
+    if not bool(xp.isfinite(z).all()):
+        raise UserError("the teacher's logits hold NaN or infinite values: its weights are damaged; "
+                        "train the teacher again")
     z = z.reshape(shape)
     atomic_write(path, lambda f: np.save(f, net.backend.to_host(z)))
     log(f"teacher logits: {len(moves)} x {n} images in {time.perf_counter() - t0:.1f} s -> {path}")
     return z
+
+
+def write_text(path, text):
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def evaluate(net, data):
@@ -108,7 +127,7 @@ def results_table(rows, temperature, paper=True):
         label = LABELS[role].format(T=temperature, arch=r["arch"]) + (" (pretrained)" if "source" in r else "")
         lines.append(f"| {label} | {r['test_errors']} | {100 * r['test_errors'] / r['n_test']:.2f} | "
                      f"{r['params']:,} | {r['epochs']} | {r['seconds'] / 60:.1f} min | "
-                     f"{PAPER[role] if paper else '-'} | {SEED[role] if paper else '-'} |")
+                     f"{PAPER[role] if paper else '-'} | {SEED_REIMPLEMENTATION[role] if paper else '-'} |")
     return "\n".join(lines)
 
 
@@ -130,16 +149,16 @@ def restrict_transfer_set(data, soft, absent, backend):
 # the same student with a constant added to the logits (output biases) of those classes.
 # Lowering the biases of the classes present is the same as raising those of the absent ones.
 PAPER_CORRECTION = {
-    (3,): {"shift": 3.5, "before": "206 (133 on 3s)", "after": "109 (14 on 3s)"},
-    (0, 1, 2, 3, 4, 5, 6, 9): {"shift": 7.6, "before": "47.3%", "after": "13.2%"},  # only 7s and 8s
+    (3,): {"offset": 3.5, "before": "206 (133 on 3s)", "after": "109 (14 on 3s)"},
+    (0, 1, 2, 3, 4, 5, 6, 9): {"offset": 7.6, "before": "47.3%", "after": "13.2%"},  # only 7s and 8s
 }
-SHIFTS = np.round(np.arange(0.0, 20.0001, 0.1), 1)  # candidate corrections
+CORRECTIONS = np.round(np.arange(0.0, 20.0001, 0.1), 1)  # candidate logit offsets
 
 
-def _errors_after_shift(z, y, absent, shift):
-    """(errors, errors on the absent classes) with ``shift`` added to their logits."""
+def _errors_after_correction(z, y, absent, offset):
+    """(errors, errors on the absent classes) with ``offset`` added to their logits."""
     z = z.copy()
-    z[:, absent] += shift
+    z[:, absent] += offset
     wrong = z.argmax(axis=1) != y
     return int(wrong.sum()), int((wrong & np.isin(y, absent)).sum())
 
@@ -156,23 +175,23 @@ def bias_correction(net, data, absent):
 
     zt, yt = logits("x_test", "y_test")
 
-    def on_test(shift, **extra):
-        errors, on_absent = _errors_after_shift(zt, yt, absent, shift)
-        return dict(shift=float(shift), test_errors=errors, test_errors_on_absent=on_absent, **extra)
+    def on_test(offset, **extra):
+        errors, on_absent = _errors_after_correction(zt, yt, absent, offset)
+        return dict(offset=float(offset), test_errors=errors, test_errors_on_absent=on_absent, **extra)
 
     out = {"absent_classes": list(absent), "n_test": int(yt.size),
            "n_test_absent": int(np.isin(yt, absent).sum()), "before": on_test(0.0)}
     paper = PAPER_CORRECTION.get(tuple(absent))
     if paper:
-        out["paper"] = on_test(paper["shift"], paper_before=paper["before"], paper_after=paper["after"])
+        out["paper"] = on_test(paper["offset"], paper_before=paper["before"], paper_after=paper["after"])
     if "x_val" in data:
         zv, yv = logits("x_val", "y_val")
-        errs = np.array([_errors_after_shift(zv, yv, absent, s)[0] for s in SHIFTS])
-        best = SHIFTS[errs == errs.min()]
+        errs = np.array([_errors_after_correction(zv, yv, absent, s)[0] for s in CORRECTIONS])
+        best = CORRECTIONS[errs == errs.min()]
         out["chosen"] = on_test(best[len(best) // 2], validation_errors=int(errs.min()),
                                 n_validation=int(yv.size))
-    test_errs = np.array([_errors_after_shift(zt, yt, absent, s)[0] for s in SHIFTS])
-    out["best_on_test"] = on_test(SHIFTS[int(test_errs.argmin())])
+    test_errs = np.array([_errors_after_correction(zt, yt, absent, s)[0] for s in CORRECTIONS])
+    out["best_on_test"] = on_test(CORRECTIONS[int(test_errs.argmin())])
     return out
 
 
@@ -181,9 +200,9 @@ def correction_table(correction, absent):
     names = ", ".join(map(str, absent))
     lines = [f"| model | logits of class {names} raised by | test errors | error % | errors on the "
              f"test images of class {names} | paper |", "|---|---|---:|---:|---:|---:|"]
-    what = {"before": "0 (no correction)", "paper": "{shift:+.1f} (the paper's)",
-            "chosen": "{shift:+.1f} (fewest errors on {n_validation:,} validation images)",
-            "best_on_test": "{shift:+.1f} (best on the test set: reference only)"}
+    what = {"before": "0 (no correction)", "paper": "{offset:+.1f} (the paper's)",
+            "chosen": "{offset:+.1f} (fewest errors on {n_validation:,} validation images)",
+            "best_on_test": "{offset:+.1f} (best on the test set: reference only)"}
     for role, c in correction.items():
         for key, text in what.items():
             if key not in c:
@@ -197,64 +216,71 @@ def correction_table(correction, absent):
     return "\n".join(lines)
 
 
-def run_distill(settings, backend, ds, out_dir, log=print, stop=None):
-    """Run the whole pipeline; returns the results dict (also written to out_dir).
+def train_alone(spec, backend, ds, out_dir, log=print, stop=None):
+    """``train-teacher`` / ``train-student``: one model on hard labels; returns its summary."""
+    role = spec.roles[0]
+    data = device_data(ds, backend, spec.validation, train_limit=spec.train_limit)
+    _, summary = train(getattr(spec, role), backend, data, Path(out_dir) / role, log=log, stop=stop,
+                       data_checksum=ds.checksum, name=role)
+    log(f"{role}: {summary['test_errors']} test errors in {summary['seconds'] / 60:.1f} min; "
+        f"checkpoint {Path(out_dir) / role / 'checkpoint.npz'}")
+    return summary
 
-    settings: dict with ``teacher`` and ``student`` TrainConfigs, ``teacher_checkpoint``
-    (path or None), ``baseline`` (bool), ``validation`` (int), ``normalize`` (bool),
-    ``train_limit`` (int or None).
+
+def run_distill(spec, backend, ds, out_dir, log=print, stop=None, teacher=None):
+    """Run the whole pipeline of a ``distill`` :class:`~nnkd.config.RunSpec`; returns
+    ``(results, table)`` (also written to out_dir).
+
+    ``teacher``: ``(net, meta)`` of ``spec.teacher_checkpoint`` if the caller has loaded it.
     """
     out_dir = Path(out_dir)
     t_start = time.perf_counter()
-    data = device_data(ds, backend, settings.get("validation", 0), settings.get("normalize", False),
-                       settings.get("train_limit"))
-    t_cfg, s_cfg = settings["teacher"], settings["student"]
+    data = device_data(ds, backend, spec.validation, train_limit=spec.train_limit)
+    s_cfg = spec.student
     rows = {}
     common = dict(log=log, stop=stop, data_checksum=ds.checksum)
 
-    if settings.get("teacher_checkpoint"):
-        tpath = Path(settings["teacher_checkpoint"])
-        from .checkpoint import load
-        _, meta = load(tpath)
-        t_cfg = TrainConfig.from_dict(meta["config"])
-        teacher = t_cfg.build(backend)
-        load_weights(teacher, tpath)
-        log(f"teacher: {tpath} ({t_cfg.arch}, {meta['epoch']} epochs)")
+    if spec.teacher_checkpoint:
+        tpath = Path(spec.teacher_checkpoint)
+        teacher, meta = teacher or load_model(tpath, backend, data_checksum=ds.checksum, dataset=ds.name)
+        t_arch = "-".join(map(str, teacher.sizes))
+        log(f"teacher: {tpath} ({t_arch}, {meta['epoch']} epochs)")
         rows["teacher"] = {"test_errors": count_errors(teacher, data["x_test"], data["y_test"]),
                            "params": teacher.n_params(), "epochs": meta["epoch"],
                            "seconds": meta.get("seconds", 0.0), "source": str(tpath)}
+        t_config = meta["config"]
     else:
+        t_cfg = spec.teacher
+        t_arch, t_config = t_cfg.arch, asdict(t_cfg)
         log(f"teacher: training {t_cfg.arch}, {t_cfg.epochs} epochs")
-        teacher, rows["teacher"] = train(t_cfg, backend, data, out_dir / "teacher", **common)
-    if teacher.sizes[0] != data["x_train"].shape[1]:
-        raise UserError(f"the teacher takes {teacher.sizes[0]} inputs but the data has "
-                        f"{data['x_train'].shape[1]}")
+        teacher, rows["teacher"] = train(t_cfg, backend, data, out_dir / "teacher", name="teacher", **common)
 
     t_logits = time.perf_counter()
-    z = teacher_logits(teacher, data, out_dir / "teacher_logits.npy", s_cfg.transfer_jitter, log)
+    z = teacher_logits(teacher, data, out_dir / "teacher_logits.npy", s_cfg.transfer_jitter, log, stop)
     soft = losses.softmax(z, s_cfg.temperature).astype(np.float32)
     del z
     logits_seconds = time.perf_counter() - t_logits
-    absent = settings.get("absent_classes") or []
+    absent = spec.absent_classes
     if absent:  # the students' transfer set lacks these classes (the teacher saw them all)
         data, soft = restrict_transfer_set(data, soft, absent, backend)
         log(f"transfer set: {data['x_train'].shape[0]} images, without class(es) "
             f"{', '.join(map(str, absent))}")
 
     nets = {}
-    if settings.get("baseline", True):
+    if spec.baseline:
         log(f"baseline student: {s_cfg.arch}, hard labels, {s_cfg.epochs} epochs")
-        nets["student"], rows["student"] = train(s_cfg, backend, data, out_dir / "student", **common)
+        nets["student"], rows["student"] = train(s_cfg, backend, data, out_dir / "student",
+                                                 name="student", **common)
     log(f"distilled student: {s_cfg.arch}, T={s_cfg.temperature:g}, soft weight {s_cfg.soft_weight:g}, "
         f"hard weight {s_cfg.hard_weight:g}, transfer set jittered by up to {s_cfg.transfer_jitter} px, "
         f"{s_cfg.epochs} epochs")
     nets["distilled"], rows["distilled"] = train(s_cfg, backend, data, out_dir / "distilled",
-                                                 soft_targets=soft, **common)
+                                                 soft_targets=soft, name="student", **common)
 
     n_test = int(data["x_test"].shape[0])
     for role, r in rows.items():
         r["n_test"] = n_test
-        r["arch"] = t_cfg.arch if role == "teacher" else s_cfg.arch
+        r["arch"] = t_arch if role == "teacher" else s_cfg.arch
     table = results_table(rows, s_cfg.temperature, paper=not absent and ds.name == "mnist")
     correction = {}
     if absent:
@@ -262,13 +288,13 @@ def run_distill(settings, backend, ds, out_dir, log=print, stop=None):
             correction[role] = bias_correction(net, data, absent)
         table += "\n\n" + correction_table(correction, absent)
     results = {"models": rows, "temperature": s_cfg.temperature, "backend": backend.describe(),
-               "teacher_config": asdict(t_cfg), "student_config": asdict(s_cfg),
-               "paper": PAPER, "seed_reimplementation": SEED, "data": ds.source,
+               "teacher_config": t_config, "student_config": asdict(s_cfg),
+               "paper": PAPER, "seed_reimplementation": SEED_REIMPLEMENTATION, "data": ds.source,
                "teacher_logits_seconds": logits_seconds, "dataset": ds.name,
                "absent_classes": absent, "bias_correction": correction,
                "wall_seconds_this_session": time.perf_counter() - t_start}
-    (out_dir / "results.json").write_text(json.dumps(results, indent=1))
-    (out_dir / "results.md").write_text(table + "\n")
+    write_text(out_dir / "results.json", json.dumps(results, indent=1))
+    write_text(out_dir / "results.md", table + "\n")
     return results, table
 
 
@@ -282,13 +308,19 @@ def runs_table(run_dirs):
         f = d / "results.json"
         if not f.exists():
             raise UserError(f"{d} has no results.json: give finished distill run folders")
-        res = json.loads(f.read_text())
-        m = res["models"]
+        res = read_json(f, "results of a distill run")
+        m = res.get("models")
+        ok = isinstance(m, dict) and all(isinstance(r, dict) and isinstance(r.get("test_errors"), int)
+                                         and isinstance(r.get("seconds", 0), (int, float))
+                                         for r in m.values())
+        if not ok or not isinstance(res.get("student_config"), dict):
+            raise UserError(f"{f} is not the results file of a distill run (damaged?): run the "
+                            "distill again or leave that folder out")
         for role in roles:
             if role in m:
                 errs[role].append(m[role]["test_errors"])
         minutes = sum(r["seconds"] for r in m.values() if "source" not in r) / 60
-        lines.append(f"| {d.name} | {res['student_config']['seed']} | " +
+        lines.append(f"| {d.name} | {res['student_config'].get('seed', '-')} | " +
                      " | ".join(str(m[r]["test_errors"]) if r in m else "-" for r in roles) +
                      f" | {minutes:.1f} min |")
 

@@ -1,5 +1,8 @@
 """``python main.py plot RUN_DIR``: PNG figures of a distill run or a sweep (needs matplotlib).
 
+``python main.py plot RUN_DIR RUN_DIR... --out FIG.png`` sets the learning curves of
+several runs side by side in one figure (e.g. the ``paper`` and ``fast`` teachers).
+
 A distill run folder gets ``learning_curves.png`` (test errors and training error of
 the teacher, baseline and distilled student per epoch, from their metrics.jsonl) and
 ``dark_knowledge.png`` (the teacher's softmax on a few test images at T = 1 and T = 20).
@@ -7,12 +10,13 @@ A sweep folder gets ``errors_vs_temperature.png`` (mean test errors and their sp
 per student width).
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from .errors import UserError
+from .files import read_json, read_metrics
+from .runs import read_spec
 
 COLORS = {"teacher": "tab:blue", "student": "tab:red", "distilled": "tab:green"}
 
@@ -29,30 +33,37 @@ def _pyplot():
 
 
 def _metrics(stage_dir):
-    f = Path(stage_dir) / "metrics.jsonl"
-    if not f.exists():
-        return []
-    return [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    return read_metrics(Path(stage_dir) / "metrics.jsonl", log=lambda line: None)
 
 
-def _teacher_dir(run_dir, run):
-    ckpt = run.get("teacher_checkpoint")
-    return Path(ckpt).parent if ckpt else run_dir / "teacher"
+def _stages(run_dir, spec):
+    """{role: stage folder} of a run (the teacher's may be a shipped checkpoint's folder)."""
+    teacher = Path(spec.teacher_checkpoint).parent if spec.teacher_checkpoint else run_dir / "teacher"
+    return {"teacher": teacher, "student": run_dir / "student", "distilled": run_dir / "distilled"}
 
 
-def learning_curves(run_dir, run, plt):
-    fig, (ax_test, ax_train) = plt.subplots(1, 2, figsize=(11, 4))
-    stages = {"teacher": _teacher_dir(run_dir, run), "student": run_dir / "student",
-              "distilled": run_dir / "distilled"}
+def _draw_curves(ax_test, ax_train, stages, label="", style="-"):
     for role, d in stages.items():
-        rows = _metrics(d)
+        rows = [r for r in _metrics(d) if "train_err" in r]
         if not rows:
             continue
         tested = [r for r in rows if "test_errors" in r]
-        ax_test.plot([r["epoch"] for r in tested], [r["test_errors"] for r in tested], "o-", ms=2,
-                     color=COLORS[role], label=role)
-        ax_train.plot([r["epoch"] for r in rows], [100 * r["train_err"] for r in rows],
-                      color=COLORS[role], label=role)
+        name = f"{label}{role}"
+        ax_test.plot([r["epoch"] for r in tested], [r["test_errors"] for r in tested], style, marker="o",
+                     ms=2, color=COLORS[role], label=name)
+        ax_train.plot([r["epoch"] for r in rows], [100 * r["train_err"] for r in rows], style,
+                      color=COLORS[role], label=name)
+
+
+def learning_curves(run_dir, spec, plt, others=()):
+    """Test errors and training error per epoch of every model of the run (and of
+    ``others``: further run folders, drawn in other line styles)."""
+    fig, (ax_test, ax_train) = plt.subplots(1, 2, figsize=(11, 4))
+    runs = [(run_dir, spec)] + list(others)
+    styles = ["-", "--", ":", "-."]
+    for i, (d, sp) in enumerate(runs):
+        _draw_curves(ax_test, ax_train, _stages(d, sp), label=f"{d.name} " if others else "",
+                     style=styles[i % len(styles)])
     ax_test.set(xlabel="epoch", ylabel="test errors (of 10,000)", yscale="log",
                 title="test errors")
     ax_train.set(xlabel="epoch", ylabel="training error %  (dropout, jitter on)",
@@ -62,26 +73,23 @@ def learning_curves(run_dir, run, plt):
     for ax in (ax_test, ax_train):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-    fig.suptitle(f"{run_dir.name}: learning curves")
+    fig.suptitle(f"{run_dir.name}: learning curves" if not others else
+                 "learning curves: " + ", ".join(d.name for d, _ in runs))
     fig.tight_layout()
     return fig
 
 
-def dark_knowledge(run_dir, run, plt, n_images=4):
+def dark_knowledge(run_dir, spec, plt, n_images=4):
     """The teacher's class probabilities on the first test image of a few classes, at T=1 and T=20."""
     from . import losses
     from .backend import get_backend
-    from .checkpoint import load as load_ckpt
+    from .checkpoint import load_model
     from .data import load
-    from .train import TrainConfig, load_weights
-    ckpt = Path(run.get("teacher_checkpoint") or run_dir / "teacher" / "checkpoint.npz")
-    if not ckpt.exists():
+    ckpt = Path(spec.teacher_checkpoint or run_dir / "teacher" / "checkpoint.npz")
+    if not ckpt.exists() or spec.dataset not in ("mnist", "fashion-mnist"):
         return None
-    backend = get_backend("numpy")
-    _, meta = load_ckpt(ckpt)
-    teacher = TrainConfig.from_dict(meta["config"]).build(backend)
-    load_weights(teacher, ckpt)
-    ds = load(run.get("dataset", "mnist"), log=lambda line: None)
+    teacher, _ = load_model(ckpt, get_backend("numpy"))
+    ds = load(spec.dataset, log=lambda line: None)
     wanted = (2, 3, 7, 9)[:n_images]
     idx = [int(np.flatnonzero(ds.test_labels == c)[0]) for c in wanted]
     x = ds.test_images[idx].astype(np.float32) / 255.0
@@ -110,7 +118,11 @@ def errors_vs_temperature(run_dir, plt):
     res_file = run_dir / "results.json"
     if not res_file.exists():
         raise UserError(f"{run_dir} has no results.json yet: let the sweep finish (or run it again)")
-    cells = [c for c in json.loads(res_file.read_text())["cells"] if c["mean"] is not None]
+    cells = read_json(res_file, "a sweep's results").get("cells")
+    if not isinstance(cells, list) or not all(isinstance(c, dict) and "mean" in c for c in cells):
+        raise UserError(f"{res_file} is not a sweep's results (damaged?): run the sweep again to "
+                        "rewrite it")
+    cells = [c for c in cells if c["mean"] is not None]
     widths = sorted({c["width"] for c in cells}, reverse=True)
     fig, axes = plt.subplots(1, len(widths), figsize=(4 * len(widths), 3.6), squeeze=False)
     for ax, width in zip(axes[0], widths):
@@ -128,24 +140,32 @@ def errors_vs_temperature(run_dir, plt):
     return fig
 
 
-def plot(run_dir, log=print):
-    """Write the run's figures as PNGs into ``run_dir``; returns their paths."""
+def _run_spec(run_dir):
+    if not (run_dir / "run.json").exists():
+        raise UserError(f"{run_dir} is not a run or sweep folder written by nnkd (no run.json or sweep.json)")
+    return read_spec(run_dir / "run.json")
+
+
+def plot(run_dir, log=print, others=(), out=None):
+    """Write the run's figures as PNGs into ``run_dir`` (or, with ``others``, one figure of
+    all their learning curves to ``out``); returns their paths."""
     plt = _pyplot()
     run_dir = Path(run_dir)
-    if (run_dir / "sweep.json").exists():
-        figures = {"errors_vs_temperature.png": errors_vs_temperature(run_dir, plt)}
-    elif (run_dir / "run.json").exists():
-        run = json.loads((run_dir / "run.json").read_text())
-        figures = {"learning_curves.png": learning_curves(run_dir, run, plt),
-                   "dark_knowledge.png": dark_knowledge(run_dir, run, plt)}
+    if others:
+        runs = [(Path(d), _run_spec(Path(d))) for d in others]
+        figures = {Path(out): learning_curves(run_dir, _run_spec(run_dir), plt, others=runs)}
+    elif (run_dir / "sweep.json").exists():
+        figures = {run_dir / "errors_vs_temperature.png": errors_vs_temperature(run_dir, plt)}
     else:
-        raise UserError(f"{run_dir} is not a run or sweep folder written by nnkd (no run.json or sweep.json)")
+        spec = _run_spec(run_dir)
+        figures = {run_dir / "learning_curves.png": learning_curves(run_dir, spec, plt),
+                   run_dir / "dark_knowledge.png": dark_knowledge(run_dir, spec, plt)}
     paths = []
-    for name, fig in figures.items():
+    for path, fig in figures.items():
         if fig is None:
             continue
-        fig.savefig(run_dir / name, dpi=110)
+        fig.savefig(path, dpi=110)
         plt.close(fig)
-        paths.append(run_dir / name)
-        log(f"wrote {run_dir / name}")
+        paths.append(path)
+        log(f"wrote {path}")
     return paths

@@ -9,7 +9,7 @@ differs, so the gap between them is distillation's doing.
 from dataclasses import replace
 
 from .errors import UserError
-from .train import TrainConfig
+from .config import TrainConfig
 
 TEACHER_ARCH = "784-1200-1200-10"
 STUDENT_ARCH = "784-800-800-10"

@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from . import losses
-from .errors import Interrupted
+from .errors import Interrupted, UserError
+from .files import atomic_write, read_array, read_json
+from .runs import Log
 
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -53,12 +55,11 @@ def _init_worker(dataset, backend_name, validation, train_limit, logits_path):
     ds = load(dataset, log=lambda line: None)
     _WORKER.update(backend=backend, checksum=ds.checksum,
                    data=device_data(ds, backend, validation, train_limit=train_limit),
-                   logits=backend.asarray(np.load(logits_path, allow_pickle=False)))
+                   logits=backend.asarray(read_array(logits_path, "teacher logits", dtype=np.float32)))
 
 
 def _run_cell(job):
     """Train one cell (resuming it if it was started); returns its summary."""
-    from .cli import Log
     from .train import TrainConfig, train
     cfg, cell_dir = TrainConfig.from_dict(job["config"]), Path(job["dir"])
     w = _WORKER
@@ -66,38 +67,39 @@ def _run_cell(job):
     cell_dir.mkdir(parents=True, exist_ok=True)
     log = Log(cell_dir / "log.txt", echo=False)
     _, summary = train(cfg, w["backend"], w["data"], cell_dir, soft_targets=soft, log=log,
-                       data_checksum=w["checksum"])
+                       data_checksum=w["checksum"], name="student")
     summary.update(width=job["width"], temperature=cfg.temperature, seed=cfg.seed, arch=cfg.arch)
-    (cell_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    _write_json(cell_dir / "summary.json", summary)
     return summary
 
 
-def run_sweep(settings, backend, ds, teacher, out_dir, log=print):
-    """Train every cell not yet done; returns (results, table).
+def _write_json(path, obj):
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=1).encode()))
 
-    settings: ``student`` (TrainConfig), ``widths``, ``temperatures``, ``seeds`` (lists),
-    ``jobs`` (int), ``validation``, ``train_limit``, ``dataset``.
-    """
+
+def run_sweep(spec, backend, ds, teacher, out_dir, log=print):
+    """Train every cell of a ``sweep`` :class:`~nnkd.config.RunSpec` not yet done; returns
+    ``(results, table)``.  ``teacher``: the loaded teacher network."""
     from .pipeline import device_data, teacher_logits
     out_dir = Path(out_dir)
-    student = settings["student"]
-    data = device_data(ds, backend, settings["validation"], train_limit=settings["train_limit"])
+    student, grid = spec.student, spec.sweep
+    settings = {"widths": grid.widths, "temperatures": grid.temperatures, "student": student}
+    data = device_data(ds, backend, spec.validation, train_limit=spec.train_limit)
     logits_path = out_dir / "teacher_logits.npy"
     z = teacher_logits(teacher, data, logits_path, student.transfer_jitter, log)
 
     jobs = []
-    for width in settings["widths"]:
-        for t in settings["temperatures"]:
-            for seed in settings["seeds"]:
+    for width in grid.widths:
+        for t in grid.temperatures:
+            for seed in grid.seeds:
                 d = out_dir / cell_name(width, t, seed)
                 if not (d / "summary.json").exists():
                     jobs.append({"width": width, "dir": str(d),
                                  "config": asdict(cell_config(student, width, t, seed))})
-    total = len(settings["widths"]) * len(settings["temperatures"]) * len(settings["seeds"])
+    total = len(grid.widths) * len(grid.temperatures) * len(grid.seeds)
     log(f"sweep: {total} cells, {total - len(jobs)} already done, {len(jobs)} to train with "
-        f"{settings['jobs']} process(es); each cell logs to its own folder")
-    init = (settings["dataset"], backend.name, settings["validation"], settings["train_limit"],
-            str(logits_path))
+        f"{grid.jobs} process(es); each cell logs to its own folder")
+    init = (spec.dataset, backend.name, spec.validation, spec.train_limit, str(logits_path))
     t0 = time.perf_counter()
 
     def report(i, s):
@@ -105,7 +107,7 @@ def run_sweep(settings, backend, ds, teacher, out_dir, log=print):
             f"{s['test_errors']} test errors ({s['seconds'] / 60:.1f} min; "
             f"{(time.perf_counter() - t0) / 60:.1f} min since start)")
 
-    if settings["jobs"] <= 1:  # in this process, with the data and logits already here
+    if grid.jobs <= 1:  # in this process, with the data and logits already here
         _WORKER.update(backend=backend, checksum=ds.checksum, data=data, logits=z)
         try:
             for i, job in enumerate(jobs, 1):
@@ -115,11 +117,11 @@ def run_sweep(settings, backend, ds, teacher, out_dir, log=print):
                               "kept") from None
     else:
         del data, z  # each worker loads its own
-        threads = str(max(1, (os.cpu_count() or 1) // settings["jobs"]))
+        threads = str(max(1, (os.cpu_count() or 1) // grid.jobs))
         saved = {v: os.environ.get(v) for v in THREAD_VARS}
         for v in THREAD_VARS:  # read by the workers' fresh interpreters (spawn), not by this one
             os.environ.setdefault(v, threads)
-        pool = multiprocessing.get_context("spawn").Pool(settings["jobs"], _init_worker, init)
+        pool = multiprocessing.get_context("spawn").Pool(grid.jobs, _init_worker, init)
         for v, value in saved.items():
             if value is None:
                 os.environ.pop(v, None)
@@ -146,7 +148,7 @@ def summarize(out_dir, settings):
     cells = {}
     for width in settings["widths"]:
         for t in settings["temperatures"]:
-            cells[width, t] = [json.loads(f.read_text())["test_errors"]
+            cells[width, t] = [_cell_errors(f)
                                for f in sorted(out_dir.glob(f"{cell_name(width, t, '*')}/summary.json"))]
     stats = {k: {"errors": v, "mean": float(np.mean(v)) if v else None,
                  "std": float(np.std(v, ddof=1)) if len(v) > 1 else None} for k, v in cells.items()}
@@ -162,9 +164,17 @@ def summarize(out_dir, settings):
     table = "\n".join(lines) + "\n\n" + "\n".join(paper_checks(stats, settings))
     results = {"cells": [{"width": w, "temperature": t, **s} for (w, t), s in stats.items()],
                "student_config": asdict(settings["student"])}
-    (out_dir / "results.json").write_text(json.dumps(results, indent=1))
-    (out_dir / "results.md").write_text(table + "\n")
+    _write_json(out_dir / "results.json", results)
+    atomic_write(out_dir / "results.md", lambda f: f.write((table + "\n").encode()))
     return results, table
+
+
+def _cell_errors(path):
+    errors = read_json(path, "a sweep cell's summary").get("test_errors")
+    if not isinstance(errors, int):
+        raise UserError(f"{path} holds no test errors (damaged?): delete it and run the sweep again "
+                        "to retrain that cell")
+    return errors
 
 
 def paper_checks(stats, settings):

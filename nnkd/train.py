@@ -16,7 +16,7 @@ resumed run equals an uninterrupted one bit for bit on NumPy.
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,83 +24,8 @@ import numpy as np
 from . import checkpoint, files, losses
 from .batches import batch_slices, gather, jitter
 from .errors import Interrupted, TrainingDiverged, UserError
-from .network import Network, parse_arch
-from .optim import FORMS, SCHEDULES, SGD, MaxNorm, learning_rate, momentum_at
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines how one model is trained (saved as config.json)."""
-
-    arch: str = "784-800-800-10"
-    dropout_input: float = 0.0
-    dropout_hidden: float = 0.0
-    jitter: int = 0                  # max shift in pixels of hard-label training (0 = off)
-    epochs: int = 60
-    batch_size: int = 100
-    lr: float = 0.1                  # lr0
-    lr_schedule: str = "cosine"      # exp | cosine | constant
-    lr_decay: float = 0.998          # f in lr0 * f**epoch (exp)
-    momentum_start: float = 0.9
-    momentum_end: float = 0.9
-    momentum_epochs: int = 0         # linear ramp length
-    momentum_form: str = "classic"   # paper: dw = p dw - (1-p) lr g ; classic: v = p v - lr g
-    max_norm: float = 0.0            # 0 = off
-    max_norm_squared: bool = True    # bound on the squared length (paper) or on the norm
-    max_norm_bias: bool = False
-    max_norm_layers: str = "hidden"
-    init_std: float = 0.01
-    seed: int = 0
-    temperature: float = 20.0        # the fields below are used when training on soft targets
-    soft_weight: float = 1.0
-    hard_weight: float = 0.0
-    transfer_jitter: int = 0         # max shift of the transfer set's images (0 = as they are);
-    #                                  on soft targets it replaces `jitter`, whose shifts would
-    #                                  not match the images the teacher's logits belong to
-    checkpoint_every: int = 1        # epochs
-    eval_every: int = 1              # epochs between test-set evaluations (and always the last)
-
-    @classmethod
-    def from_dict(cls, d):
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def validate(self, n_train=None, n_in=784, n_out=10):
-        """Raise :class:`UserError` for any value that cannot train."""
-        parse_arch(self.arch, n_in, n_out)
-        for name in ("dropout_input", "dropout_hidden"):
-            v = getattr(self, name)
-            if not 0.0 <= v < 1.0:
-                raise UserError(f"--{name.replace('_', '-')} {v} is outside [0, 1): a dropout rate is "
-                                "the fraction of units dropped, e.g. 0.5")
-        for name in ("epochs", "batch_size", "checkpoint_every", "eval_every"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be a positive whole number, "
-                                f"got {getattr(self, name)}")
-        if n_train is not None and self.batch_size > n_train:
-            raise UserError(f"--batch-size {self.batch_size} is larger than the {n_train} training "
-                            "examples: use a smaller batch")
-        if not self.temperature > 0:
-            raise UserError(f"--temperature must be positive, got {self.temperature}")
-        if not self.lr > 0:
-            raise UserError(f"--lr must be positive, got {self.lr}")
-        if self.lr_schedule not in SCHEDULES:
-            raise UserError(f"--lr-schedule {self.lr_schedule!r}: expected one of {', '.join(SCHEDULES)}")
-        if self.momentum_form not in FORMS:
-            raise UserError(f"--momentum-form {self.momentum_form!r}: expected one of {', '.join(FORMS)}")
-        for name in ("momentum_start", "momentum_end"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise UserError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
-        if min(self.jitter, self.transfer_jitter, self.max_norm, self.soft_weight, self.hard_weight) < 0:
-            raise UserError("--jitter, --transfer-jitter, --max-norm, --soft-weight and --hard-weight "
-                            "must not be negative")
-        if self.max_norm_layers not in MaxNorm.LAYERS:
-            raise UserError(f"--max-norm-layers {self.max_norm_layers!r}: expected one of "
-                            f"{', '.join(MaxNorm.LAYERS)}")
-
-    def build(self, backend, dtype=np.float32):
-        return Network(parse_arch(self.arch), backend, seed=self.seed, dropout_input=self.dropout_input,
-                       dropout_hidden=self.dropout_hidden, init_std=self.init_std, dtype=dtype)
+from .config import TrainConfig  # noqa: F401 (nnkd.train.TrainConfig is the usual import)
+from .optim import SGD, MaxNorm, learning_rate, momentum_at
 
 
 class Step:
@@ -112,9 +37,10 @@ class Step:
     device synchronization): the batch's loss and its number of training errors.
     """
 
-    def __init__(self, cfg, net):
+    def __init__(self, cfg, net, image_shape=(28, 28)):
         self.cfg = cfg
         self.net = net
+        self.image_shape = image_shape
         self.xp = net.backend.xp
         self.opt = SGD([p for _, p in net.params], form=cfg.momentum_form)
         self.maxnorm = MaxNorm(cfg.max_norm, cfg.max_norm_squared, cfg.max_norm_bias,
@@ -136,11 +62,11 @@ class Step:
         gather(X, idx, xb)
         if soft_targets is None:
             if cfg.jitter:
-                jitter(xb, xj, cfg.jitter, host_rng)
+                jitter(xb, xj, cfg.jitter, host_rng, self.image_shape)
                 xb = xj
         elif cfg.transfer_jitter:
             # soft_targets (shifts, N, C): the teacher's output for every shift of every image.
-            k = jitter(xb, xj, cfg.transfer_jitter, host_rng)
+            k = jitter(xb, xj, cfg.transfer_jitter, host_rng, self.image_shape)
             xb = xj
             rows = xp.asarray(k) * X.shape[0] + idx
             targets = soft_targets.reshape(-1, soft_targets.shape[-1])[rows]
@@ -202,17 +128,21 @@ class Trainer:
     """Trains one model in one stage folder; see :func:`train`."""
 
     def __init__(self, cfg, backend, data, stage_dir, soft_targets=None, log=print, stop=None,
-                 data_checksum=None, check_every=None):
+                 data_checksum=None, check_every=None, name=""):
         self.cfg, self.backend, self.data = cfg, backend, data
+        self.field = name + "." if name else ""
         self.soft_targets, self.log, self.stop = soft_targets, log, stop
         self.data_checksum = data_checksum
         self.check_every = check_every or (50 if backend.is_gpu else 1)
         self.dir = Path(stage_dir)
         self.ckpt = self.dir / "checkpoint.npz"
         self.metrics_path = self.dir / "metrics.jsonl"
-        cfg.validate(n_train=data["x_train"].shape[0], n_in=data["x_train"].shape[1])
+        shape = data.get("image_shape", (28, 28))
+        cfg.validate(n_train=data["x_train"].shape[0], n_in=data["x_train"].shape[1],
+                     n_out=data.get("n_classes", 10), image_side=min(shape) if shape else None,
+                     prefix=self.field)
         self.net = cfg.build(backend)
-        self.step = Step(cfg, self.net)
+        self.step = Step(cfg, self.net, shape)
         self.epoch = 0          # epochs completed
         self.saved_epoch = 0    # epochs held by the checkpoint on disk
         self.seconds = 0.0      # training time so far, over all sessions
@@ -273,7 +203,7 @@ class Trainer:
                     raise TrainingDiverged(
                         f"the loss became {float(loss)} at epoch {epoch + 1}, step {step + 1} "
                         f"(lr {lr:.4g}); the last good checkpoint ({self.ckpt}, epoch {self.saved_epoch}) "
-                        "is kept: lower --lr and train again")
+                        f"is kept: lower `{self.field}lr` and train again")
             loss_sum += loss
             if self.stop:
                 raise Interrupted(
@@ -315,7 +245,7 @@ class Trainer:
 # NumPy's RuntimeWarnings before it would only add noise.
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=None,
-          data_checksum=None, check_every=None):
+          data_checksum=None, check_every=None, name=""):
     """Train one model, resuming from ``stage_dir/checkpoint.npz`` if it exists.
 
     Args:
@@ -328,11 +258,12 @@ def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=N
         stop: a :class:`StopFlag`; when set, training stops after the current step.
         check_every: steps between finiteness checks of the loss (each one reads a
             number back from the device); default 1 on NumPy, 50 on CuPy.
+        name: what the model is (``teacher``, ``student``), for messages naming its settings.
 
     Returns ``(net, summary)``; ``summary`` has test errors, epochs, seconds, params.
     """
     try:
-        t = Trainer(cfg, backend, data, stage_dir, soft_targets, log, stop, data_checksum, check_every)
+        t = Trainer(cfg, backend, data, stage_dir, soft_targets, log, stop, data_checksum, check_every, name)
         t.resume()
         t.fit()
     except Exception as exc:
@@ -341,7 +272,7 @@ def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=N
         free, total = backend.free_memory()
         raise UserError(f"out of GPU memory training {cfg.arch} at batch size {cfg.batch_size} "
                         f"({free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB on the card): use a "
-                        f"smaller --batch-size or architecture; checkpoints in {stage_dir} are kept") from None
+                        f"smaller `{name + '.' if name else ''}batch_size` or architecture; checkpoints in {stage_dir} are kept") from None
     summary = {"test_errors": count_errors(t.net, data["x_test"], data["y_test"]), "epochs": cfg.epochs,
                "seconds": t.seconds, "params": t.net.n_params()}
     return t.net, summary

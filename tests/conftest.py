@@ -1,10 +1,28 @@
-"""Shared fixtures: every backend test runs on NumPy, and on CuPy where a GPU is usable."""
+"""Shared fixtures and helpers: every backend test runs on NumPy, and on CuPy where a GPU is
+usable; ``main_py`` runs the command line in a subprocess."""
+
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from nnkd.backend import get_backend
 from nnkd.errors import UserError
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main_py(*args, timeout=600, **kw):
+    """``python main.py ARGS`` in the repository root; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+def error_lines(stderr):
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
 def _cupy_or_reason():

@@ -6,7 +6,7 @@ import types
 import numpy as np
 import pytest
 
-from nnkd.backend import array_module, get_backend
+from nnkd.backend import array_module, get_backend, keep_mask
 from nnkd.errors import UserError
 
 from .conftest import gpu_available, host
@@ -66,7 +66,7 @@ def test_real_cupy_if_installed_fails_clearly():
 
 def test_keep_mask_rate_and_scale(backend):
     out = backend.xp.empty((200, 500), dtype=np.float32)
-    backend.keep_mask(backend.rng(0), 0.8, out)
+    keep_mask(backend.rng(0), 0.8, out)
     m = host(out)
     assert set(np.unique(m)) == {0.0, np.float32(1 / 0.8)}
     assert (m > 0).mean() == pytest.approx(0.8, abs=0.01)

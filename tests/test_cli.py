@@ -1,17 +1,8 @@
 """Command-line mistakes: one line, exit status 2, no traceback, nothing written."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "main.py", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+from tests.conftest import main_py as run
 
 
 BAD = [

@@ -1,23 +1,15 @@
 """Issue 7's experiments: restricted transfer sets and bias correction, sweeps, seed tables, plots."""
 
 import json
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from nnkd import checkpoint
 from nnkd.backend import get_backend
-from nnkd.pipeline import _errors_after_shift, bias_correction, restrict_transfer_set, runs_table
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def main_py(*args):
-    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+from nnkd.pipeline import _errors_after_correction, bias_correction, restrict_transfer_set, runs_table
+from tests.conftest import main_py
 
 
 class FixedLogits:
@@ -31,18 +23,18 @@ class FixedLogits:
         return self.table[id(x)]
 
 
-def test_shift_raises_only_the_absent_classes():
+def test_correction_raises_only_the_absent_classes():
     z = np.array([[0.0, 1.0, 0.5], [3.0, 0.0, 1.5]])
     y = np.array([2, 2])
-    assert _errors_after_shift(z, y, [2], 0.0) == (2, 2)
-    assert _errors_after_shift(z, y, [2], 0.6) == (1, 1)   # row 0 needs > 0.5, row 1 > 1.5
-    assert _errors_after_shift(z, y, [2], 2.0) == (0, 0)
-    assert _errors_after_shift(z, y, [0], 5.0) == (2, 0)   # no test image is a 0
+    assert _errors_after_correction(z, y, [2], 0.0) == (2, 2)
+    assert _errors_after_correction(z, y, [2], 0.6) == (1, 1)   # row 0 needs > 0.5, row 1 > 1.5
+    assert _errors_after_correction(z, y, [2], 2.0) == (0, 0)
+    assert _errors_after_correction(z, y, [0], 5.0) == (2, 0)   # no test image is a 0
 
 
 def test_bias_correction_is_chosen_on_validation_not_test():
     """The absent class's logit is too low by 3 on validation data and by 6 on test data: the
-    chosen shift fits validation (any shift in 1..5 is right there, the middle is taken), and
+    chosen offset fits validation (any offset in 1..5 is right there, the middle is taken), and
     only the test-set reference fits the test data (4..8)."""
     rng = np.random.default_rng(0)
 
@@ -59,9 +51,9 @@ def test_bias_correction_is_chosen_on_validation_not_test():
     net = FixedLogits({id(data["x_val"]): zv, id(data["x_test"]): zt})
     c = bias_correction(net, data, [2])
     assert c["before"]["test_errors"] == c["before"]["test_errors_on_absent"] == (yt == 2).sum()
-    assert c["chosen"]["validation_errors"] == 0 and 2.5 < c["chosen"]["shift"] < 3.5, c["chosen"]
-    assert c["chosen"]["test_errors"] == (yt == 2).sum()  # too small a shift for the test data
-    assert c["best_on_test"]["test_errors"] == 0 and 4.0 < c["best_on_test"]["shift"] < 8.0
+    assert c["chosen"]["validation_errors"] == 0 and 2.5 < c["chosen"]["offset"] < 3.5, c["chosen"]
+    assert c["chosen"]["test_errors"] == (yt == 2).sum()  # too small an offset for the test data
+    assert c["best_on_test"]["test_errors"] == 0 and 4.0 < c["best_on_test"]["offset"] < 8.0
     assert "paper" not in c  # the paper's +3.5 is for omitting the 3s of MNIST
 
 
@@ -137,7 +129,7 @@ def test_omit_digit_reports_the_bias_correction(smoke_teacher, tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert res["absent_classes"] == [3]
     c = res["bias_correction"]["distilled"]
-    assert c["n_test_absent"] == 1010 and c["paper"]["shift"] == 3.5
+    assert c["n_test_absent"] == 1010 and c["paper"]["offset"] == 3.5
     assert c["chosen"]["n_validation"] == 1000
     assert c["best_on_test"]["test_errors"] <= min(c["before"]["test_errors"], c["chosen"]["test_errors"])
     assert "transfer set: 3608 images, without class(es) 3" in r.stdout  # 4000 minus their 392 threes

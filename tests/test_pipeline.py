@@ -7,20 +7,14 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from nnkd import checkpoint
+from tests.conftest import ROOT, main_py
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.mnist
-
-
-def main_py(*args, **kw):
-    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -95,7 +95,7 @@ def test_divergence_is_reported_with_epoch_and_step(tmp_path):
         train(small_cfg(lr=1e6, max_norm=0.0, dropout_input=0, dropout_hidden=0, jitter=0),
               be, data, tmp_path / "s", log=lambda s: None)
     msg = str(e.value)
-    assert "epoch 1, step" in msg and "lower --lr" in msg
+    assert "epoch 1, step" in msg and "lower `lr`" in msg
     assert e.value.exit_code == 3
 
 
@@ -166,8 +166,8 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
 
 def test_config_validation():
     for kw, pattern in [(dict(dropout_hidden=1.0), "outside"), (dict(epochs=0), "epochs"),
-                        (dict(batch_size=-1), "batch-size"), (dict(temperature=0), "temperature"),
-                        (dict(lr_schedule="step"), "lr-schedule"), (dict(momentum_form="x"), "momentum-form")]:
+                        (dict(batch_size=-1), "batch_size"), (dict(temperature=0), "temperature"),
+                        (dict(lr_schedule="step"), "lr_schedule"), (dict(momentum_form="x"), "momentum_form")]:
         with pytest.raises(UserError, match=pattern):
             small_cfg(**kw).validate()
     with pytest.raises(UserError, match="larger than"):

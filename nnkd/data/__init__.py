@@ -33,7 +33,7 @@ from .idx import (FILES, IMAGES_MAGIC, LABELS_MAGIC, NUM_CLASSES, TEST_IMAGES, T
 from .npz import load_npz
 from .registry import SPECS, Spec, checksum, default_root, load
 from .sources import DirectorySource, Mirror, Source
-from .splits import MEAN, STD, to_float32, validation_split
+from .splits import to_float32, validation_split
 from .wheel import PyPIWheel, unpickle_arrays
 
 __all__ = [
@@ -41,6 +41,6 @@ __all__ = [
     "PyPIWheel", "read_idx", "read_images", "read_labels", "parse_idx", "check_labels",
     "idx_bytes", "write_idx", "to_float32", "validation_split", "load", "describe",
     "default_root", "unpickle_arrays", "checksum", "load_npz", "NPZ_PREFIX", "Source",
-    "SourceFailed", "NUM_CLASSES", "MEAN", "STD", "IMAGES_MAGIC", "LABELS_MAGIC",
+    "SourceFailed", "NUM_CLASSES", "IMAGES_MAGIC", "LABELS_MAGIC",
     "TRAIN_IMAGES", "TRAIN_LABELS", "TEST_IMAGES", "TEST_LABELS",
 ]

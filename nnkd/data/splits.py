@@ -6,32 +6,21 @@ import numpy as np
 
 from .common import DataError
 
-MEAN, STD = 0.1307, 0.3081  # the seed reimplementation's input normalization
-
-
-def to_float32(images: np.ndarray, normalize: bool = False) -> np.ndarray:
+def to_float32(images: np.ndarray) -> np.ndarray:
     """Features ``(N, D)`` or images ``(N, H, W)`` -> float32 ``(N, D)``, the one place
     pixels become floats.
 
-    uint8 pixels become ``x / 255`` in [0, 1]; with ``normalize=True`` they are then
-    shifted and scaled as the seed reimplementation did: ``(x / 255 - 0.1307) / 0.3081``.
-    Float features (a user's dataset) are converted to float32 and otherwise left as they
-    are; ``normalize`` applies to uint8 pixels only.  Any other dtype is a TypeError.
-    The result is always a new array.
+    uint8 pixels become ``x / 255`` in [0, 1].  Float features (a user's dataset) are
+    converted to float32 and otherwise left as they are.  Any other dtype is a
+    TypeError.  The result is always a new array.
     """
     images = np.asarray(images)
     if images.dtype.kind == "f":
-        if normalize:
-            raise TypeError("to_float32: normalize=True applies to uint8 pixels only, "
-                            f"got {images.dtype} features")
         return images.reshape(len(images), -1).astype(np.float32)
     if images.dtype != np.uint8:
         raise TypeError(f"to_float32 expects uint8 pixels or float features, got {images.dtype}")
     x = images.reshape(len(images), -1).astype(np.float32)
     x /= np.float32(255)
-    if normalize:
-        x -= np.float32(MEAN)
-        x /= np.float32(STD)
     return x
 
 

@@ -1,0 +1,343 @@
+"""The settings of a run, typed and validated once.
+
+:class:`TrainConfig` says how one model is trained; :class:`RunSpec` says what a
+command does: which models, on which data, from which teacher.  A spec is
+built once, from a preset and the command line or from a run folder's
+``run.json``, and :meth:`RunSpec.validate` checks every value before anything
+is written.  The pipeline, the sweep and ``--resume`` read nothing else.
+
+A bad value raises :class:`SettingError`, whose message names the field in
+backticks (```student.lr` must be positive``); the command line turns such
+names into its flags (``--lr``), see :mod:`nnkd.errors`.
+"""
+
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+
+import numpy as np
+
+from .errors import UserError
+from .network import Network, parse_arch
+
+SCHEDULES = ("exp", "cosine", "constant")
+MOMENTUM_FORMS = ("paper", "classic")
+MAX_NORM_LAYERS = ("hidden", "all", "none")
+COMMANDS = ("distill", "train-teacher", "train-student", "sweep")
+ROLES = ("teacher", "student")
+MAX_EPOCHS = 1_000_000
+MAX_SEED = 2**63 - 1
+HIGH_DROPOUT = 0.9   # above this a warning: almost every unit is dropped
+
+
+class SettingError(UserError):
+    """A setting that cannot train; ``field`` is its name (``student.lr``, ``validation``)."""
+
+    def __init__(self, field_name, problem):
+        self.field, self.problem = field_name, problem
+        super().__init__(f"`{field_name}` {problem}")
+
+
+def _number(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False, hint=""):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise SettingError(name, f"must be a number, got {v!r}")
+    if not math.isfinite(v):
+        raise SettingError(name, f"must be a finite number, got {v}")
+    if v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi):
+        lo_s = "(" if lo_open else "["
+        hi_s = ")" if hi_open else "]"
+        if lo == 0 and lo_open and hi == math.inf:
+            raise SettingError(name, f"must be positive, got {v}{hint}")
+        if lo == 0 and hi == math.inf:
+            raise SettingError(name, f"must not be negative, got {v}{hint}")
+        raise SettingError(name, f"is outside {lo_s}{lo:g}, {hi:g}{hi_s}: got {v}{hint}")
+
+
+def _whole(name, v, lo=0, hi=MAX_EPOCHS, what="whole number"):
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise SettingError(name, f"must be a {what}, got {v!r}")
+    if v < lo or v > hi:
+        raise SettingError(name, f"must be a {'positive ' if lo == 1 else ''}{what} from {lo} to {hi:,}, "
+                                 f"got {v}")
+
+
+def _choice(name, v, choices):
+    if v not in choices:
+        raise SettingError(name, f"is {v!r}: expected one of {', '.join(choices)}")
+
+
+def _flag(name, v):
+    if not isinstance(v, bool):
+        raise SettingError(name, f"must be true or false, got {v!r}")
+
+
+def available_memory():
+    """Bytes of memory this process could still use (MemAvailable on Linux), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n):
+    return f"{n / 2**30:,.1f} GiB" if n < 2**40 else f"{n / 2**40:,.0f} TiB"
+
+
+def check_memory(name, need, what):
+    """Refuse ``need`` bytes when the machine has clearly less available."""
+    have = available_memory()
+    if have is not None and need > have:
+        raise SettingError(name, f"needs about {_gib(need)} of memory for {what}; this machine has "
+                                 f"{_gib(have)} available: choose smaller settings")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines how one model is trained (saved as config.json)."""
+
+    arch: str = "784-800-800-10"
+    dropout_input: float = 0.0
+    dropout_hidden: float = 0.0
+    jitter: int = 0                  # max shift in pixels of hard-label training (0 = off)
+    epochs: int = 60
+    batch_size: int = 100
+    lr: float = 0.1                  # lr0
+    lr_schedule: str = "cosine"      # exp | cosine | constant
+    lr_decay: float = 0.998          # f in lr0 * f**epoch (exp)
+    momentum_start: float = 0.9
+    momentum_end: float = 0.9
+    momentum_epochs: int = 0         # linear ramp length
+    momentum_form: str = "classic"   # paper: dw = p dw - (1-p) lr g ; classic: v = p v - lr g
+    max_norm: float = 0.0            # 0 = off
+    max_norm_squared: bool = True    # bound on the squared length (paper) or on the norm
+    max_norm_bias: bool = False
+    max_norm_layers: str = "hidden"
+    init_std: float = 0.01
+    seed: int = 0
+    temperature: float = 20.0        # the fields below are used when training on soft targets
+    soft_weight: float = 1.0
+    hard_weight: float = 0.0
+    transfer_jitter: int = 0         # max shift of the transfer set's images (0 = as they are);
+    #                                  on soft targets it replaces `jitter`, whose shifts would
+    #                                  not match the images the teacher's logits belong to
+    checkpoint_every: int = 1        # epochs
+    eval_every: int = 1              # epochs between test-set evaluations (and always the last)
+
+    @classmethod
+    def from_dict(cls, d, where="configuration"):
+        """A config from a dict (config.json, run.json, checkpoint metadata); unknown keys are
+        ignored, missing ones take their defaults.  Values are checked by :meth:`validate`."""
+        if not isinstance(d, dict):
+            raise UserError(f"{where} is not a set of settings (got {type(d).__name__}); the file "
+                            "is damaged or not written by nnkd")
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def sizes(self, n_in=None, n_out=None):
+        return parse_arch(self.arch, n_in, n_out)
+
+    def build(self, backend, dtype=np.float32):
+        """A freshly initialized :class:`~nnkd.network.Network` of this config."""
+        return Network(self.sizes(), backend, seed=self.seed, dropout_input=self.dropout_input,
+                       dropout_hidden=self.dropout_hidden, init_std=self.init_std, dtype=dtype)
+
+    def validate(self, n_train=None, n_in=784, n_out=10, image_side=28, prefix="", warn=None):
+        """Raise :class:`SettingError` (field names prefixed by ``prefix``) for any value that
+        cannot train; call ``warn(line)`` for one that will train badly."""
+        def name(f):
+            return prefix + f
+        if not isinstance(self.arch, str):
+            raise SettingError(name("arch"), f"must be widths joined by '-', got {self.arch!r}")
+        sizes = self.sizes(n_in, n_out)
+        for f in ("dropout_input", "dropout_hidden"):
+            _number(name(f), getattr(self, f), 0.0, 1.0, hi_open=True,
+                    hint=" (a dropout rate is the fraction of units dropped, e.g. 0.5)")
+            if getattr(self, f) > HIGH_DROPOUT and warn:
+                warn(f"warning: {name(f)} {getattr(self, f)} drops almost every unit; training will "
+                     "be close to chance")
+        for f in ("epochs", "batch_size", "checkpoint_every", "eval_every"):
+            _whole(name(f), getattr(self, f), 1, MAX_EPOCHS if f != "batch_size" else 10**9)
+        if n_train is not None and self.batch_size > n_train:
+            raise SettingError(name("batch_size"), f"{self.batch_size} is larger than the {n_train} "
+                               "training examples: use a smaller batch")
+        _number(name("lr"), self.lr, 0.0, lo_open=True)
+        _choice(name("lr_schedule"), self.lr_schedule, SCHEDULES)
+        _number(name("lr_decay"), self.lr_decay, 0.0, 1.0, lo_open=True,
+                hint=" (the exp schedule multiplies the learning rate by it every epoch)")
+        for f in ("momentum_start", "momentum_end"):
+            _number(name(f), getattr(self, f), 0.0, 1.0, hi_open=True)
+        _whole(name("momentum_epochs"), self.momentum_epochs, 0, MAX_EPOCHS)
+        _choice(name("momentum_form"), self.momentum_form, MOMENTUM_FORMS)
+        _number(name("max_norm"), self.max_norm, 0.0)
+        _flag(name("max_norm_squared"), self.max_norm_squared)
+        _flag(name("max_norm_bias"), self.max_norm_bias)
+        _choice(name("max_norm_layers"), self.max_norm_layers, MAX_NORM_LAYERS)
+        _number(name("init_std"), self.init_std, 0.0, 10.0, lo_open=True,
+                hint=" (all-equal initial weights never break the symmetry between units)")
+        _whole(name("seed"), self.seed, 0, MAX_SEED)
+        _number(name("temperature"), self.temperature, 0.0, lo_open=True)
+        for f in ("soft_weight", "hard_weight"):
+            _number(name(f), getattr(self, f), 0.0, 1e6)
+        for f in ("jitter", "transfer_jitter"):
+            if not image_side and getattr(self, f) != 0:
+                raise SettingError(name(f), "must be 0: jitter shifts images, and this dataset has no "
+                                   "image shape (give image_shape in the .npz)")
+            _whole(name(f), getattr(self, f), 0, max((image_side or 1) - 1, 0),
+                   what="whole number of pixels below the image size")
+        # Parameters, their gradients, velocities and scratch, plus activations of a batch.
+        n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        batch = max(self.batch_size, 10000)
+        need = 4 * (4 * n_params + 4 * batch * sum(sizes))
+        check_memory(name("arch"), need, f"training {self.arch} at batch {self.batch_size}")
+        return sizes
+
+
+@dataclass
+class SweepGrid:
+    """The cells of a sweep: every width x temperature x seed, ``jobs`` at a time."""
+
+    temperatures: list = field(default_factory=lambda: [1.0, 2.0, 4.0, 8.0, 20.0])
+    widths: list = field(default_factory=lambda: [800, 300, 30])
+    seeds: list = field(default_factory=lambda: [0, 1, 2])
+    jobs: int = 1
+
+    def validate(self):
+        for f, check in (("temperatures", lambda n, v: _number(n, v, 0.0, lo_open=True)),
+                         ("widths", lambda n, v: _whole(n, v, 1, 10**9)),
+                         ("seeds", lambda n, v: _whole(n, v, 0, MAX_SEED))):
+            values = getattr(self, f)
+            if not isinstance(values, list) or not values:
+                raise SettingError(f"sweep.{f}", f"must be a non-empty list, got {values!r}")
+            for v in values:
+                check(f"sweep.{f}", v)
+        _whole("sweep.jobs", self.jobs, 1, 1024)
+
+
+@dataclass
+class RunSpec:
+    """What a command does.
+
+    Attributes:
+        command: ``distill``, ``train-teacher``, ``train-student`` or ``sweep``.
+        dataset: ``mnist``, ``fashion-mnist`` or ``npz:PATH``.
+        teacher, student: the :class:`TrainConfig` of each model (the teacher's is used
+            only when one is trained).
+        validation: the last N training images held out (a validation error; the bias
+            correction of the transfer-set experiments is chosen on them).
+        train_limit: use only the first N training images (None: all).
+        teacher_checkpoint: distill from this checkpoint (None: train a teacher).
+        baseline: also train the plain student.
+        absent_classes: classes left out of the students' transfer set.
+        sweep: the grid of a ``sweep``.
+    """
+
+    command: str
+    dataset: str = "mnist"
+    preset: str = "fast"
+    teacher: TrainConfig = field(default_factory=TrainConfig)
+    student: TrainConfig = field(default_factory=TrainConfig)
+    validation: int = 0
+    train_limit: int | None = None
+    teacher_checkpoint: str | None = None
+    baseline: bool = True
+    absent_classes: list = field(default_factory=list)
+    sweep: SweepGrid | None = None
+
+    @property
+    def roles(self):
+        """The models this command trains, in order."""
+        if self.command == "train-teacher":
+            return ("teacher",)
+        if self.command in ("train-student", "sweep"):
+            return ("student",)
+        return ("student",) if self.teacher_checkpoint else ("teacher", "student")
+
+    def n_train(self, n_available):
+        """Training images left after the limit and the validation split."""
+        return min(self.train_limit or n_available, n_available) - self.validation
+
+    def validate(self, n_available=None, n_in=784, n_classes=10, image_side=28, warn=None):
+        """Check every value; ``n_available`` etc. describe the dataset once it is known."""
+        _choice("command", self.command, COMMANDS)
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise SettingError("dataset", f"must be a dataset name, got {self.dataset!r}")
+        if self.train_limit is not None:
+            _whole("train_limit", self.train_limit, 1, 10**12, what="number of images")
+        _whole("validation", self.validation, 0, 10**12, what="number of images")
+        _flag("baseline", self.baseline)
+        if self.teacher_checkpoint is not None and not isinstance(self.teacher_checkpoint, str):
+            raise SettingError("teacher_checkpoint", f"must be a path, got {self.teacher_checkpoint!r}")
+        if not isinstance(self.absent_classes, list) or not all(
+                isinstance(c, int) and not isinstance(c, bool) and 0 <= c < n_classes
+                for c in self.absent_classes):
+            raise SettingError("absent_classes", f"must be classes 0 to {n_classes - 1}, got "
+                               f"{self.absent_classes!r}")
+        if len(set(self.absent_classes)) >= n_classes:
+            raise SettingError("absent_classes", "leave no class in the transfer set")
+        n_train = None
+        if n_available is not None:
+            n_train = self.n_train(n_available)
+            if n_train < 1:
+                raise SettingError("validation", f"{self.validation} would leave no training images out of "
+                                   f"{min(self.train_limit or n_available, n_available)}")
+        if self.sweep is not None:
+            self.sweep.validate()
+        for role in self.roles:
+            cfg = getattr(self, role)
+            if not isinstance(cfg, TrainConfig):
+                raise SettingError(role, "is not a set of training settings")
+            if role == "student" and self.sweep is not None:
+                for width in self.sweep.widths:
+                    cell = replace(cfg, arch=f"{n_in}-{width}-{width}-{n_classes}")
+                    cell.validate(n_train, n_in, n_classes, image_side, prefix="student.", warn=warn)
+            else:
+                cfg.validate(n_train, n_in, n_classes, image_side, prefix=role + ".", warn=warn)
+        if self.command in ("distill", "sweep") and n_available is not None:
+            s = self.student
+            shifts = (2 * s.transfer_jitter + 1) ** 2
+            # the logits and, at the students' temperature, their softmax
+            check_memory("student.transfer_jitter", 2 * 4 * shifts * n_train * n_classes,
+                         f"the teacher's logits on {shifts} shifts of {n_train} images")
+        return self
+
+    def to_dict(self):
+        """The JSON form written as ``run.json``."""
+        d = {"command": self.command, "dataset": self.dataset, "preset": self.preset,
+             "validation": self.validation, "train_limit": self.train_limit,
+             "configs": {role: asdict(getattr(self, role)) for role in ROLES},
+             "teacher_checkpoint": self.teacher_checkpoint, "baseline": self.baseline,
+             "absent_classes": list(self.absent_classes)}
+        if self.sweep is not None:
+            d["sweep"] = asdict(self.sweep)
+        return d
+
+    @classmethod
+    def from_dict(cls, d, where="run.json"):
+        """Read :meth:`to_dict`'s form back; the result still needs :meth:`validate`."""
+        if not isinstance(d, dict):
+            raise UserError(f"{where} does not hold run settings (got {type(d).__name__}): it is "
+                            "damaged or not written by nnkd")
+        configs = d.get("configs")
+        if not isinstance(configs, dict):
+            raise UserError(f"{where} has no model settings ('configs'): it is damaged or not "
+                            "written by nnkd")
+        known = {f.name for f in fields(cls)} - {"teacher", "student", "sweep"}
+        kw = {k: v for k, v in d.items() if k in known}
+        for role in ROLES:
+            kw[role] = TrainConfig.from_dict(configs.get(role, {}), f"{where}: {role} settings")
+        sweep = d.get("sweep")
+        if sweep is not None:
+            if not isinstance(sweep, dict):
+                raise UserError(f"{where}: the sweep settings are damaged")
+            names = {f.name for f in fields(SweepGrid)}
+            kw["sweep"] = SweepGrid(**{k: v for k, v in sweep.items() if k in names})
+        if "command" not in kw:
+            raise UserError(f"{where} does not say which command made it: it is damaged")
+        return cls(**kw)
