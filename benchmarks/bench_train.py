@@ -31,6 +31,7 @@ from nnkd import losses  # noqa: E402
 from nnkd.backend import get_backend  # noqa: E402
 from nnkd.errors import UserError  # noqa: E402
 from nnkd.network import parse_arch  # noqa: E402
+from nnkd.optim import learning_rate, momentum_at  # noqa: E402
 from nnkd.presets import preset  # noqa: E402
 from nnkd.train import Step  # noqa: E402
 
@@ -46,9 +47,15 @@ def step_flops(sizes):
 
 
 def configs():
-    cfgs, _ = preset("fast")
-    t, s = cfgs["teacher"], cfgs["student"]
-    return {"teacher": (t, False), "student": (s, False), "distill": (s, True)}
+    """{model: (TrainConfig, on soft targets)}: the `fast` preset's models, and the `paper`
+    preset's as ``paper-teacher`` etc. (same networks, the paper's optimizer settings)."""
+    out = {}
+    for name, prefix in (("fast", ""), ("paper", "paper-")):
+        cfgs, _ = preset(name)
+        t, s = cfgs["teacher"], cfgs["student"]
+        out.update({prefix + "teacher": (t, False), prefix + "student": (s, False),
+                    prefix + "distill": (s, True)})
+    return out
 
 
 def timed(fn, sync, seconds, min_reps=5):
@@ -88,11 +95,14 @@ def bench_nnkd(backend, role, cfg, soft, batch, seconds):
     host_rng = np.random.default_rng(1)
     order = backend.asarray(np.concatenate([rng.permutation(N_DATA) for _ in range(64)]))
     pos = [0]
+    # The first epoch's learning rate and momentum of the config (max-norm binds or not as in training).
+    lr = learning_rate(0, cfg.lr, cfg.lr_schedule, cfg.lr_decay, cfg.epochs)
+    mom = momentum_at(0, cfg.momentum_start, cfg.momentum_end, cfg.momentum_epochs)
 
     def one():
         a = pos[0] % (order.shape[0] - batch)
         pos[0] += batch
-        step(X, Y, order[a:a + batch], 0.01, 0.9, host_rng, P)
+        step(X, Y, order[a:a + batch], lr, mom, host_rng, P)
 
     return batch / timed(one, backend.synchronize, seconds)
 

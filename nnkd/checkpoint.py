@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .errors import UserError
 from .files import NPY_DAMAGE, atomic_write, read_npy_header
 

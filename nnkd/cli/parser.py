@@ -1,0 +1,182 @@
+"""The command line's flags: argparse tables, and the flag that sets each run-spec field.
+
+Messages from the engine name settings by field (```student.lr```); :func:`in_flags`
+turns them into the flags that set them (``--lr``) for the command at hand.
+"""
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from ..version import __version__
+from ..presets import PRESETS
+
+def _word(meanings):
+    """An argparse type for a flag that takes one of a few words."""
+    def convert(text):
+        if text not in meanings:
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(meanings)}, got {text!r}")
+        return meanings[text]
+    return convert
+
+
+# Command-line flags that override a TrainConfig field: (flag, field, type, help).
+OVERRIDES = [
+    ("--arch", "arch", str, "layer widths, e.g. 784-800-800-10"),
+    ("--epochs", "epochs", int, "training epochs"),
+    ("--batch-size", "batch_size", int, "examples per step"),
+    ("--lr", "lr", float, "initial learning rate lr0"),
+    ("--lr-schedule", "lr_schedule", str, "exp (lr0 * f^epoch), cosine or constant"),
+    ("--lr-decay", "lr_decay", float, "f of the exp schedule (paper: 0.998)"),
+    ("--momentum-start", "momentum_start", float, "momentum at epoch 0"),
+    ("--momentum-end", "momentum_end", float, "momentum after the ramp"),
+    ("--momentum-epochs", "momentum_epochs", int, "length of the linear momentum ramp"),
+    ("--momentum-form", "momentum_form", str, "paper: dw = p dw - (1-p) lr g; classic: v = p v - lr g"),
+    ("--dropout-input", "dropout_input", float, "dropout rate of the input, in [0, 1)"),
+    ("--dropout-hidden", "dropout_hidden", float, "dropout rate of each hidden layer, in [0, 1)"),
+    ("--jitter", "jitter", int, "max random shift of the input images in pixels (0 = off)"),
+    ("--max-norm", "max_norm", float, "max-norm bound (0 = off; paper: 15 on the squared length)"),
+    ("--max-norm-on", "max_norm_squared", _word({"squared": True, "norm": False}),
+     "what --max-norm bounds: squared (length^2, the paper) or norm"),
+    ("--max-norm-bias", "max_norm_bias", _word({"yes": True, "no": False}),
+     "whether the bias counts in a unit's length: yes or no"),
+    ("--max-norm-layers", "max_norm_layers", str, "hidden (paper), all or none"),
+    ("--init-std", "init_std", float, "std of the initial weights (paper: 0.01)"),
+    ("--checkpoint-every", "checkpoint_every", int, "epochs between checkpoints"),
+    ("--eval-every", "eval_every", int, "epochs between test-set evaluations in the log"),
+]
+DISTILL_OVERRIDES = [
+    ("--temperature", "temperature", float, "distillation temperature T (default 20)"),
+    ("--soft-weight", "soft_weight", float, "weight of T^2 * soft cross-entropy"),
+    ("--hard-weight", "hard_weight", float, "weight of the hard-label cross-entropy"),
+    ("--transfer-jitter", "transfer_jitter", int,
+     "distilled student: shift the transfer set's images by up to N px (teacher logits for every shift)"),
+]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag value is a one-line error with exit status 2."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {message}\n")
+
+
+def _add_common(p, default_out):
+    p.add_argument("--dry-run", action="store_true",
+                   help="check every setting against the data, print the run's settings and stop "
+                   "(writes nothing)")
+    p.add_argument("--backend", default="numpy", help="numpy (default, CPU) or cupy (NVIDIA GPU)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--preset", default="fast", help=f"one of {', '.join(PRESETS)} (default fast)")
+    p.add_argument("--out", default=None, help=f"run folder (default runs/{default_out}-<time>)")
+    p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
+    p.add_argument("--validation", type=int, default=0,
+                   help="hold out the last N training images for a validation error (default 0)")
+    p.add_argument("--train-limit", type=int, default=None,
+                   help="use only the first N training images (default: all; smoke preset: 5000)")
+
+
+def _add_overrides(p, table, prefix=""):
+    for flag, name, typ, help_ in table:
+        p.add_argument(flag.replace("--", "--" + prefix), dest=prefix.replace("-", "_") + name,
+                       type=typ, default=None, help=help_)
+
+
+def build_parser():
+    parser = Parser(prog=Path(sys.argv[0]).name or "main.py", description="nnkd: knowledge distillation on NumPy/CuPy "
+                    "(Hinton, Vinyals & Dean 2015, MNIST)")
+    parser.add_argument("--version", action="version", version=f"nnkd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    p = sub.add_parser("distill", help="the main job: teacher, baseline and distilled student, table")
+    _add_common(p, "distill")
+    p.add_argument("--teacher", default=None, help="teacher checkpoint.npz to distill from")
+    p.add_argument("--retrain-teacher", action="store_true",
+                   help="train the teacher from scratch instead of using the shipped one")
+    p.add_argument("--no-baseline", action="store_true", help="skip the baseline student")
+    p.add_argument("--omit-digit", default=None, metavar="D[,D...]",
+                   help="leave these classes out of the students' transfer set (paper: 3); the bias "
+                   "correction is then chosen on --validation images (default 10000)")
+    p.add_argument("--only-digits", default=None, metavar="D,D[,...]",
+                   help="keep only these classes in the students' transfer set (paper: 7,8)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a stopped run")
+    _add_overrides(p, OVERRIDES + DISTILL_OVERRIDES)
+    p.add_argument("--teacher-epochs", type=int, default=None, help="teacher epochs (when training one)")
+    p.add_argument("--teacher-lr", type=float, default=None, help="teacher lr0 (when training one)")
+
+    for name, role in (("train-teacher", "teacher"), ("train-student", "student")):
+        p = sub.add_parser(name, help=f"train the {role} alone ({'dropout, jitter, max-norm' if role == 'teacher' else 'no regularization'})")
+        _add_common(p, name)
+        p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a stopped run")
+        _add_overrides(p, OVERRIDES)
+
+    p = sub.add_parser("sweep", help="distilled students over temperatures x widths x seeds, one teacher")
+    p.add_argument("--temperatures", default="1,2,4,8,20", help="comma-separated (default 1,2,4,8,20)")
+    p.add_argument("--widths", default="800,300,30", help="hidden units per layer (default 800,300,30)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated (default 0,1,2)")
+    p.add_argument("--jobs", type=int, default=1, help="cells trained in parallel processes (default 1)")
+    p.add_argument("--teacher", default=None, help="teacher checkpoint.npz (default: the shipped one)")
+    p.add_argument("--backend", default="numpy", help="numpy (default, CPU) or cupy (NVIDIA GPU)")
+    p.add_argument("--dry-run", action="store_true", help="check the settings, print them and stop")
+    p.add_argument("--preset", default="fast", help="student settings of this preset (default fast)")
+    p.add_argument("--out", default=None, help="sweep folder; the same command again continues it")
+    p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
+    p.add_argument("--validation", type=int, default=0, help="hold out the last N training images")
+    p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
+    _add_overrides(p, [o for o in OVERRIDES + DISTILL_OVERRIDES if o[1] not in ("arch", "temperature")])
+
+    p = sub.add_parser("plot", help="PNG figures of a distill run or a sweep (needs matplotlib)")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="a run folder (distill, train-teacher, train-student) or a sweep folder; "
+                   "several run folders: their learning curves in one figure (give --out)")
+    p.add_argument("--out", default=None, help="the PNG to write when comparing several runs")
+
+    p = sub.add_parser("report", help="one table of several distill runs (e.g. seeds), mean and std")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished distill run folders")
+
+    p = sub.add_parser("evaluate", help="test errors, per-class errors and confusion matrix")
+    p.add_argument("checkpoint", help="a checkpoint.npz written by nnkd")
+    p.add_argument("--backend", default="numpy")
+    p.add_argument("--dataset", default="mnist")
+
+    p = sub.add_parser("export", help="write a checkpoint's weights alone (no optimizer state), to share")
+    p.add_argument("checkpoint", help="a checkpoint.npz written by nnkd")
+    p.add_argument("dest", help="where to write the weights-only checkpoint (.npz; its metadata goes "
+                   "beside it as .json)")
+    p.add_argument("--force", action="store_true", help="replace an existing destination")
+
+    p = sub.add_parser("data", help="fetch, verify and describe a dataset")
+    p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
+
+    p = sub.add_parser("gradcheck", help="finite-difference gradient checks in float64")
+    p.add_argument("--backend", default="numpy")
+    return parser
+
+
+def flag_of(name, command):
+    """The flag that sets the field ``name`` (``student.lr``) in ``command``, or None."""
+    role, _, field = name.rpartition(".")
+    own = {"train-teacher": "teacher"}.get(command, "student")
+    if role == "teacher" and command == "distill" and field in ("epochs", "lr"):
+        return f"--teacher-{field}"
+    if field == "seed" and role:
+        return "--seed"
+    if role in ("", own):
+        for flag, f, _, _ in OVERRIDES + DISTILL_OVERRIDES:
+            if f == field:
+                return flag
+    if role == "sweep":
+        return f"--{field}"
+    if command == "sweep" and name == "student.arch":
+        return "--widths"
+    return {"validation": "--validation", "train_limit": "--train-limit", "dataset": "--dataset",
+            "absent_classes": "--omit-digit/--only-digits"}.get(name)
+
+
+def in_flags(message, command):
+    """Replace the engine's `field` names in a message by the flags that set them."""
+    return re.sub(r"`([a-z_.]+)`", lambda m: flag_of(m.group(1), command) or m.group(1), message)
+
+
