@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from .backend import array_module
-from .config import MAX_NORM_LAYERS, MOMENTUM_FORMS as FORMS, SCHEDULES  # noqa: F401 (SCHEDULES re-exported)
+from .config import MAX_NORM_LAYERS, MOMENTUM_FORMS as FORMS
 
 
 class SGD:
