@@ -4,6 +4,7 @@ fuzzed in tests/test_files.py; here each kind of file meets the command that rea
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,6 +49,15 @@ def damaged(tmp_path, kind, good):
     return p
 
 
+def copy_run(runs, name, tmp_path, damage=None, kind=None):
+    """A copy of the fixture's run ``name``; ``damage``: a file in it to damage as ``kind``."""
+    run = tmp_path / "run"
+    shutil.copytree(runs / name, run)
+    if damage:
+        (run / damage).write_bytes(damaged(tmp_path, kind, (run / damage).read_bytes()).read_bytes())
+    return run
+
+
 KINDS = ["empty", "truncated", "random", "json-list", "json-string"]
 
 
@@ -80,20 +90,14 @@ def test_checkpoint_with_nan_weights_is_refused_by_evaluate(runs, tmp_path):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_damaged_run_json_on_resume(runs, tmp_path, kind):
-    import shutil
-    run = tmp_path / "run"
-    shutil.copytree(runs / "student", run)
-    good = (run / "run.json").read_bytes()
-    (run / "run.json").write_bytes(damaged(tmp_path, kind, good).read_bytes())
+    run = copy_run(runs, "student", tmp_path, "run.json", kind)
     before = (run / "student" / "checkpoint.npz").read_bytes()
     assert "run.json" in one_line_exit_2(main_py("train-student", "--resume", str(run)))
     assert (run / "student" / "checkpoint.npz").read_bytes() == before
 
 
 def test_run_json_of_the_wrong_shape_on_resume(runs, tmp_path):
-    import shutil
-    run = tmp_path / "run"
-    shutil.copytree(runs / "student", run)
+    run = copy_run(runs, "student", tmp_path)
     spec = json.loads((run / "run.json").read_text())
     for bad in (dict(spec, configs="a string"), dict(spec, configs={"student": [1, 2]}),
                 dict(spec, configs={"student": dict(spec["configs"]["student"], lr="fast")})):
@@ -103,18 +107,12 @@ def test_run_json_of_the_wrong_shape_on_resume(runs, tmp_path):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_damaged_results_json_in_report(runs, tmp_path, kind):
-    import shutil
-    run = tmp_path / "run"
-    shutil.copytree(runs / "distill", run)
-    good = (run / "results.json").read_bytes()
-    (run / "results.json").write_bytes(damaged(tmp_path, kind, good).read_bytes())
+    run = copy_run(runs, "distill", tmp_path, "results.json", kind)
     assert "results.json" in one_line_exit_2(main_py("report", str(run)))
 
 
 def test_torn_metrics_line_is_dropped_on_resume(runs, tmp_path):
-    import shutil
-    run = tmp_path / "run"
-    shutil.copytree(runs / "student", run)
+    run = copy_run(runs, "student", tmp_path)
     metrics = run / "student" / "metrics.jsonl"
     metrics.write_text(metrics.read_text() + '{"epoch": 3, "loss": 0.1')  # a kill mid-append
     r = main_py("train-student", "--resume", str(run))
@@ -124,9 +122,7 @@ def test_torn_metrics_line_is_dropped_on_resume(runs, tmp_path):
 
 
 def test_damaged_teacher_logits_on_resume(runs, tmp_path):
-    import shutil
-    run = tmp_path / "run"
-    shutil.copytree(runs / "distill", run)
+    run = copy_run(runs, "distill", tmp_path)
     logits = run / "teacher_logits.npy"
     logits.write_bytes(logits.read_bytes()[:1000])
     line = one_line_exit_2(main_py("distill", "--resume", str(run)))
@@ -149,9 +145,7 @@ def test_export_never_overwrites_without_force(runs, tmp_path):
 
 
 def test_second_process_on_a_run_folder_is_refused_then_a_dead_holders_lock_is_taken(runs, tmp_path):
-    import shutil
-    run = tmp_path / "run"
-    shutil.copytree(runs / "student", run)
+    run = copy_run(runs, "student", tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from nnkd.files import RunLock; "
                                f"RunLock({str(run)!r}).acquire(); print('locked', flush=True); "
                                "time.sleep(600)"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
