@@ -300,8 +300,23 @@ def cmd_evaluate(args):
 
 def cmd_export(args):
     import hashlib
-    from ..train import export_weights
     dest = Path(args.dest)
+    T = args.softmax_temperature
+    if args.format == "onnx":
+        from ..onnx_export import export_onnx
+        if T is not None and not (math.isfinite(T) and T > 0):
+            raise UserError(f"--softmax-temperature {T:g} must be a finite number > 0, e.g. 1 or 20")
+        r = export_onnx(args.checkpoint, dest, softmax_temperature=T, force=args.force)
+        what = "logits" if T is None else f"softmax(logits / {T:g})"
+        print(f"{dest}: ONNX opset {r['opset']}, {'-'.join(map(str, r['sizes']))}, {r['bytes']:,} bytes, "
+              f"sha256 {r['sha256']}")
+        print(f"input 'input' float32 [N, {r['sizes'][0]}] -> output '{r['output']}' float32 "
+              f"[N, {r['sizes'][-1]}] = {what}")
+        return 0
+    if T is not None:
+        raise UserError("--softmax-temperature applies to --format onnx only: the .npz export holds the "
+                        "weights, not an output layer")
+    from ..train import export_weights
     export_weights(args.checkpoint, dest, force=args.force, exported_from=Path(args.checkpoint).name)
     print(f"{dest}: sha256 {hashlib.sha256(dest.read_bytes()).hexdigest()}")
     return 0

@@ -141,10 +141,16 @@ def build_parser():
     p.add_argument("--backend", default="numpy")
     p.add_argument("--dataset", default="mnist")
 
-    p = sub.add_parser("export", help="write a checkpoint's weights alone (no optimizer state), to share")
+    p = sub.add_parser("export", help="write a checkpoint's weights alone (no optimizer state), to share; "
+                       "or the network as an ONNX model (--format onnx)")
     p.add_argument("checkpoint", help="a checkpoint.npz written by nnkd")
-    p.add_argument("dest", help="where to write the weights-only checkpoint (.npz; its metadata goes "
-                   "beside it as .json)")
+    p.add_argument("dest", help="where to write: a weights-only checkpoint (.npz; its metadata goes "
+                   "beside it as .json), or with --format onnx an ONNX model (.onnx)")
+    p.add_argument("--format", choices=("npz", "onnx"), default="npz",
+                   help="npz (default): the weights as an nnkd checkpoint; onnx: an ONNX model (opset 17, "
+                   "input 'input' float32 [N, n_features], output 'logits'); needs pip install -e .[onnx]")
+    p.add_argument("--softmax-temperature", type=float, default=None, metavar="T",
+                   help="--format onnx only: end the model with softmax(logits / T), output 'probabilities'")
     p.add_argument("--force", action="store_true", help="replace an existing destination")
 
     p = sub.add_parser("data", help="fetch, verify and describe a dataset")
