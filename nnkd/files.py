@@ -52,6 +52,11 @@ def atomic_write(path, write):
 
 # ---- reading ---------------------------------------------------------------------------------
 
+def write_text(path, text):
+    """``atomic_write`` of a string (UTF-8): settings, results, summaries."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
 def _why(exc):
     return exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
 

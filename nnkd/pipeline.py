@@ -21,7 +21,7 @@ import numpy as np
 from . import losses
 from .checkpoint import load_model
 from .errors import Interrupted, UserError
-from .files import atomic_write, read_array, read_json
+from .files import atomic_write, read_array, read_json, write_text
 from .train import count_errors, train
 
 PAPER = {"teacher": 67, "student": 146, "distilled": 74}
@@ -98,10 +98,6 @@ def teacher_logits(net, data, path, max_shift=0, log=print, stop=None, chunk=100
     atomic_write(path, lambda f: np.save(f, net.backend.to_host(z)))
     log(f"teacher logits: {len(moves)} x {n} images in {time.perf_counter() - t0:.1f} s -> {path}")
     return z
-
-
-def write_text(path, text):
-    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def evaluate(net, data):

@@ -37,7 +37,10 @@ def _metrics(stage_dir):
 
 
 def _stages(run_dir, spec):
-    """{role: stage folder} of a run (the teacher's may be a shipped checkpoint's folder)."""
+    """{role: stage folder} of a run (the teacher's may be a shipped checkpoint's folder), or of
+    a stage folder given on its own (``spec`` None)."""
+    if spec is None:
+        return {_stage_role(run_dir): run_dir}
     teacher = Path(spec.teacher_checkpoint).parent if spec.teacher_checkpoint else run_dir / "teacher"
     return {"teacher": teacher, "student": run_dir / "student", "distilled": run_dir / "distilled"}
 
@@ -48,7 +51,7 @@ def _draw_curves(ax_test, ax_train, stages, label="", style="-"):
         if not rows:
             continue
         tested = [r for r in rows if "test_errors" in r]
-        name = f"{label}{role}"
+        name = f"{label}{role}" if not label.rstrip().endswith(role) else label.rstrip()
         ax_test.plot([r["epoch"] for r in tested], [r["test_errors"] for r in tested], style, marker="o",
                      ms=2, color=COLORS[role], label=name)
         ax_train.plot([r["epoch"] for r in rows], [100 * r["train_err"] for r in rows], style,
@@ -62,7 +65,8 @@ def learning_curves(run_dir, spec, plt, others=()):
     runs = [(run_dir, spec)] + list(others)
     styles = ["-", "--", ":", "-."]
     for i, (d, sp) in enumerate(runs):
-        _draw_curves(ax_test, ax_train, _stages(d, sp), label=f"{d.name} " if others else "",
+        name = d.name if sp is not None else f"{d.parent.name}/{d.name}"
+        _draw_curves(ax_test, ax_train, _stages(d, sp), label=f"{name} " if others else "",
                      style=styles[i % len(styles)])
     ax_test.set(xlabel="epoch", ylabel="test errors (of 10,000)", yscale="log",
                 title="test errors")
@@ -74,7 +78,8 @@ def learning_curves(run_dir, spec, plt, others=()):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     fig.suptitle(f"{run_dir.name}: learning curves" if not others else
-                 "learning curves: " + ", ".join(d.name for d, _ in runs))
+                 "learning curves: " + ", ".join(d.name if sp is not None else f"{d.parent.name}/{d.name}"
+                                                 for d, sp in runs))
     fig.tight_layout()
     return fig
 
@@ -140,6 +145,12 @@ def errors_vs_temperature(run_dir, plt):
     return fig
 
 
+def _stage_role(stage_dir):
+    """A stage folder on its own (e.g. pretrained/teacher/): a teacher if it trained with dropout."""
+    cfg = read_json(stage_dir / "config.json", "a model's settings") if (stage_dir / "config.json").exists() else {}
+    return "teacher" if cfg.get("dropout_hidden", 0) or cfg.get("dropout_input", 0) else "student"
+
+
 def _run_spec(run_dir):
     if not (run_dir / "run.json").exists():
         raise UserError(f"{run_dir} is not a run or sweep folder written by nnkd (no run.json or sweep.json)")
@@ -152,8 +163,10 @@ def plot(run_dir, log=print, others=(), out=None):
     plt = _pyplot()
     run_dir = Path(run_dir)
     if others:
-        runs = [(Path(d), _run_spec(Path(d))) for d in others]
-        figures = {Path(out): learning_curves(run_dir, _run_spec(run_dir), plt, others=runs)}
+        def spec_of(d):  # a run folder, or a stage folder on its own (holding metrics.jsonl)
+            return None if (d / "metrics.jsonl").exists() and not (d / "run.json").exists() else _run_spec(d)
+        runs = [(Path(d), spec_of(Path(d))) for d in others]
+        figures = {Path(out): learning_curves(run_dir, spec_of(run_dir), plt, others=runs)}
     elif (run_dir / "sweep.json").exists():
         figures = {run_dir / "errors_vs_temperature.png": errors_vs_temperature(run_dir, plt)}
     else:

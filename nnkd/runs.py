@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .config import RunSpec
 from .errors import UserError
-from .files import RunLock, atomic_write, read_json
+from .files import RunLock, read_json, write_text
 
 
 class Log:
@@ -46,7 +46,7 @@ def is_empty(folder):
 
 
 def write_spec(path, spec, **extra):
-    atomic_write(path, lambda f: f.write(json.dumps(dict(spec.to_dict(), **extra), indent=1).encode()))
+    write_text(path, json.dumps(dict(spec.to_dict(), **extra), indent=1))
 
 
 def read_spec(path):

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import losses
 from .errors import Interrupted, UserError
-from .files import atomic_write, read_array, read_json
+from .files import read_array, read_json, write_text
 from .runs import Log
 
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -74,7 +74,7 @@ def _run_cell(job):
 
 
 def _write_json(path, obj):
-    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=1).encode()))
+    write_text(path, json.dumps(obj, indent=1))
 
 
 def run_sweep(spec, backend, ds, teacher, out_dir, log=print):
@@ -165,7 +165,7 @@ def summarize(out_dir, settings):
     results = {"cells": [{"width": w, "temperature": t, **s} for (w, t), s in stats.items()],
                "student_config": asdict(settings["student"])}
     _write_json(out_dir / "results.json", results)
-    atomic_write(out_dir / "results.md", lambda f: f.write((table + "\n").encode()))
+    write_text(out_dir / "results.md", table + "\n")
     return results, table
 
 

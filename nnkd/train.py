@@ -150,7 +150,7 @@ class Trainer:
     def resume(self):
         """Load the stage's checkpoint if there is one; keep only the metrics it covers."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "config.json").write_text(json.dumps(asdict(self.cfg), indent=1))
+        files.write_text(self.dir / "config.json", json.dumps(asdict(self.cfg), indent=1))
         if self.ckpt.exists():
             opt = self.step.opt
             spec = dict(param_spec(self.net))
