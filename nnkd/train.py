@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, files, losses
+from .backend import flush_subnormals
 from .batches import batch_slices, gather, jitter
 from .errors import Interrupted, TrainingDiverged, UserError
 from .config import TrainConfig  # noqa: F401 (nnkd.train.TrainConfig is the usual import)
@@ -264,8 +265,9 @@ def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=N
     """
     try:
         t = Trainer(cfg, backend, data, stage_dir, soft_targets, log, stop, data_checksum, check_every, name)
-        t.resume()
-        t.fit()
+        with flush_subnormals():
+            t.resume()
+            t.fit()
     except Exception as exc:
         if not backend.is_out_of_memory(exc):
             raise

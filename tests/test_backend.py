@@ -71,3 +71,17 @@ def test_keep_mask_rate_and_scale(backend):
     assert set(np.unique(m)) == {0.0, np.float32(1 / 0.8)}
     assert (m > 0).mean() == pytest.approx(0.8, abs=0.01)
     assert m.dtype == np.float32
+
+
+def test_flush_subnormals_inside_the_block_only():
+    from nnkd.backend import flush_subnormals
+    tiny = np.array([1e-39], np.float32)  # subnormal in float32
+    assert (tiny * np.float32(2))[0] != 0
+    with flush_subnormals() as done:
+        inside = (tiny * np.float32(2))[0]
+        product = (np.array([1e-20], np.float32) * np.array([1e-20], np.float32))[0]
+    after = (tiny * np.float32(2))[0]
+    if not done:
+        pytest.skip("flushing subnormals is only done on x86-64 Linux")
+    assert inside == 0 and product == 0       # subnormal operands and results are zero inside
+    assert after == np.float32(2e-39)         # and the thread's mode is restored after
