@@ -45,8 +45,14 @@ def _stages(run_dir, spec):
     return {"teacher": teacher, "student": run_dir / "student", "distilled": run_dir / "distilled"}
 
 
-def _draw_curves(ax_test, ax_train, stages, label="", style="-"):
+def _draw_curves(ax_test, ax_train, stages, label="", style="-", drawn=None):
+    """Draw each stage's curves; ``drawn``: resolved stage folders already drawn (a teacher
+    shared by several runs is drawn once)."""
     for role, d in stages.items():
+        if drawn is not None:
+            if Path(d).resolve() in drawn:
+                continue
+            drawn.add(Path(d).resolve())
         rows = [r for r in _metrics(d) if "train_err" in r]
         if not rows:
             continue
@@ -64,10 +70,11 @@ def learning_curves(run_dir, spec, plt, others=()):
     fig, (ax_test, ax_train) = plt.subplots(1, 2, figsize=(11, 4))
     runs = [(run_dir, spec)] + list(others)
     styles = ["-", "--", ":", "-."]
+    drawn = set()
     for i, (d, sp) in enumerate(runs):
         name = d.name if sp is not None else f"{d.parent.name}/{d.name}"
         _draw_curves(ax_test, ax_train, _stages(d, sp), label=f"{name} " if others else "",
-                     style=styles[i % len(styles)])
+                     style=styles[i % len(styles)], drawn=drawn)
     ax_test.set(xlabel="epoch", ylabel="test errors (of 10,000)", yscale="log",
                 title="test errors")
     ax_train.set(xlabel="epoch", ylabel="training error %  (dropout, jitter on)",
