@@ -180,9 +180,9 @@ def get_backend(name="numpy"):
         import cupy
     except ImportError as exc:
         raise UserError(
-            f"--backend cupy needs CuPy, which is not installed ({exc}): "
+            f"`backend` cupy needs CuPy, which is not installed ({exc}): "
             "install it with `pip install -e .[cupy]` (CUDA 12) or `pip install cupy-cuda13x`, "
-            "or use --backend numpy") from None
+            "or use `backend` numpy") from None
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
             raise RuntimeError("no CUDA device found")
@@ -191,6 +191,6 @@ def get_backend(name="numpy"):
     except Exception as exc:  # CUDARuntimeError, CompileException, ...
         cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(
-            f"--backend cupy: CuPy is installed but no usable CUDA GPU was found ({cause}); "
-            "run on a machine with an NVIDIA GPU and driver, or use --backend numpy") from None
+            f"`backend` cupy: CuPy is installed but no usable CUDA GPU was found ({cause}); "
+            "run on a machine with an NVIDIA GPU and driver, or use `backend` numpy") from None
     return Backend("cupy", cupy)

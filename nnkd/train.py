@@ -159,7 +159,7 @@ class Trainer:
             arrays, meta = checkpoint.load(self.ckpt, expected=spec)
             if meta.get("config") != asdict(self.cfg):
                 raise UserError(f"{self.ckpt} was written with another configuration; resume with the "
-                                "same settings or choose a new --out")
+                                "same settings or start a new run folder")
             if self.data_checksum and meta.get("data_checksum") not in (None, self.data_checksum):
                 raise UserError(f"{self.ckpt} was trained on other data (checksum differs)")
             self.net.load_state(arrays)

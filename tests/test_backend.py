@@ -31,7 +31,7 @@ def test_cupy_not_installed(monkeypatch):
     with pytest.raises(UserError) as e:
         get_backend("cupy")
     msg = str(e.value)
-    assert "not installed" in msg and "pip install" in msg and "--backend numpy" in msg
+    assert "not installed" in msg and "pip install" in msg and "`backend` numpy" in msg
     assert "\n" not in msg
 
 
@@ -50,7 +50,7 @@ def test_cupy_without_usable_device(monkeypatch):
     with pytest.raises(UserError) as e:
         get_backend("cupy")
     msg = str(e.value)
-    assert "cudaErrorInsufficientDriver" in msg and "--backend numpy" in msg and "\n" not in msg
+    assert "cudaErrorInsufficientDriver" in msg and "`backend` numpy" in msg and "\n" not in msg
 
 
 @pytest.mark.skipif(gpu_available(), reason="this machine has a usable GPU")

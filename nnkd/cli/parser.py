@@ -178,6 +178,7 @@ def flag_of(name, command):
     if command == "sweep" and name == "student.arch":
         return "--widths"
     return {"validation": "--validation", "train_limit": "--train-limit", "dataset": "--dataset",
+            "backend": "--backend",
             "absent_classes": "--omit-digit/--only-digits"}.get(name)
 
 
