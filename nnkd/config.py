@@ -201,12 +201,15 @@ class TrainConfig:
 
 @dataclass
 class SweepGrid:
-    """The cells of a sweep: every width x temperature x seed, ``jobs`` at a time."""
+    """The cells of a sweep: every width x temperature x seed, ``jobs`` at a time (``jobs`` > 1:
+    on a local Dask cluster of that many worker processes), or on the Dask cluster whose
+    scheduler is at ``scheduler`` (``tcp://HOST:PORT``)."""
 
     temperatures: list = field(default_factory=lambda: [1.0, 2.0, 4.0, 8.0, 20.0])
     widths: list = field(default_factory=lambda: [800, 300, 30])
     seeds: list = field(default_factory=lambda: [0, 1, 2])
     jobs: int = 1
+    scheduler: str | None = None
 
     def validate(self):
         for f, check in (("temperatures", lambda n, v: _number(n, v, 0.0, lo_open=True)),
@@ -218,6 +221,15 @@ class SweepGrid:
             for v in values:
                 check(f"sweep.{f}", v)
         _whole("sweep.jobs", self.jobs, 1, 1024)
+        if self.scheduler is not None:
+            import re
+            if not isinstance(self.scheduler, str) or not re.fullmatch(
+                    r"([a-z]+://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}", self.scheduler):
+                raise SettingError("sweep.scheduler", "must be a Dask scheduler address such as "
+                                   f"tcp://HOST:8786, got {self.scheduler!r}")
+            if self.jobs != 1:
+                raise SettingError("sweep.jobs", "sets the size of the local cluster: with "
+                                   "`sweep.scheduler` the cluster's workers run the cells")
 
 
 @dataclass

@@ -9,15 +9,15 @@ A sweep folder::
     results.json, results.md   mean and spread of the test errors per (width, temperature)
 
 Each cell resumes from its own checkpoint, so a stopped sweep loses at most one epoch
-per cell in progress.  ``jobs`` > 1 trains cells in parallel worker processes, each with
-its share of the CPU's BLAS threads.
+per cell in progress.  With ``jobs`` 1 the cells train one after the other in this process;
+``jobs`` > 1 or a ``scheduler`` runs each cell as a task on a Dask cluster
+(:mod:`nnkd.cluster`), whose workers read and write this folder: it must be on a filesystem
+they all share.
 """
 
 import json
-import multiprocessing
-import os
-import signal
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -25,10 +25,8 @@ import numpy as np
 
 from . import losses
 from .errors import Interrupted, UserError
-from .files import read_array, read_json, write_text
+from .files import RunLock, read_array, read_json, write_text
 from .runs import Log
-
-THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def cell_name(width, temperature, seed):
@@ -42,34 +40,49 @@ def cell_config(student, width, temperature, seed):
                    seed=seed)
 
 
-_WORKER = {}
+_WORKER = {}  # this process's data and teacher logits, for the cells of one sweep
 
 
-def _init_worker(dataset, backend_name, validation, train_limit, logits_path):
-    """Load the data and the teacher's logits once per worker process."""
+def _worker_state(init):
+    """The data and the teacher's logits that ``init`` names, loaded once per worker process.
+    ``init``: (dataset, backend name, validation, train limit, logits path, data checksum)."""
+    if _WORKER.get("init") == init:
+        return _WORKER
     from .backend import get_backend
     from .data import load
     from .pipeline import device_data
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the workers
+    dataset, backend_name, validation, train_limit, logits_path, checksum = init
+    _WORKER.clear()
     backend = get_backend(backend_name)
     ds = load(dataset, log=lambda line: None)
-    _WORKER.update(backend=backend, checksum=ds.checksum,
+    if ds.checksum != checksum:
+        raise UserError(f"this worker's copy of {dataset} differs from the sweep's (checksum "
+                        f"{ds.checksum} against {checksum}): give every worker the same data")
+    _WORKER.update(init=init, backend=backend, checksum=ds.checksum,
                    data=device_data(ds, backend, validation, train_limit=train_limit),
                    logits=backend.asarray(read_array(logits_path, "teacher logits", dtype=np.float32)))
+    return _WORKER
 
 
-def _run_cell(job):
-    """Train one cell (resuming it if it was started); returns its summary."""
+def _run_cell(job, stop=None, where=None):
+    """Train one cell (resuming it if it was started); returns its summary.  ``stop``: a
+    :class:`~nnkd.train.StopFlag`; ``where``: the worker, for the cell's log."""
     from .train import TrainConfig, train
     cfg, cell_dir = TrainConfig.from_dict(job["config"]), Path(job["dir"])
-    w = _WORKER
+    w = _worker_state(job["init"])
     soft = losses.softmax(w["logits"], cfg.temperature).astype(np.float32)
-    cell_dir.mkdir(parents=True, exist_ok=True)
-    log = Log(cell_dir / "log.txt", echo=False)
-    _, summary = train(cfg, w["backend"], w["data"], cell_dir, soft_targets=soft, log=log,
-                       data_checksum=w["checksum"], name="student")
-    summary.update(width=job["width"], temperature=cfg.temperature, seed=cfg.seed, arch=cfg.arch)
-    _write_json(cell_dir / "summary.json", summary)
+    with RunLock(cell_dir):  # one process per cell, whatever the scheduler does
+        log = Log(cell_dir / "log.txt", echo=False)
+        if where:
+            log(f"cell {job['name']} on {where}")
+        try:
+            _, summary = train(cfg, w["backend"], w["data"], cell_dir, soft_targets=soft, log=log,
+                               stop=stop, data_checksum=w["checksum"], name="student")
+        except UserError as exc:  # e.g. stopped, or diverged: the cell's own log says so too
+            log(f"error: {exc}")
+            raise
+        summary.update(width=job["width"], temperature=cfg.temperature, seed=cfg.seed, arch=cfg.arch)
+        _write_json(cell_dir / "summary.json", summary)
     return summary
 
 
@@ -77,67 +90,62 @@ def _write_json(path, obj):
     write_text(path, json.dumps(obj, indent=1))
 
 
-def run_sweep(spec, backend, ds, teacher, out_dir, log=print):
+def run_sweep(spec, backend, ds, teacher, out_dir, log=print, cluster=None):
     """Train every cell of a ``sweep`` :class:`~nnkd.config.RunSpec` not yet done; returns
-    ``(results, table)``.  ``teacher``: the loaded teacher network."""
+    ``(results, table)``.  ``teacher``: the loaded teacher network.  ``cluster``: an open
+    :class:`nnkd.cluster.SweepCluster` for the cells; by default one is opened when
+    ``spec.sweep`` asks for Dask (``jobs`` > 1 or a ``scheduler``)."""
+    from . import cluster as dask_cluster
     from .pipeline import device_data, teacher_logits
     out_dir = Path(out_dir)
+    folder = out_dir.resolve()  # what the workers are given
     student, grid = spec.student, spec.sweep
     settings = {"widths": grid.widths, "temperatures": grid.temperatures, "student": student}
     data = device_data(ds, backend, spec.validation, train_limit=spec.train_limit)
     logits_path = out_dir / "teacher_logits.npy"
     z = teacher_logits(teacher, data, logits_path, student.transfer_jitter, log)
+    init = (spec.dataset, backend.name, spec.validation, spec.train_limit,
+            str(folder / logits_path.name), ds.checksum)
 
     jobs = []
     for width in grid.widths:
         for t in grid.temperatures:
             for seed in grid.seeds:
-                d = out_dir / cell_name(width, t, seed)
-                if not (d / "summary.json").exists():
-                    jobs.append({"width": width, "dir": str(d),
+                name = cell_name(width, t, seed)
+                if not (out_dir / name / "summary.json").exists():
+                    jobs.append({"name": name, "width": width, "dir": str(folder / name), "init": init,
                                  "config": asdict(cell_config(student, width, t, seed))})
     total = len(grid.widths) * len(grid.temperatures) * len(grid.seeds)
-    log(f"sweep: {total} cells, {total - len(jobs)} already done, {len(jobs)} to train with "
-        f"{grid.jobs} process(es); each cell logs to its own folder")
-    init = (spec.dataset, backend.name, spec.validation, spec.train_limit, str(logits_path))
     t0 = time.perf_counter()
+
+    def start(where):
+        log(f"sweep: {total} cells, {total - len(jobs)} already done, {len(jobs)} to train" +
+            (f" {where}; each cell logs to its own folder" if jobs else ""))
 
     def report(i, s):
         log(f"  [{i}/{len(jobs)}] {cell_name(s['width'], s['temperature'], s['seed'])}: "
             f"{s['test_errors']} test errors ({s['seconds'] / 60:.1f} min; "
             f"{(time.perf_counter() - t0) / 60:.1f} min since start)")
 
-    if grid.jobs <= 1:  # in this process, with the data and logits already here
-        _WORKER.update(backend=backend, checksum=ds.checksum, data=data, logits=z)
+    if cluster is None and not dask_cluster.wanted(grid) or not jobs:
+        start("in this process")
+        _WORKER.clear()  # the data and logits already here
+        _WORKER.update(init=init, backend=backend, checksum=ds.checksum, data=data, logits=z)
         try:
             for i, job in enumerate(jobs, 1):
                 report(i, _run_cell(job))
         except KeyboardInterrupt:
             raise Interrupted("sweep stopped; finished cells and every cell's last checkpoint are "
                               "kept") from None
+        finally:
+            _WORKER.clear()
     else:
         del data, z  # each worker loads its own
-        threads = str(max(1, (os.cpu_count() or 1) // grid.jobs))
-        saved = {v: os.environ.get(v) for v in THREAD_VARS}
-        for v in THREAD_VARS:  # read by the workers' fresh interpreters (spawn), not by this one
-            os.environ.setdefault(v, threads)
-        pool = multiprocessing.get_context("spawn").Pool(grid.jobs, _init_worker, init)
-        for v, value in saved.items():
-            if value is None:
-                os.environ.pop(v, None)
-        try:
-            for i, s in enumerate(pool.imap_unordered(_run_cell, jobs), 1):
-                report(i, s)
-            pool.close()
-        except KeyboardInterrupt:
-            pool.terminate()
-            raise Interrupted("sweep stopped; finished cells and every cell's last checkpoint are "
-                              "kept") from None
-        except BaseException:  # a cell failed (e.g. diverged): stop the others, report it
-            pool.terminate()
-            raise
-        finally:
-            pool.join()
+        done = iter(range(1, len(jobs) + 1))
+        with nullcontext(cluster) if cluster else dask_cluster.SweepCluster(grid.scheduler, grid.jobs,
+                                                                            log) as c:
+            start("on " + c.describe())
+            c.run(_run_cell, jobs, folder, lambda s: report(next(done), s))
     return summarize(out_dir, settings)
 
 

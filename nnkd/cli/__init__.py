@@ -50,7 +50,8 @@ def spec_from_args(args):
     if args.command == "sweep":
         grid = SweepGrid(temperatures=_numbers("--temperatures", args.temperatures, float),
                          widths=_numbers("--widths", args.widths, int),
-                         seeds=_numbers("--seeds", args.seeds, int), jobs=args.jobs)
+                         seeds=_numbers("--seeds", args.seeds, int), jobs=args.jobs,
+                         scheduler=args.scheduler)
     dataset = args.dataset
     if dataset.startswith("npz:"):  # a user's file: kept absolute, so --resume works from anywhere
         dataset = "npz:" + str(Path(dataset[4:]).expanduser().resolve())
@@ -228,6 +229,8 @@ def _numbers(flag, text, typ):
 
 
 def cmd_sweep(args):
+    from contextlib import nullcontext
+    from ..cluster import SweepCluster, require_dask, wanted
     from ..sweep import run_sweep
     spec = spec_from_args(args)
     if spec.teacher_checkpoint is None:
@@ -244,17 +247,21 @@ def cmd_sweep(args):
                             "continue or extend it, or choose another --out")
     elif not is_empty(out):
         raise UserError(f"{out} already holds files that are not a sweep: choose another --out")
+    if wanted(spec.sweep):
+        require_dask()
     log = Log()
     backend, ds, teacher = _prepare(spec, args, log)
     if args.dry_run:
         return _print_spec(spec)
     log(_header(args, spec, out, backend.describe()))
     t0 = time.perf_counter()
-    with RunFolder(out, log):
+    # The cluster first: an unreachable scheduler is refused before anything is written.
+    cluster = SweepCluster(spec.sweep.scheduler, spec.sweep.jobs, log) if wanted(spec.sweep) else nullcontext()
+    with cluster as cluster, RunFolder(out, log):
         write_spec(out / "sweep.json", spec, nnkd_version=__version__)
         log(f"teacher: {spec.teacher_checkpoint}")
         try:
-            _, table = run_sweep(spec, backend, ds, teacher[0], out, log=log)
+            _, table = run_sweep(spec, backend, ds, teacher[0], out, log=log, cluster=cluster)
         except Interrupted as exc:
             raise Interrupted(f"{exc}; continue with the same command") from None
     log("")

@@ -116,12 +116,19 @@ def build_parser():
     p.add_argument("--temperatures", default="1,2,4,8,20", help="comma-separated (default 1,2,4,8,20)")
     p.add_argument("--widths", default="800,300,30", help="hidden units per layer (default 800,300,30)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated (default 0,1,2)")
-    p.add_argument("--jobs", type=int, default=1, help="cells trained in parallel processes (default 1)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="cells trained at once (default 1: one after the other in this process); N > 1 "
+                   "starts a local Dask cluster of N single-threaded worker processes (pip install -e .[dask])")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="run each cell as a task on the Dask cluster of this scheduler (started with "
+                   "`dask scheduler`, workers with `dask worker tcp://HOST:PORT`); the sweep folder "
+                   "(--out) must be on a filesystem every worker shares, at the same path")
     p.add_argument("--teacher", default=None, help="teacher checkpoint.npz (default: the shipped one)")
     p.add_argument("--backend", default="numpy", help="numpy (default, CPU) or cupy (NVIDIA GPU)")
     p.add_argument("--dry-run", action="store_true", help="check the settings, print them and stop")
     p.add_argument("--preset", default="fast", help="student settings of this preset (default fast)")
-    p.add_argument("--out", default=None, help="sweep folder; the same command again continues it")
+    p.add_argument("--out", default=None, help="sweep folder; the same command again continues it "
+                   "(with --scheduler: on a filesystem every Dask worker shares)")
     p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
     p.add_argument("--validation", type=int, default=0, help="hold out the last N training images")
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
