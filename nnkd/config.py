@@ -13,6 +13,7 @@ names into its flags (``--lr``), see :mod:`nnkd.errors`.
 
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
@@ -222,7 +223,6 @@ class SweepGrid:
                 check(f"sweep.{f}", v)
         _whole("sweep.jobs", self.jobs, 1, 1024)
         if self.scheduler is not None:
-            import re
             if not isinstance(self.scheduler, str) or not re.fullmatch(
                     r"([a-z]+://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}", self.scheduler):
                 raise SettingError("sweep.scheduler", "must be a Dask scheduler address such as "
