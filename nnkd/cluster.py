@@ -211,11 +211,24 @@ class SweepCluster:
         futures = [self.client.submit(_task, fn, job, str(folder), self.threads, retries=RETRIES,
                                       key=f"nnkd-{job['name']}-{tag}", pure=False) for job in jobs]
         on_main = threading.current_thread() is threading.main_thread()
-        old = signal.signal(signal.SIGTERM, _interrupt) if on_main else None
+        stopped = []
+
+        def on_signal(signum, frame):
+            # Not KeyboardInterrupt: Dask's waiting code may swallow it.  The flag ends the loop
+            # at the next result, and the file makes the running cells stop (and return) within
+            # a second, so a result is never far off.
+            stopped.append(signal.Signals(signum).name)
+            try:
+                stop.touch()
+            except OSError:
+                pass
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if on_main else {}
         done = 0
         try:
             for future in as_completed(futures, loop=self.client.loop):
                 out = future.result()
+                if stopped:
+                    raise KeyboardInterrupt
                 if "error" in out:
                     kind, message = out["error"]
                     raise kind(message)
@@ -233,8 +246,8 @@ class SweepCluster:
             raise Interrupted("sweep stopped; finished cells and every cell's last checkpoint are "
                               "kept") from None
         finally:
-            if on_main:
-                signal.signal(signal.SIGTERM, old)
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
             if done < len(futures):
                 self._stop(stop, futures)
 
@@ -254,10 +267,6 @@ class SweepCluster:
             self.client.cancel(pending)
         except Exception:  # the scheduler is gone: nothing more to cancel
             pass
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def dask_setup(worker):

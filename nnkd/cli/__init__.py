@@ -121,8 +121,8 @@ def _teacher_source(args):
     """--teacher CKPT, else the shipped teacher (MNIST only), else None: train one."""
     if args.command not in ("distill", "sweep") or getattr(args, "retrain_teacher", False):
         return None
-    if args.teacher:
-        return args.teacher
+    if args.teacher:  # kept absolute in run.json, so --resume works from any folder
+        return str(Path(args.teacher).expanduser().absolute())
     if args.dataset == "mnist" and PRETRAINED_TEACHER.exists():
         _verify_shipped_teacher()
         return str(PRETRAINED_TEACHER)
