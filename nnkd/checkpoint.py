@@ -19,7 +19,7 @@ import numpy as np
 
 from .version import __version__
 from .errors import UserError
-from .files import NPY_DAMAGE, atomic_write, read_npy_header
+from .files import NPY_DAMAGE, atomic_write, file_kind, read_npy_header
 
 FORMAT = 1
 META_KEY = "__meta__"
@@ -119,14 +119,15 @@ def _sniff(path):
         raise UserError(f"cannot read checkpoint {path}: {exc.strerror or exc}; check its permissions") from None
     if not head:
         raise UserError(f"checkpoint {path} is empty: it was cut off while being written; {_ADVICE}")
-    if head.startswith(b"\x93NUMPY"):
+    kind = file_kind(head)
+    if kind == "npy":
         raise UserError(f"{path} is a single .npy array, not an nnkd checkpoint (.npz): give a "
                         "checkpoint.npz written by nnkd")
-    if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[", b'"'):
+    if kind == "json":
         beside = path.with_suffix(".npz")
         raise UserError(f"{path} is JSON (the readable copy of a checkpoint's metadata?), give the .npz "
                         f"beside it{f' ({beside})' if beside != path and beside.is_file() else ''}")
-    if not head.startswith(b"PK"):
+    if kind != "npz":
         raise UserError(f"checkpoint {path} is truncated or corrupted, or another kind of file: it is "
                         "not an .npz archive; give a checkpoint.npz written by nnkd")
 
@@ -209,8 +210,7 @@ def load(path, expected=None, require=()):
                             f"not written by nnkd or is damaged; {_ADVICE}")
         if a.dtype.kind in "fc" and not np.isfinite(a).all():
             raise UserError(f"checkpoint {path}: array {name} holds NaN or infinite values: the model "
-                            "diverged before it was saved, or the file is damaged; use an earlier "
-                            "checkpoint or train again")
+                            f"diverged before it was saved, or the file is damaged; {_ADVICE}")
     return arrays, meta
 
 

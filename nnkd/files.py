@@ -50,8 +50,6 @@ def atomic_write(path, write):
         raise
 
 
-# ---- reading ---------------------------------------------------------------------------------
-
 def write_text(path, text):
     """``atomic_write`` of a string (UTF-8): settings, results, summaries."""
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
@@ -182,9 +180,6 @@ def append_metrics(path, row):
                         "folder's permissions, then resume the run") from None
 
 
-_NPY_MAGIC = b"\x93NUMPY"
-
-
 # What NumPy raises on a damaged .npy header, found by setting each header byte to every
 # value and by 100000 random edits: ValueError mostly, tokenize.TokenError (an unclosed
 # bracket or quote), SyntaxError, TypeError (e.g. comparing bytes and str); the rest for safety.
@@ -210,13 +205,21 @@ def read_npy_header(f):
     return shape, dtype
 
 
-def _kind_of(head):
-    """What a file that is not an .npy array looks like, from its first bytes."""
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-        return "an .npz archive (a checkpoint or several arrays), not a single .npy array"
+def file_kind(head):
+    """``"npy"``, ``"npz"``, ``"json"`` or None: what a file looks like from its first bytes
+    (the one place nnkd tells its file formats apart)."""
+    if head.startswith(b"\x93NUMPY"):
+        return "npy"
+    if head.startswith(b"PK"):
+        return "npz"
     if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[", b'"'):
-        return "JSON text, not an .npy array"
-    return "not an .npy array (no NumPy header: another kind of file, or damaged)"
+        return "json"
+    return None
+
+
+_NOT_NPY = {"npz": "an .npz archive (a checkpoint or several arrays), not a single .npy array",
+            "json": "JSON text, not an .npy array",
+            None: "not an .npy array (no NumPy header: another kind of file, or damaged)"}
 
 
 def _shape_text(shape):
@@ -250,8 +253,8 @@ def read_array(path, what, shape=None, dtype=None, advice="delete it and it will
                     if raw_size == 0:
                         raise UserError(f"{path} ({what}) is empty: it was cut off while being written; "
                                         f"{advice}") from None
-                    if not head.startswith(_NPY_MAGIC):
-                        raise UserError(f"{path} ({what}) is {_kind_of(head)}; {advice}") from None
+                    if file_kind(head) != "npy":
+                        raise UserError(f"{path} ({what}) is {_NOT_NPY[file_kind(head)]}; {advice}") from None
                     raise UserError(f"{path} ({what}) has a damaged or cut-off .npy header ({exc}); "
                                     f"{advice}") from None
                 offset = f.tell()
@@ -277,9 +280,6 @@ def read_array(path, what, shape=None, dtype=None, advice="delete it and it will
         raise UserError(f"cannot read {path} ({what}): {_why(exc)}; check its permissions") from None
     except NPY_DAMAGE as exc:
         raise UserError(f"{path} ({what}) is damaged ({exc}); {advice}") from None
-    if not isinstance(a, np.ndarray):  # np.load opened an .npz (checked above; kept for safety)
-        a.close()
-        raise UserError(f"{path} ({what}) is {_kind_of(b'PK')}; {advice}")
     if shape is not None and (a.ndim != len(shape)
                               or any(s is not None and n != s for n, s in zip(a.shape, shape))):
         raise UserError(f"{path} ({what}) has shape {_shape_text(a.shape)}, expected "

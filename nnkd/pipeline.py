@@ -80,17 +80,16 @@ def teacher_logits(net, data, path, max_shift=0, log=print, stop=None, chunk=100
     xp = net.backend.xp
     z = xp.empty((len(moves), n, net.sizes[-1]), dtype=np.float32)
     side = data.get("image_shape", (28, 28))[0] if max_shift else None
-    moved = xp.empty_like(X)
+    moved = xp.empty_like(X) if max_shift else None  # no copy of the images when nothing moves
     for k, (dy, dx) in enumerate(moves):
         if max_shift:
             shift_into(X.reshape(n, side, -1), moved.reshape(n, side, -1), dy, dx)
-        else:
-            moved[...] = X
+        images = moved if max_shift else X  # evaluation mode reads its input, never writes it
         for i in range(0, n, chunk):
             if stop:
                 raise Interrupted(f"stopped by {stop.signal} while computing the teacher's logits "
                                   f"(shift {k + 1} of {len(moves)}); nothing of them was written")
-            z[k, i:i + chunk] = net.predict_logits(moved[i:i + chunk])
+            z[k, i:i + chunk] = net.predict_logits(images[i:i + chunk])
     if not bool(xp.isfinite(z).all()):
         raise UserError("the teacher's logits hold NaN or infinite values: its weights are damaged; "
                         "train the teacher again")

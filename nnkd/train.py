@@ -120,6 +120,11 @@ def load_weights(net, path):
     return meta
 
 
+def _field_prefix(name):
+    """``"teacher."`` for a model called ``teacher``: how messages name its settings."""
+    return name + "." if name else ""
+
+
 def _fmt_time(s):
     s = int(round(s))
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
@@ -131,7 +136,7 @@ class Trainer:
     def __init__(self, cfg, backend, data, stage_dir, soft_targets=None, log=print, stop=None,
                  data_checksum=None, check_every=None, name=""):
         self.cfg, self.backend, self.data = cfg, backend, data
-        self.field = name + "." if name else ""
+        self.field = _field_prefix(name)
         self.soft_targets, self.log, self.stop = soft_targets, log, stop
         self.data_checksum = data_checksum
         self.check_every = check_every or (50 if backend.is_gpu else 1)
@@ -274,7 +279,7 @@ def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=N
         free, total = backend.free_memory()
         raise UserError(f"out of GPU memory training {cfg.arch} at batch size {cfg.batch_size} "
                         f"({free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB on the card): use a "
-                        f"smaller `{name + '.' if name else ''}batch_size` or architecture; checkpoints in {stage_dir} are kept") from None
+                        f"smaller `{_field_prefix(name)}batch_size` or architecture; checkpoints in {stage_dir} are kept") from None
     summary = {"test_errors": count_errors(t.net, data["x_test"], data["y_test"]), "epochs": cfg.epochs,
                "seconds": t.seconds, "params": t.net.n_params()}
     return t.net, summary
