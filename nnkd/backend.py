@@ -147,21 +147,27 @@ def _set_mxcsr_bits(libm, env, bits):
 def keep_mask(rng, keep, out):
     """Fill ``out`` (float32, NumPy or CuPy) with an inverted-dropout mask: ``1/keep`` with
     probability ``keep``, else 0.  ``rng`` is a generator of the same library
-    (:meth:`Backend.rng`).
+    (:meth:`Backend.rng`)."""
+    return mask_from_uniforms(dropout_uniforms(rng, out.shape, array_module(out)), keep, out)
 
-    On NumPy the draw is 16-bit integers cut from the generator's raw 64-bit
-    output, about three times cheaper than float32 uniforms (measured in
-    benchmarks/NOTES.md); keep is resolved to 1/65536.
-    """
-    xp = array_module(out)
+
+def dropout_uniforms(rng, shape, xp):
+    """The random draws behind a dropout mask of ``shape``: float32 uniforms on CuPy; on
+    NumPy 16-bit integers cut from the generator's raw 64-bit output, about three times
+    cheaper than float32 uniforms (measured in benchmarks/NOTES.md), which resolves the
+    keep probability to 1/65536."""
     if xp is not np:
-        u = rng.random(out.shape, dtype=xp.float32)
-        xp.multiply(u < keep, xp.float32(1.0 / keep), out=out)
-    else:
-        n64 = (out.size + 3) // 4
-        u = rng.bit_generator.random_raw(n64).view(np.uint16)[:out.size].reshape(out.shape)
-        np.multiply(u < int(round(keep * 65536)), np.float32(1.0 / keep), out=out)
-    return out
+        return rng.random(shape, dtype=xp.float32)
+    size = int(np.prod(shape))
+    return rng.bit_generator.random_raw((size + 3) // 4).view(np.uint16)[:size].reshape(shape)
+
+
+def mask_from_uniforms(u, keep, out):
+    """``out = (u < keep) / keep`` for draws ``u`` from :func:`dropout_uniforms` (any slice of
+    them, with the matching slice of ``out``)."""
+    xp = array_module(out)
+    threshold = int(round(keep * 65536)) if u.dtype == np.uint16 else keep
+    return xp.multiply(u < threshold, out.dtype.type(1.0 / keep), out=out)
 
 
 def get_backend(name="numpy"):

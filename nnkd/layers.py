@@ -12,11 +12,17 @@ steady state.  ReLU and Dropout work *in place* on the array they are given
 (forward) and on ``gy`` (backward); in a network that array is the previous
 layer's output buffer, which nothing else reads.  Callers that want to keep
 their input must pass a copy.
+
+Cores: products and large elementwise passes run through ``self.workers.over(fn,
+n)``, which calls ``fn`` on slices of the output's columns (products) or rows
+(elementwise), concurrently on NumPy with several cores (:mod:`nnkd.parallel`),
+or once with ``slice(None)``.
 """
 
 import numpy as np
 
-from .backend import array_module, keep_mask
+from .backend import array_module, dropout_uniforms, mask_from_uniforms
+from .parallel import SERIAL, large
 
 
 class Parameter:
@@ -46,20 +52,28 @@ class Parameter:
     def zero_grad(self):
         self._cleared = True
 
-    def accumulate(self, xp_op, *args):
-        """Add ``xp_op(*args)`` to the gradient (written straight into the buffer after a
-        :meth:`zero_grad`).  ``xp_op`` must accept ``out=``."""
-        if self._cleared:
-            xp_op(*args, out=self._grad)
-            self._cleared = False
-        else:
-            self._grad += xp_op(*args)
+    def contribute(self):
+        """Begin a contribution to the gradient: returns ``(buffer, add)``, where ``add`` is
+        False right after :meth:`zero_grad` (write the contribution over the buffer, e.g.
+        with ``out=``) and True otherwise (add it to the buffer).  See :func:`write_or_add`."""
+        add = not self._cleared
+        self._cleared = False
+        return self._grad, add
+
+
+def write_or_add(add, out, xp_op, *args):
+    """``out += xp_op(*args)`` if ``add``, else ``xp_op(*args, out=out)`` (no temporary)."""
+    if add:
+        out += xp_op(*args)
+    else:
+        xp_op(*args, out=out)
 
 
 class Layer:
     """Base class: buffer cache and the forward/backward interface."""
 
     params = ()
+    workers = SERIAL  # see the module docstring
 
     def _buffer(self, name, shape, xp, dtype):
         """A reusable array called ``name``; reallocated only when the shape changes."""
@@ -102,21 +116,30 @@ class Dense(Layer):
         return self.W.data.shape
 
     def forward(self, x, train):
-        xp = self.xp
+        xp, W, b = self.xp, self.W.data, self.b.data
         self.x = x
         y = self._buffer("y", (x.shape[0], self.shape[1]), xp, x.dtype)
-        xp.matmul(x, self.W.data, out=y)
-        y += self.b.data
+
+        def units(c):
+            xp.matmul(x, W[:, c], out=y[:, c])
+            y[:, c] += b[c]
+        self.workers.over(units, W.shape[1])
         return y
 
     def backward(self, gy, need_gx=True):
-        xp = self.xp
-        self.W.accumulate(xp.matmul, self.x.T, gy)
-        self.b.accumulate(xp.sum, gy, 0)
+        xp, x, W = self.xp, self.x, self.W.data
+        gW, add_W = self.W.contribute()
+        gb, add_b = self.b.contribute()
+
+        def units(c):  # the gradients of unit c's incoming weights and bias
+            write_or_add(add_W, gW[:, c], xp.matmul, x.T, gy[:, c])
+            write_or_add(add_b, gb[c], xp.sum, gy[:, c], 0)
+        self.workers.over(units, W.shape[1])
         if not need_gx:
             return None
-        gx = self._buffer("gx", self.x.shape, xp, gy.dtype)
-        return xp.matmul(gy, self.W.data.T, out=gx)
+        gx = self._buffer("gx", x.shape, xp, gy.dtype)
+        self.workers.over(lambda c: xp.matmul(gy, W[c].T, out=gx[:, c]), W.shape[0])
+        return gx
 
 
 class ReLU(Layer):
@@ -124,12 +147,16 @@ class ReLU(Layer):
 
     def forward(self, x, train):
         xp = array_module(x)
-        self.mask = self._buffer("mask", x.shape, xp, bool)
-        xp.greater(x, 0, out=self.mask)
-        return xp.maximum(x, 0, out=x)
+        mask = self.mask = self._buffer("mask", x.shape, xp, bool)
+
+        def rows(r):
+            xp.greater(x[r], 0, out=mask[r])
+            xp.maximum(x[r], 0, out=x[r])
+        self.workers.over(rows, x.shape[0], cut=large(x))
+        return x
 
     def backward(self, gy, need_gx=True):
-        return array_module(gy).multiply(gy, self.mask, out=gy)
+        return _multiply_in_place(self.workers, gy, self.mask)
 
 
 class Dropout(Layer):
@@ -155,12 +182,27 @@ class Dropout(Layer):
         if not self.active:
             return x
         xp = array_module(x)
-        if not self.frozen:
-            self.mask = self._buffer("mask", x.shape, xp, x.dtype)
-            keep_mask(self.rng, 1.0 - self.rate, self.mask)
-        return xp.multiply(x, self.mask, out=x)
+        if self.frozen:
+            return _multiply_in_place(self.workers, x, self.mask)
+        # The draw is one sequential stream (the same for any number of parts); the mask from it
+        # and the product are made by parts.
+        u = dropout_uniforms(self.rng, x.shape, xp)
+        mask = self.mask = self._buffer("mask", x.shape, xp, x.dtype)
+
+        def rows(r):
+            mask_from_uniforms(u[r], 1.0 - self.rate, mask[r])
+            xp.multiply(x[r], mask[r], out=x[r])
+        self.workers.over(rows, x.shape[0], cut=large(x))
+        return x
 
     def backward(self, gy, need_gx=True):
         if not self.active:
             return gy
-        return array_module(gy).multiply(gy, self.mask, out=gy)
+        return _multiply_in_place(self.workers, gy, self.mask)
+
+
+def _multiply_in_place(workers, a, mask):
+    """``a *= mask`` (by row parts when large); returns ``a``."""
+    xp = array_module(a)
+    workers.over(lambda r: xp.multiply(a[r], mask[r], out=a[r]), a.shape[0], cut=large(a))
+    return a

@@ -66,6 +66,12 @@ class Network:
             if i < len(sizes) - 2:
                 self.layers.append(ReLU())
 
+    def set_workers(self, workers):
+        """Run the layers' large operations by column parts on ``workers`` (see
+        :mod:`nnkd.parallel`; :data:`~nnkd.parallel.SERIAL` for whole operations)."""
+        for layer in self.layers:
+            layer.workers = workers
+
     def set_rng(self, rng):
         """The generator that dropout masks are drawn from (one per epoch in training)."""
         for d in self.dropouts:

@@ -18,14 +18,18 @@ import numpy as np
 
 from .backend import array_module
 from .config import MAX_NORM_LAYERS, MOMENTUM_FORMS as FORMS
+from .parallel import SERIAL, large
 
 
 class SGD:
     """Momentum SGD over a list of :class:`nnkd.layers.Parameter`.
 
     Velocity and scratch buffers are allocated once; :meth:`step` updates the
-    parameters and velocities in place and leaves the gradients as they are.
+    parameters and velocities in place, by row parts (``workers``, see
+    :mod:`nnkd.parallel`), and leaves the gradients as they are.
     """
+
+    workers = SERIAL
 
     def __init__(self, params, form="paper"):
         if form not in FORMS:
@@ -41,13 +45,17 @@ class SGD:
 
     def step(self, lr, momentum):
         for p, v, s in zip(self.params, self.velocity, self._step):
-            xp = array_module(v)
-            dt = p.data.dtype.type
-            scale = (1.0 - momentum) * lr if self.form == "paper" else lr
-            xp.multiply(p.grad, dt(-scale), out=s)
-            v *= dt(momentum)
-            v += s
-            p.data += v
+            xp, w, g = array_module(v), p.data, p.grad
+            dt = w.dtype.type
+            scale = dt(-((1.0 - momentum) * lr if self.form == "paper" else lr))
+            mom = dt(momentum)
+
+            def rows(r):  # rows of a weight matrix (inputs), entries of a bias
+                xp.multiply(g[r], scale, out=s[r])
+                v[r] *= mom
+                v[r] += s[r]
+                w[r] += v[r]
+            self.workers.over(rows, w.shape[0], cut=large(w))
 
     def state(self, to_host):
         return {f"velocity{i}": to_host(v) for i, v in enumerate(self.velocity)}

@@ -13,6 +13,7 @@ Resuming at an epoch boundary therefore needs no generator state, and a
 resumed run equals an uninterrupted one bit for bit on NumPy.
 """
 
+import contextlib
 import json
 import math
 import time
@@ -27,6 +28,7 @@ from .batches import batch_slices, gather, jitter
 from .errors import Interrupted, TrainingDiverged, UserError
 from .config import TrainConfig  # noqa: F401 (nnkd.train.TrainConfig is the usual import)
 from .optim import SGD, MaxNorm, learning_rate, momentum_at
+from .parallel import SERIAL, cpu_workers
 
 
 class Step:
@@ -36,9 +38,12 @@ class Step:
 
     Calling it returns ``(loss, wrong)``, both 0-d arrays on the backend (no
     device synchronization): the batch's loss and its number of training errors.
+
+    ``workers`` (:func:`nnkd.parallel.cpu_workers`) run the layers', the optimizer's
+    large operations by parts on several cores.
     """
 
-    def __init__(self, cfg, net, image_shape=(28, 28)):
+    def __init__(self, cfg, net, image_shape=(28, 28), workers=SERIAL):
         self.cfg = cfg
         self.net = net
         self.image_shape = image_shape
@@ -46,6 +51,8 @@ class Step:
         self.opt = SGD([p for _, p in net.params], form=cfg.momentum_form)
         self.maxnorm = MaxNorm(cfg.max_norm, cfg.max_norm_squared, cfg.max_norm_bias,
                                cfg.max_norm_layers) if cfg.max_norm > 0 else None
+        net.set_workers(workers)
+        self.opt.workers = workers
         self._buffers = {}
 
     def _batch_buffers(self, b, dims):
@@ -87,6 +94,18 @@ class Step:
         if self.maxnorm:
             self.maxnorm.apply(net.dense)
         return loss, wrong
+
+
+@contextlib.contextmanager
+def training_conditions(backend, threads=None):
+    """What every training step runs under; yields the workers to give :class:`Step`:
+    subnormals flushed to zero (:func:`nnkd.backend.flush_subnormals`), NumPy's float
+    warnings off (overflow and NaN are caught by the loss's finiteness check, with a clear
+    message), and the large operations cut over ``threads`` cores (default: all usable;
+    :func:`nnkd.parallel.cpu_workers`)."""
+    with flush_subnormals(), np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+            cpu_workers(backend, threads) as workers:
+        yield workers
 
 
 class StopFlag:
@@ -134,7 +153,7 @@ class Trainer:
     """Trains one model in one stage folder; see :func:`train`."""
 
     def __init__(self, cfg, backend, data, stage_dir, soft_targets=None, log=print, stop=None,
-                 data_checksum=None, check_every=None, name=""):
+                 data_checksum=None, check_every=None, name="", workers=SERIAL):
         self.cfg, self.backend, self.data = cfg, backend, data
         self.field = _field_prefix(name)
         self.soft_targets, self.log, self.stop = soft_targets, log, stop
@@ -148,7 +167,7 @@ class Trainer:
                      n_out=data.get("n_classes", 10), image_side=min(shape) if shape else None,
                      prefix=self.field)
         self.net = cfg.build(backend)
-        self.step = Step(cfg, self.net, shape)
+        self.step = Step(cfg, self.net, shape, workers)
         self.epoch = 0          # epochs completed
         self.saved_epoch = 0    # epochs held by the checkpoint on disk
         self.seconds = 0.0      # training time so far, over all sessions
@@ -247,9 +266,6 @@ class Trainer:
                 self.save()
 
 
-# Overflow and NaN are caught by the loss's finiteness check with a clear message;
-# NumPy's RuntimeWarnings before it would only add noise.
-@np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=None,
           data_checksum=None, check_every=None, name=""):
     """Train one model, resuming from ``stage_dir/checkpoint.npz`` if it exists.
@@ -269,10 +285,12 @@ def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=N
     Returns ``(net, summary)``; ``summary`` has test errors, epochs, seconds, params.
     """
     try:
-        t = Trainer(cfg, backend, data, stage_dir, soft_targets, log, stop, data_checksum, check_every, name)
-        with flush_subnormals():
+        with training_conditions(backend) as workers:
+            t = Trainer(cfg, backend, data, stage_dir, soft_targets, log, stop, data_checksum, check_every,
+                        name, workers)
             t.resume()
             t.fit()
+        t.net.set_workers(SERIAL)  # the workers are gone
     except Exception as exc:
         if not backend.is_out_of_memory(exc):
             raise

@@ -1,0 +1,186 @@
+"""Splitting the large array operations of a step over the CPU's cores (NumPy only).
+
+NumPy runs elementwise work (the optimizer, masks, ReLU) on the calling thread
+alone, and OpenBLAS's own threads split a product with 100 rows less well than
+cutting it by output columns (benchmarks/NOTES.md).  So while training on NumPy,
+large operations are cut into parts, one per core, that run on that many
+threads with OpenBLAS held at one thread; NumPy releases the GIL inside
+products and ufunc loops, so the parts run at the same time.  Products are cut
+by output columns; elementwise passes by rows (contiguous blocks: a pass over
+column slices was measured twice as slow as the whole pass), and only when the
+array is large enough to pay for the hand-off (about 15 us).
+
+A part writes only its own slice and nothing else touches it meanwhile, so the
+layers need no locks.  The results depend on the number of parts only through
+the products' rounding (a product cut by columns need not round like the whole
+one): a run is bit-for-bit reproducible for a given number of cores.
+
+:data:`SERIAL` is the one-part stand-in (CuPy, one core, or a BLAS whose
+threads cannot be set): ``over(fn, n)`` is then just ``fn(slice(None))``.
+"""
+
+import contextlib
+import contextvars
+import ctypes
+import os
+import threading
+
+from .backend import flush_subnormals
+
+MIN_WIDTH = 128          # a range shorter than this is not cut
+MIN_ELEMENTWISE = 2 ** 18  # elements below which an elementwise pass is not cut (1 MB of float32)
+MAX_THREADS = 8          # measured on 2 cores only; more parts mean smaller products
+
+
+def large(a):
+    """Whether an elementwise pass over ``a`` is worth cutting into parts."""
+    return a.size >= MIN_ELEMENTWISE
+
+
+class Serial:
+    """Every operation whole, on the calling thread."""
+
+    n = 1
+
+    def over(self, fn, n, cut=True):
+        fn(slice(None))
+
+
+SERIAL = Serial()
+
+
+class Workers:
+    """``n`` threads (the caller is one of them) that run the parts of an operation.
+
+    ``over(fn, n)`` calls ``fn(part)`` for each slice ``part`` of ``range(n)`` (the
+    columns or rows of the arrays ``fn`` works on), concurrently, and returns when
+    all are done; with ``cut=False`` or a short range it calls ``fn(slice(None))``.
+    The first exception raised by a part is raised here.  The parts see the caller's
+    context (NumPy's ``errstate``); the worker threads flush subnormals like
+    the training thread.  Not re-entrant: one caller at a time.
+    """
+
+    def __init__(self, n):
+        self.n = n
+        self.closed = False
+        self._parts = {}
+        self._threads = [_Worker() for _ in range(n - 1)]
+        for t in self._threads:
+            t.start()
+
+    def parts(self, n):
+        """``self.n`` contiguous slices of ``range(n)`` of near-equal length, cut at multiples
+        of 16 (whole 64-byte lines of float32 columns)."""
+        if n not in self._parts:
+            cuts = [min(n, round(n * i / self.n / 16) * 16) for i in range(self.n + 1)]
+            cuts[-1] = n
+            self._parts[n] = [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
+        return self._parts[n]
+
+    def over(self, fn, n, cut=True):
+        if not cut or n < MIN_WIDTH or self.closed:
+            fn(slice(None))
+            return
+        first, *rest = self.parts(n)
+        context = contextvars.copy_context()
+        for worker, part in zip(self._threads, rest):
+            worker.give(context, fn, part)
+        try:
+            fn(first)
+        finally:
+            errors = [e for e in (w.wait() for w in self._threads[:len(rest)]) if e is not None]
+        if errors:
+            raise errors[0]
+
+    def close(self):
+        """Stop the threads; from then on every operation runs whole on the calling thread."""
+        self.closed = True
+        for t in self._threads:
+            t.give(None, None, None)
+            t.join()
+
+
+class _Worker(threading.Thread):
+    def __init__(self):
+        super().__init__(daemon=True, name="nnkd-worker")
+        self._go, self._done = threading.Lock(), threading.Lock()
+        self._go.acquire()
+        self._done.acquire()
+        self._task, self._error = None, None
+
+    def give(self, context, fn, part):
+        self._task = (context, fn, part)
+        self._go.release()
+
+    def wait(self):
+        self._done.acquire()
+        return self._error
+
+    def run(self):
+        with flush_subnormals():
+            while True:
+                self._go.acquire()
+                context, fn, part = self._task
+                if fn is None:
+                    return
+                self._error = None
+                try:
+                    context.run(fn, part)
+                except BaseException as exc:  # handed to the caller by wait()
+                    self._error = exc
+                self._done.release()
+
+
+def usable_cores():
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def cpu_workers(backend, n=None):
+    """Within the block: :class:`Workers` for ``n`` threads (default: the usable cores, at
+    most :data:`MAX_THREADS`) with OpenBLAS at one thread, restored on exit; or
+    :data:`SERIAL` on CuPy, on one core, or where OpenBLAS's threads cannot be set."""
+    n = min(usable_cores(), MAX_THREADS) if n is None else n
+    blas = _openblas() if backend.name == "numpy" and n > 1 else None
+    if blas is None:
+        yield SERIAL
+        return
+    set_threads, get_threads = blas
+    before = get_threads()
+    set_threads(1)
+    workers = Workers(n)
+    try:
+        yield workers
+    finally:
+        workers.close()
+        set_threads(before)
+
+
+_SET = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_")
+_GET = ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_")
+
+
+def _openblas():
+    """``(set_num_threads, get_num_threads)`` of the OpenBLAS that NumPy loaded, or None
+    (another BLAS, or not Linux: the step then runs whole, as before)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        return None
+    for path in sorted(paths, key=lambda p: "numpy" not in p):  # NumPy's own first (SciPy may bring another)
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        found = [next((getattr(lib, s) for s in names if hasattr(lib, s)), None) for names in (_SET, _GET)]
+        if None not in found:
+            set_threads, get_threads = found
+            set_threads.argtypes, set_threads.restype = [ctypes.c_int], None
+            get_threads.argtypes, get_threads.restype = [], ctypes.c_int
+            return set_threads, get_threads
+    return None
