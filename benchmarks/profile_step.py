@@ -1,12 +1,16 @@
-"""Where a training step's time goes: cProfile over many steps of the `fast` preset's
-teacher or student, grouped into products, optimizer, max-norm, masks, jitter, the rest.
+"""Where a training step's time goes: each large operation of the `fast` preset's teacher or
+student step (every one goes through ``workers.over``, nnkd.parallel), the loss, max-norm,
+jitter, and the rest, timed with a clock around each call over many steps.
 
-    python benchmarks/profile_step.py teacher [--batch 100] [--steps 300]
+    python benchmarks/profile_step.py teacher [--batch 100] [--steps 300] [--threads N] [--distill]
+
+``--threads 1`` profiles whole operations on OpenBLAS's own threads; the default is what
+training uses (all usable cores).
 """
 
 import argparse
-import cProfile
-import pstats
+import collections
+import importlib
 import sys
 import time
 from dataclasses import replace
@@ -16,33 +20,28 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nnkd.backend import get_backend, keep_mask  # noqa: E402
-from nnkd.batches import jitter  # noqa: E402
-from nnkd.layers import Dense, Parameter  # noqa: E402
-from nnkd.optim import SGD, MaxNorm  # noqa: E402
+from nnkd import batches, losses, optim, parallel  # noqa: E402
+from nnkd.backend import get_backend  # noqa: E402
 from nnkd.presets import preset  # noqa: E402
-from nnkd.train import Step  # noqa: E402
+
+train = importlib.import_module("nnkd.train")  # the module (nnkd.train is also the package's function)
+
+SPENT = collections.defaultdict(float)
 
 
-def code_key(fn):
-    """cProfile's key of a Python function: (file, first line, name), found from the function
-    itself, so the table follows the code when lines move."""
-    c = fn.__code__
-    return (c.co_filename, c.co_firstlineno, c.co_name)
+def clocked(label, fn):
+    def timed_call(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            SPENT[label(*args) if callable(label) else label] += time.perf_counter() - t0
+    return timed_call
 
 
-EINSUM = ("~", 0, "<built-in method numpy._core._multiarray_umath.c_einsum>")
-# (label, cProfile key) of the parts whose own time is reported.
-PARTS = [
-    ("forward products + bias (Dense.forward)", code_key(Dense.forward)),
-    ("weight + bias gradients (Parameter.accumulate)", code_key(Parameter.accumulate)),
-    ("input gradients (Dense.backward)", code_key(Dense.backward)),
-    ("optimizer update (SGD.step)", code_key(SGD.step)),
-    ("max-norm (MaxNorm.apply, column norms)", code_key(MaxNorm.apply)),
-    ("max-norm column norms (einsum)", EINSUM),
-    ("dropout masks (keep_mask)", code_key(keep_mask)),
-    ("jitter", code_key(jitter)),
-]
+def operation(workers, fn, n, cut=True):
+    """``Layer.forward.<locals>.units, 1200 wide`` for an operation handed to ``over``."""
+    return f"{fn.__qualname__.replace('.<locals>', '')} over {n}"
 
 
 def main():
@@ -50,6 +49,8 @@ def main():
     ap.add_argument("model", choices=["teacher", "student"])
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--distill", action="store_true", help="the student's distillation step")
     args = ap.parse_args()
     be = get_backend("numpy")
     cfg = replace(preset("fast")[0][args.model], batch_size=args.batch)
@@ -57,36 +58,52 @@ def main():
     N = 8192
     X = rng.random((N, 784), dtype=np.float32)
     Y = rng.integers(0, 10, N)
-    net = cfg.build(be)
-    step = Step(cfg, net)
-    net.set_rng(be.rng(0))
+    soft = None
+    if args.distill:
+        s = cfg.transfer_jitter
+        soft = losses.softmax(rng.standard_normal(((2 * s + 1) ** 2, N, 10), dtype=np.float32) * 5, 20.0)
+    order = np.concatenate([rng.permutation(N) for _ in range(2 + 2 * args.steps * args.batch // N)])
     host_rng = np.random.default_rng(1)
-    order = np.concatenate([rng.permutation(N) for _ in range(1 + args.steps * args.batch // N)])
 
-    def run(n):
-        for i in range(n):
-            step(X, Y, order[i * args.batch:(i + 1) * args.batch], 0.01, 0.9, host_rng)
+    with train.training_conditions(be, args.threads) as workers:
+        net = cfg.build(be)
+        step = train.Step(cfg, net, workers=workers)
+        net.set_rng(be.rng(0))
+        pos = [0]
 
-    run(10)
-    t0 = time.perf_counter()
-    run(args.steps)
-    per_step = (time.perf_counter() - t0) / args.steps * 1e3
-    prof = cProfile.Profile()
-    prof.enable()
-    run(args.steps)
-    prof.disable()
-    stats = pstats.Stats(prof).stats
-    total = sum(v[2] for v in stats.values())  # own time of everything
-    print(f"{args.model}, batch {args.batch}: {per_step:.2f} ms a step without the profiler "
-          f"({args.batch / per_step * 1e3:,.0f} examples/s)")
-    print("| part | ms/step (own time, profiled) |\n|---|---:|")
-    accounted = 0.0
-    for label, key in PARTS:
-        t = stats.get(key, (0, 0, 0.0))[2]
-        accounted += t
-        print(f"| {label} | {t / args.steps * 1e3:.2f} |")
-    print(f"| everything else (loss, ReLU, gather, Python) | {(total - accounted) / args.steps * 1e3:.2f} |")
-    print(f"| total under the profiler | {total / args.steps * 1e3:.2f} |")
+        def run(n):
+            for _ in range(n):
+                a = pos[0]
+                pos[0] += args.batch
+                step(X, Y, order[a:a + args.batch], 0.01, 0.9, host_rng, soft)
+
+        run(10)
+        t0 = time.perf_counter()
+        run(args.steps)
+        per_step = (time.perf_counter() - t0) / args.steps * 1e3
+        # Clocks around every operation, the losses, max-norm and jitter; then the same steps again.
+        type(workers).over = clocked(operation, type(workers).over)
+        optim.MaxNorm.apply = clocked("max-norm (MaxNorm.apply)", optim.MaxNorm.apply)
+        train.losses = type("clocked_losses", (), {
+            "cross_entropy": staticmethod(clocked("loss (cross_entropy)", losses.cross_entropy)),
+            "distillation_loss": staticmethod(clocked("loss (distillation_loss)", losses.distillation_loss))})
+        train.jitter = clocked("jitter", batches.jitter)
+        t0 = time.perf_counter()
+        run(args.steps)
+        clocked_step = (time.perf_counter() - t0) / args.steps * 1e3
+    kind = "distillation" if args.distill else args.model
+    print(f"{kind} step, batch {args.batch}, {getattr(workers, 'n', 1)} thread(s) (nnkd.parallel): "
+          f"{per_step:.2f} ms a step without clocks ({args.batch / per_step * 1e3:,.0f} examples/s), "
+          f"{clocked_step:.2f} ms with them")
+    print("| part | ms/step |\n|---|---:|")
+    for label, t in sorted(SPENT.items(), key=lambda kv: -kv[1]):
+        print(f"| {label} | {t / args.steps * 1e3:.3f} |")
+    accounted = sum(SPENT.values()) / args.steps * 1e3
+    print(f"| everything else (gather, argmax, Python, ...) | {clocked_step - accounted:.3f} |")
+    print(f"| step (with clocks) | {clocked_step:.3f} |")
+    print(f"\nOperations are named `function over n`: `n` rows or columns, cut into parts when "
+          f"wide and large enough (nnkd.parallel: at least {parallel.MIN_WIDTH} wide; elementwise "
+          f"passes from {parallel.MIN_ELEMENTWISE:,} elements).")
 
 
 if __name__ == "__main__":
