@@ -46,7 +46,6 @@ from nnkd.backend import get_backend  # noqa: E402
 from nnkd.errors import UserError  # noqa: E402
 from nnkd.network import parse_arch  # noqa: E402
 from nnkd.optim import learning_rate, momentum_at  # noqa: E402
-from nnkd.parallel import MAX_THREADS, usable_cores  # noqa: E402
 from nnkd.presets import preset  # noqa: E402
 from nnkd.train import Step, Trainer, training_conditions  # noqa: E402
 
@@ -205,8 +204,9 @@ def environment(backends):
     except ImportError:
         lines.append("- threadpoolctl not installed: BLAS library and threads unknown")
     for be in backends:
-        lines.append(f"- nnkd backend {be.name}: {be.describe()}" + ("" if be.is_gpu else
-                     f", steps on {THREADS or min(usable_cores(), MAX_THREADS)} threads (nnkd.parallel)"))
+        with training_conditions(be, THREADS) as workers:
+            lines.append(f"- nnkd backend {be.name}: {be.describe()}" + ("" if be.is_gpu else
+                         f", steps on {workers.n} thread(s) (nnkd.parallel)"))
     lines.append(f"- OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} in the environment")
     if torch_peers is None:
         lines.append("- torch not installed (no PyTorch columns)")

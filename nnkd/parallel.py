@@ -141,16 +141,21 @@ def usable_cores():
 
 @contextlib.contextmanager
 def cpu_workers(backend, n=None):
-    """Within the block: :class:`Workers` for ``n`` threads (default: the usable cores, at
-    most :data:`MAX_THREADS`) with OpenBLAS at one thread, restored on exit; or
-    :data:`SERIAL` on CuPy, on one core, or where OpenBLAS's threads cannot be set."""
-    n = min(usable_cores(), MAX_THREADS) if n is None else n
-    blas = _openblas() if backend.name == "numpy" and n > 1 else None
+    """Within the block: :class:`Workers` for ``n`` threads with OpenBLAS at one thread,
+    restored on exit; or :data:`SERIAL` on CuPy, for one thread, or where OpenBLAS's
+    threads cannot be set.  By default ``n`` is the number of threads OpenBLAS may use
+    now (all cores, unless ``OPENBLAS_NUM_THREADS`` or a sweep's worker limits it), at
+    most the usable cores and :data:`MAX_THREADS`."""
+    blas = _openblas() if backend.name == "numpy" else None
     if blas is None:
         yield SERIAL
         return
     set_threads, get_threads = blas
     before = get_threads()
+    n = min(before, usable_cores(), MAX_THREADS) if n is None else n
+    if n < 2:
+        yield SERIAL
+        return
     set_threads(1)
     workers = Workers(n)
     try:

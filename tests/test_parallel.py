@@ -127,3 +127,18 @@ def test_training_by_parts_is_reproducible_and_matches_whole_steps():
     for a, b, c in zip(first, again, whole):
         assert np.array_equal(a, b)  # bit for bit with the same number of parts
         np.testing.assert_allclose(a, c, rtol=1e-3, atol=1e-5)  # float32 rounding of the products
+
+
+def test_one_blas_thread_means_whole_operations():
+    """OPENBLAS_NUM_THREADS=1 or a sweep worker's limit: runs side by side stay on one core each."""
+    blas = parallel._openblas()
+    if blas is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS whose threads can be set")
+    set_threads, get_threads = blas
+    before = get_threads()
+    set_threads(1)
+    try:
+        with cpu_workers(get_backend("numpy")) as w:
+            assert w is SERIAL
+    finally:
+        set_threads(before)
