@@ -67,7 +67,7 @@ class Network:
                 self.layers.append(ReLU())
 
     def set_workers(self, workers):
-        """Run the layers' large operations by column parts on ``workers`` (see
+        """Run the layers' large operations by parts on ``workers`` (see
         :mod:`nnkd.parallel`; :data:`~nnkd.parallel.SERIAL` for whole operations)."""
         for layer in self.layers:
             layer.workers = workers

@@ -22,6 +22,7 @@ threads cannot be set): ``over(fn, n)`` is then just ``fn(slice(None))``.
 import contextlib
 import contextvars
 import ctypes
+import functools
 import os
 import threading
 
@@ -169,6 +170,7 @@ _SET = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_", "openbl
 _GET = ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_")
 
 
+@functools.cache
 def _openblas():
     """``(set_num_threads, get_num_threads)`` of the OpenBLAS that NumPy loaded, or None
     (another BLAS, or not Linux: the step then runs whole, as before)."""

@@ -39,8 +39,8 @@ class Step:
     Calling it returns ``(loss, wrong)``, both 0-d arrays on the backend (no
     device synchronization): the batch's loss and its number of training errors.
 
-    ``workers`` (:func:`nnkd.parallel.cpu_workers`) run the layers', the optimizer's
-    large operations by parts on several cores.
+    ``workers`` (:func:`nnkd.parallel.cpu_workers`) run the large operations of the
+    layers and the optimizer by parts on several cores.
     """
 
     def __init__(self, cfg, net, image_shape=(28, 28), workers=SERIAL):
@@ -168,6 +168,7 @@ class Trainer:
                      prefix=self.field)
         self.net = cfg.build(backend)
         self.step = Step(cfg, self.net, shape, workers)
+        self.threads = workers.n
         self.epoch = 0          # epochs completed
         self.saved_epoch = 0    # epochs held by the checkpoint on disk
         self.seconds = 0.0      # training time so far, over all sessions
@@ -202,6 +203,7 @@ class Trainer:
         checkpoint.save(self.ckpt, arrays, {
             "config": asdict(self.cfg), "epoch": self.epoch, "seconds": self.seconds,
             "data_checksum": self.data_checksum, "backend": self.backend.name,
+            "cpu_threads": self.threads,  # the products' rounding depends on it (nnkd.parallel)
             "rng": {"seed": self.cfg.seed, "next_epoch": self.epoch,
                     "scheme": "per-epoch generators from (seed, epoch)"}})
         self.saved_epoch = self.epoch
