@@ -14,6 +14,17 @@ from nnkd.train import Step
 
 
 @pytest.fixture
+def blas_threads():
+    """``(set_num_threads, get_num_threads)`` of NumPy's OpenBLAS; the count is restored after."""
+    blas = parallel._openblas()
+    if blas is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS whose threads can be set")
+    before = blas[1]()
+    yield blas
+    blas[0](before)
+
+
+@pytest.fixture
 def workers():
     w = Workers(2)
     yield w
@@ -71,11 +82,8 @@ def test_closed_workers_run_operations_whole():
     assert parts == [slice(None)]
 
 
-def test_cpu_workers_sets_and_restores_blas_threads():
-    blas = parallel._openblas()
-    if blas is None:
-        pytest.skip("NumPy's BLAS is not an OpenBLAS whose threads can be set")
-    set_threads, get_threads = blas
+def test_cpu_workers_sets_and_restores_blas_threads(blas_threads):
+    set_threads, get_threads = blas_threads
     before = get_threads()
     with cpu_workers(get_backend("numpy"), n=2) as w:
         assert isinstance(w, Workers) and get_threads() == 1
@@ -129,16 +137,8 @@ def test_training_by_parts_is_reproducible_and_matches_whole_steps():
         np.testing.assert_allclose(a, c, rtol=1e-3, atol=1e-5)  # float32 rounding of the products
 
 
-def test_one_blas_thread_means_whole_operations():
+def test_one_blas_thread_means_whole_operations(blas_threads):
     """OPENBLAS_NUM_THREADS=1 or a sweep worker's limit: runs side by side stay on one core each."""
-    blas = parallel._openblas()
-    if blas is None:
-        pytest.skip("NumPy's BLAS is not an OpenBLAS whose threads can be set")
-    set_threads, get_threads = blas
-    before = get_threads()
-    set_threads(1)
-    try:
-        with cpu_workers(get_backend("numpy")) as w:
-            assert w is SERIAL
-    finally:
-        set_threads(before)
+    blas_threads[0](1)
+    with cpu_workers(get_backend("numpy")) as w:
+        assert w is SERIAL
