@@ -168,12 +168,56 @@ def cpu_workers(backend, n=None):
 
 _SET = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_")
 _GET = ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_")
+_CORENAME = ("openblas_get_corename", "scipy_openblas_get_corename64_", "openblas_get_corename64_")
+AVX512_KERNELS = ("SkylakeX", "Cooperlake", "SapphireRapids")  # OpenBLAS's core names
 
 
 @functools.cache
 def _openblas():
     """``(set_num_threads, get_num_threads)`` of the OpenBLAS that NumPy loaded, or None
     (another BLAS, or not Linux: the step then runs whole, as before)."""
+    lib = _openblas_library()
+    found = [_function(lib, names) for names in (_SET, _GET)] if lib else [None]
+    if None in found:
+        return None
+    set_threads, get_threads = found
+    set_threads.argtypes, set_threads.restype = [ctypes.c_int], None
+    get_threads.argtypes, get_threads.restype = [], ctypes.c_int
+    return set_threads, get_threads
+
+
+def blas_kernels():
+    """The name of the kernels NumPy's OpenBLAS runs (``"Haswell"``, ``"SkylakeX"``, ...), or None."""
+    corename = _function(_openblas_library(), _CORENAME)
+    if corename is None:
+        return None
+    corename.argtypes, corename.restype = [], ctypes.c_char_p
+    return corename().decode(errors="replace").strip()
+
+
+def kernel_note():
+    """One line for the log when ``OPENBLAS_CORETYPE`` holds OpenBLAS to kernels without
+    AVX-512 on a CPU that has it (as this project's machine is set up), else None."""
+    pinned, kernels = os.environ.get("OPENBLAS_CORETYPE"), blas_kernels()
+    if not pinned or not kernels or kernels.lower() in (k.lower() for k in AVX512_KERNELS) \
+            or not _cpu_has_avx512():
+        return None
+    return (f"note: OPENBLAS_CORETYPE={pinned} holds OpenBLAS to its {kernels} kernels on a CPU with "
+            "AVX-512; unset it for OpenBLAS's own choice (products about twice as fast on the machine "
+            "measured in the README's Speed section)")
+
+
+def _cpu_has_avx512():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " avx512f" in f.read()
+    except OSError:
+        return False
+
+
+@functools.cache
+def _openblas_library():
+    """The OpenBLAS library NumPy loaded (``ctypes.CDLL``), or None."""
     try:
         with open("/proc/self/maps") as f:
             paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
@@ -184,10 +228,11 @@ def _openblas():
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        found = [next((getattr(lib, s) for s in names if hasattr(lib, s)), None) for names in (_SET, _GET)]
-        if None not in found:
-            set_threads, get_threads = found
-            set_threads.argtypes, set_threads.restype = [ctypes.c_int], None
-            get_threads.argtypes, get_threads.restype = [], ctypes.c_int
-            return set_threads, get_threads
+        if _function(lib, _SET) is not None:
+            return lib
     return None
+
+
+def _function(lib, names):
+    """The first of ``names`` that ``lib`` exports (None if none, or no lib)."""
+    return next((getattr(lib, name) for name in names if hasattr(lib, name)), None) if lib else None

@@ -142,3 +142,22 @@ def test_one_blas_thread_means_whole_operations(blas_threads):
     blas_threads[0](1)
     with cpu_workers(get_backend("numpy")) as w:
         assert w is SERIAL
+
+
+@pytest.mark.parametrize("pinned, kernels, avx512, noted", [
+    ("Haswell", "Haswell", True, True),     # this project's machine
+    (None, "Haswell", True, False),         # OpenBLAS's own choice
+    ("Haswell", "Haswell", False, False),   # the CPU has no AVX-512 anyway
+    ("SkylakeX", "SkylakeX", True, False),
+])
+def test_kernel_note_names_a_pin_below_the_cpu(monkeypatch, pinned, kernels, avx512, noted):
+    if pinned:
+        monkeypatch.setenv("OPENBLAS_CORETYPE", pinned)
+    else:
+        monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    monkeypatch.setattr(parallel, "blas_kernels", lambda: kernels)
+    monkeypatch.setattr(parallel, "_cpu_has_avx512", lambda: avx512)
+    note = parallel.kernel_note()
+    assert (note is not None) == noted
+    if noted:
+        assert "OPENBLAS_CORETYPE=Haswell" in note and "\n" not in note

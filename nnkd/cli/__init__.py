@@ -17,6 +17,7 @@ from ..version import __version__
 from ..backend import NAMES as BACKENDS, get_backend
 from ..config import RunSpec, SettingError, SweepGrid
 from ..errors import Interrupted, UserError
+from ..parallel import blas_kernels, kernel_note
 from ..presets import preset
 from ..runs import Log, RunFolder, is_empty, read_spec, write_spec
 from ..train import StopFlag
@@ -176,8 +177,14 @@ def _fit_arch(spec, args, n_in, n_classes):
             setattr(spec, role, replace(cfg, arch="-".join([str(n_in)] + parts[1:-1] + [str(n_classes)])))
 
 
-def _header(args, spec, out, backend_name):
-    return f"nnkd {__version__}  {args.command}  preset {spec.preset}  {backend_name}  run folder {out}"
+def _header(args, spec, out, backend):
+    """The run's first log line(s): what runs where, and a note when the BLAS is held back."""
+    where = backend.describe()
+    if not backend.is_gpu and blas_kernels():
+        where += f" (OpenBLAS {blas_kernels()} kernels)"
+    note = None if backend.is_gpu else kernel_note()
+    return f"nnkd {__version__}  {args.command}  preset {spec.preset}  {where}  run folder {out}" + \
+        (f"\n{note}" if note else "")
 
 
 def cmd_train(args):
@@ -197,7 +204,7 @@ def cmd_train(args):
     backend, ds, teacher = _prepare(spec, args, log)
     if args.dry_run:
         return _print_spec(spec)
-    log(_header(args, spec, out, backend.describe()))
+    log(_header(args, spec, out, backend))
     stop = _install_stop()
     t0 = time.perf_counter()
     with RunFolder(out, log):
@@ -253,7 +260,7 @@ def cmd_sweep(args):
     backend, ds, teacher = _prepare(spec, args, log)
     if args.dry_run:
         return _print_spec(spec)
-    log(_header(args, spec, out, backend.describe()))
+    log(_header(args, spec, out, backend))
     t0 = time.perf_counter()
     # The cluster first: an unreachable scheduler is refused before anything is written.
     cluster = SweepCluster(spec.sweep.scheduler, spec.sweep.jobs, log) if wanted(spec.sweep) else nullcontext()
