@@ -10,7 +10,8 @@ A stage folder holds::
 Randomness is derived from ``(seed, epoch)``: each epoch starts a fresh host
 generator (shuffling, jitter) and a fresh backend generator (dropout masks).
 Resuming at an epoch boundary therefore needs no generator state, and a
-resumed run equals an uninterrupted one bit for bit on NumPy.
+resumed run equals an uninterrupted one bit for bit on NumPy with the same
+number of threads (the checkpoint's ``cpu_threads``; see :mod:`nnkd.parallel`).
 """
 
 import contextlib
@@ -101,8 +102,8 @@ def training_conditions(backend, threads=None):
     """What every training step runs under; yields the workers to give :class:`Step`:
     subnormals flushed to zero (:func:`nnkd.backend.flush_subnormals`), NumPy's float
     warnings off (overflow and NaN are caught by the loss's finiteness check, with a clear
-    message), and the large operations cut over ``threads`` cores (default: all usable;
-    :func:`nnkd.parallel.cpu_workers`)."""
+    message), and the large operations cut over ``threads`` cores (default: as many as
+    OpenBLAS may use; :func:`nnkd.parallel.cpu_workers`)."""
     with flush_subnormals(), np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
             cpu_workers(backend, threads) as workers:
         yield workers
