@@ -42,13 +42,12 @@ class SGD:
             v.fill(0)
             self.velocity.append(v)
             self._step.append(v.copy())
+        self._rates, self._rates_for = None, None
 
     def step(self, lr, momentum):
+        scale, mom = self._device_rates(lr, momentum)
         for p, v, s in zip(self.params, self.velocity, self._step):
             xp, w, g = array_module(v), p.data, p.grad
-            dt = w.dtype.type
-            scale = dt(-((1.0 - momentum) * lr if self.form == "paper" else lr))
-            mom = dt(momentum)
 
             def rows(r):  # rows of a weight matrix (inputs), entries of a bias
                 xp.multiply(g[r], scale, out=s[r])
@@ -56,6 +55,22 @@ class SGD:
                 v[r] += s[r]
                 w[r] += v[r]
             self.workers.over(rows, w.shape[0], cut=large(w))
+
+    def _device_rates(self, lr, momentum):
+        """``(-step size, momentum)`` in the parameters' dtype, where the parameters live: on
+        CuPy 0-d views of one device array, rewritten in place only when the rates change
+        (once an epoch), so that a step captured as a CUDA graph reads them from device memory
+        and one capture serves every epoch; on NumPy scalars (indexing makes a copy)."""
+        if self._rates_for != (lr, momentum):
+            w = self.params[0].data
+            step = (1.0 - momentum) * lr if self.form == "paper" else lr
+            host = np.array([-step, momentum], dtype=w.dtype)
+            if self._rates is None:
+                self._rates = array_module(w).asarray(host)
+            else:
+                self._rates[...] = array_module(w).asarray(host)
+            self._rates_for = (lr, momentum)
+        return self._rates[0], self._rates[1]
 
     def state(self, to_host):
         return {f"velocity{i}": to_host(v) for i, v in enumerate(self.velocity)}

@@ -117,6 +117,26 @@ def test_sgd_classic_form_by_hand():
     np.testing.assert_allclose(p.data, [0.52])
 
 
+def test_sgd_rates_live_in_one_array_rewritten_when_they_change():
+    """What a CUDA-graph step needs (issue 15): the rates are read from one array, updated in
+    place; on float32 the update is bit for bit the one with the rates as float32 scalars."""
+    from nnkd.layers import Parameter
+    rng = np.random.default_rng(0)
+    w0, g = rng.standard_normal((2, 50, 40), dtype=np.float32)
+    p = Parameter(w0.copy())
+    p.grad[...] = g
+    opt = SGD([p], form="paper")
+    v, w, rates = np.zeros_like(w0), w0.copy(), None
+    for lr, mom in ((0.1, 0.5), (0.1, 0.5), (0.05, 0.9)):
+        opt.step(lr=lr, momentum=mom)
+        rates = opt._rates if rates is None else rates
+        v = v * np.float32(mom) + g * np.float32(-(1 - mom) * lr)
+        w = w + v
+        assert np.array_equal(opt.velocity[0], v) and np.array_equal(p.data, w)
+    assert opt._rates is rates and rates.dtype == np.float32
+    np.testing.assert_array_equal(rates, np.array([-(1 - 0.9) * 0.05, 0.9], dtype=np.float32))
+
+
 def test_zero_grad_means_no_update_but_momentum_decays():
     p = _one_param([1.0], [2.0])
     opt = SGD([p], form="classic")
