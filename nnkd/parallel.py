@@ -149,14 +149,14 @@ def cpu_workers(backend, n=None):
     most the usable cores and :data:`MAX_THREADS`."""
     blas = _openblas() if backend.name == "numpy" else None
     if blas is None:
+        n = 1
+    elif n is None:
+        n = min(blas[1](), usable_cores(), MAX_THREADS)
+    if n < 2:
         yield SERIAL
         return
     set_threads, get_threads = blas
     before = get_threads()
-    n = min(before, usable_cores(), MAX_THREADS) if n is None else n
-    if n < 2:
-        yield SERIAL
-        return
     set_threads(1)
     workers = Workers(n)
     try:

@@ -179,10 +179,11 @@ def _fit_arch(spec, args, n_in, n_classes):
 
 def _header(args, spec, out, backend):
     """The run's first log line(s): what runs where, and a note when the BLAS is held back."""
-    where = backend.describe()
-    if not backend.is_gpu and blas_kernels():
-        where += f" (OpenBLAS {blas_kernels()} kernels)"
-    note = None if backend.is_gpu else kernel_note()
+    where, note = backend.describe(), None
+    kernels = None if backend.is_gpu else blas_kernels()
+    if kernels:
+        where += f" (OpenBLAS {kernels} kernels)"
+        note = kernel_note()
     return f"nnkd {__version__}  {args.command}  preset {spec.preset}  {where}  run folder {out}" + \
         (f"\n{note}" if note else "")
 
