@@ -41,13 +41,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from nnkd import losses  # noqa: E402
 from nnkd.backend import get_backend  # noqa: E402
 from nnkd.errors import UserError  # noqa: E402
-from nnkd.network import parse_arch  # noqa: E402
+from nnkd.network import Network, parse_arch  # noqa: E402
 from nnkd.optim import learning_rate, momentum_at  # noqa: E402
 from nnkd.presets import preset  # noqa: E402
 from nnkd.train import Step, Trainer, training_conditions  # noqa: E402
+from nnkd.transfer import TeacherLogits  # noqa: E402
 
 try:
     import torch_peers  # noqa: E402 (needs torch)
@@ -111,13 +111,13 @@ def gemm_ceiling(xp, sync, n=2048, seconds=1.0):
     return 2 * n ** 3 / timed(lambda: xp.matmul(a, b, out=c), sync, seconds)
 
 
-def random_soft_targets(backend, cfg, n, seed=0):
-    """Probabilities at the config's temperature shaped like the pipeline's soft targets:
-    ``(n, 10)``, or ``((2s + 1)^2, n, 10)`` by shift and sample with ``cfg.transfer_jitter`` s."""
+def random_teacher_logits(backend, cfg, n, seed=0):
+    """Random teacher logits in the pipeline's layout: ``TeacherLogits`` of ``(n, 10)``, or of
+    ``((2s + 1)^2, n, 10)`` by shift and sample with ``cfg.transfer_jitter`` s."""
     s = cfg.transfer_jitter
     shape = ((2 * s + 1) ** 2, n, 10) if s else (n, 10)
     z = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32) * 5
-    return losses.softmax(backend.asarray(z), cfg.temperature).astype(np.float32)
+    return TeacherLogits(backend.asarray(z), s)
 
 
 def bench_nnkd(backend, cfg, soft, batch, seconds):
@@ -125,13 +125,13 @@ def bench_nnkd(backend, cfg, soft, batch, seconds):
     rng = np.random.default_rng(0)
     X = backend.asarray(rng.random((N_DATA, 784), dtype=np.float32))
     Y = backend.asarray(rng.integers(0, 10, N_DATA))
-    P = random_soft_targets(backend, cfg, N_DATA) if soft else None
+    P = random_teacher_logits(backend, cfg, N_DATA) if soft else None
     host_rng = np.random.default_rng(1)
     order = backend.asarray(np.concatenate([rng.permutation(N_DATA) for _ in range(64)]))
     pos = [0]
     lr, mom = first_epoch(cfg)
     with training_conditions(backend, THREADS) as workers:  # as nnkd.train.train runs its steps
-        net = cfg.build(backend)
+        net = Network.from_settings(cfg, backend)
         step = Step(cfg, net, workers=workers)
         net.set_rng(backend.rng(0))
 
@@ -145,7 +145,7 @@ def bench_nnkd(backend, cfg, soft, batch, seconds):
 
 def bench_inference(backend, cfg, seconds, n=10000):
     X = backend.asarray(np.random.default_rng(0).random((n, 784), dtype=np.float32))
-    net = cfg.build(backend)
+    net = Network.from_settings(cfg, backend)
     return n / timed(lambda: net.predict_logits(X), backend.synchronize, seconds)
 
 
@@ -172,7 +172,7 @@ def bench_compiled(device, cfg, soft, batch, seconds):
 
 
 def mnist_sized_data(backend, n_train=MNIST_TRAIN, n_test=MNIST_TEST, seed=0):
-    """Random data shaped like ``nnkd.pipeline.device_data``'s MNIST dict: float32 images in
+    """Random data shaped like ``nnkd.data.device_data``'s MNIST dict: float32 images in
     [0, 1], int64 labels 0..9."""
     rng = np.random.default_rng(seed)
     return {"x_train": backend.asarray(rng.random((n_train, 784), dtype=np.float32)),
@@ -182,12 +182,12 @@ def mnist_sized_data(backend, n_train=MNIST_TRAIN, n_test=MNIST_TEST, seed=0):
             "image_shape": (28, 28), "n_classes": 10}
 
 
-def measure_epoch(backend, cfg, data, soft_targets=None):
+def measure_epoch(backend, cfg, data, teacher=None):
     """Examples/s of one epoch of the real training loop (``Trainer.run_epoch``'s
     ``examples_per_s``: training time only, the evaluation after it excluded)."""
     with tempfile.TemporaryDirectory() as stage_dir, training_conditions(backend, THREADS) as workers:
         trainer = Trainer(replace(cfg, epochs=1), backend, data, stage_dir,
-                          soft_targets=soft_targets, log=lambda *a: None, workers=workers)
+                          teacher=teacher, log=lambda *a: None, workers=workers)
         row = trainer.run_epoch()  # under the conditions nnkd.train.train uses
     return row["examples_per_s"]
 
@@ -326,7 +326,7 @@ def epoch_table(be, cfgs, models, seconds):
         cfg, soft = cfgs[role]
         cfg = replace(cfg, batch_size=100)
         step_ex = bench_nnkd(be, cfg, soft, 100, seconds)
-        targets = random_soft_targets(be, cfg, MNIST_TRAIN) if soft else None
+        targets = random_teacher_logits(be, cfg, MNIST_TRAIN) if soft else None
         epoch_ex = measure_epoch(be, cfg, data, targets)
         implied, measured = MNIST_TRAIN / step_ex, MNIST_TRAIN / epoch_ex
         lines.append(f"| {role} | {step_ex:,.0f} | {implied:.2f} s | {measured:.2f} s | {measured / implied:.2f} |")

@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nnkd import backend as backends, data  # noqa: E402
 from nnkd.optim import learning_rate, momentum_at  # noqa: E402
-from nnkd.pipeline import device_data  # noqa: E402
+from nnkd.network import Network  # noqa: E402
+from nnkd.data import device_data  # noqa: E402
 from nnkd.presets import preset  # noqa: E402
 from nnkd.train import Step, count_errors  # noqa: E402
 
@@ -50,7 +51,7 @@ def main():
     print(cfg)
     be = backends.get_backend("numpy")
     d = device_data(data.load("mnist"), be)
-    net = cfg.build(be)
+    net = Network.from_settings(cfg, be)
     step = Step(cfg, net)
     net.set_rng(be.rng([cfg.seed, 0, 1]))
     host_rng = np.random.default_rng([cfg.seed, 0, 0])

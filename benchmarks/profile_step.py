@@ -22,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nnkd import batches, losses, optim, parallel  # noqa: E402
 from nnkd.backend import get_backend  # noqa: E402
+from nnkd.network import Network  # noqa: E402
 from nnkd.presets import preset  # noqa: E402
+from nnkd.transfer import TeacherLogits  # noqa: E402
 
 train = importlib.import_module("nnkd.train")  # the module (nnkd.train is also the package's function)
 
@@ -61,12 +63,12 @@ def main():
     soft = None
     if args.distill:
         s = cfg.transfer_jitter
-        soft = losses.softmax(rng.standard_normal(((2 * s + 1) ** 2, N, 10), dtype=np.float32) * 5, 20.0)
+        soft = TeacherLogits(rng.standard_normal(((2 * s + 1) ** 2, N, 10), dtype=np.float32) * 5, s)
     order = np.concatenate([rng.permutation(N) for _ in range(2 + 2 * args.steps * args.batch // N)])
     host_rng = np.random.default_rng(1)
 
     with train.training_conditions(be, args.threads) as workers:
-        net = cfg.build(be)
+        net = Network.from_settings(cfg, be)
         step = train.Step(cfg, net, workers=workers)
         net.set_rng(be.rng(0))
         pos = [0]

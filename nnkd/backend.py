@@ -144,13 +144,6 @@ def _set_mxcsr_bits(libm, env, bits):
     return old
 
 
-def keep_mask(rng, keep, out):
-    """Fill ``out`` (float32, NumPy or CuPy) with an inverted-dropout mask: ``1/keep`` with
-    probability ``keep``, else 0.  ``rng`` is a generator of the same library
-    (:meth:`Backend.rng`)."""
-    return mask_from_uniforms(dropout_uniforms(rng, out.shape, array_module(out)), keep, out)
-
-
 def dropout_uniforms(rng, shape, xp):
     """The random draws behind a dropout mask of ``shape``: float32 uniforms on CuPy; on
     NumPy 16-bit integers cut from the generator's raw 64-bit output, about three times

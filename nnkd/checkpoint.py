@@ -20,6 +20,7 @@ import numpy as np
 from .version import __version__
 from .errors import UserError
 from .files import NPY_DAMAGE, atomic_write, file_kind, read_npy_header
+from .network import Network
 
 FORMAT = 1
 META_KEY = "__meta__"
@@ -232,7 +233,7 @@ def load_model(path, backend, data_checksum=None, dataset=None):
         raise UserError(f"{path} was trained on other data than {dataset or 'this dataset'}: give a "
                         "teacher trained on it, or train one")
     try:
-        net = cfg.build(backend)
+        net = Network.from_settings(cfg, backend)
     except (SettingError, ValueError) as exc:
         raise UserError(f"checkpoint {path}: its config cannot build a network ({exc})") from None
     for name, p in net.params:
@@ -243,3 +244,21 @@ def load_model(path, backend, data_checksum=None, dataset=None):
                             f"{'-'.join(map(str, sizes))} needs {p.data.shape}: the file is damaged")
     net.load_state(arrays)
     return net, meta
+
+
+def is_weight(name):
+    """Whether a checkpoint array is a network parameter (``W0``, ``b0``...), not optimizer state."""
+    return len(name) > 1 and name[0] in "Wb" and name[1:].isdigit()
+
+
+def export_weights(src, dst, force=False, **extra_meta):
+    """Write the weights of checkpoint ``src`` (no optimizer state) to ``dst``, keeping its
+    metadata: the form in which a trained model is shared (e.g. the shipped teacher).
+
+    ``dst`` must end in ``.npz``; when ``dst`` or its sidecar ``dst.with_suffix(".json")``
+    exists, nothing is written and :class:`UserError` is raised, unless ``force``."""
+    dst = check_export_destination(dst, force=force)
+    arrays, meta = load(src)
+    weights = {k: v for k, v in arrays.items() if is_weight(k)}
+    meta = {k: v for k, v in meta.items() if k not in ("format", "nnkd_version")}
+    save(dst, weights, dict(meta, weights_only=True, **extra_meta))

@@ -12,20 +12,20 @@ names into its flags (``--lr``), see :mod:`nnkd.errors`.
 """
 
 import math
-import os
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
+from . import memory
 from .errors import UserError
-from .network import Network, parse_arch
+from .network import parse_arch
+from .optim import MOMENTUM_FORMS, OPTIMIZERS, SCHEDULES, MaxNorm
 
-SCHEDULES = ("exp", "cosine", "constant")
-MOMENTUM_FORMS = ("paper", "classic")
-MAX_NORM_LAYERS = ("hidden", "all", "none")
 COMMANDS = ("distill", "train-teacher", "train-student", "sweep")
 ROLES = ("teacher", "student")
+# The temperature's range: z / T and T^2 stay finite and informative in float32.
+TEMPERATURE_RANGE = (1e-3, 1e4)
 MAX_EPOCHS = 1_000_000
 MAX_SEED = 2**63 - 1
 HIGH_DROPOUT = 0.9   # above this a warning: almost every unit is dropped
@@ -72,31 +72,28 @@ def _flag(name, v):
         raise SettingError(name, f"must be true or false, got {v!r}")
 
 
-def available_memory():
-    """Bytes of memory this process could still use (MemAvailable on Linux), or None."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+def flag_role(command):
+    """The model whose settings a command's model flags (``--lr``, ``--arch``...) set:
+    the teacher for ``train-teacher``, the student otherwise."""
+    return "teacher" if command == "train-teacher" else "student"
 
 
-def _gib(n):
-    return f"{n / 2**30:,.1f} GiB" if n < 2**40 else f"{n / 2**40:,.0f} TiB"
+def _float32(name, v):
+    """A number that training uses in float32 must stay finite there, and a positive one
+    must not round to zero."""
+    f = np.float32(v) if abs(v) < 3.4e38 else np.float32(np.inf)
+    if not np.isfinite(f):
+        raise SettingError(name, f"{v:g} is too large for float32, in which training computes")
+    if v != 0 and f == 0:
+        raise SettingError(name, f"{v:g} is zero in float32, in which training computes: give a "
+                           "larger value")
 
 
 def check_memory(name, need, what):
-    """Refuse ``need`` bytes when the machine has clearly less available."""
-    have = available_memory()
-    if have is not None and need > have:
-        raise SettingError(name, f"needs about {_gib(need)} of memory for {what}; this machine has "
-                                 f"{_gib(have)} available: choose smaller settings")
+    """Refuse ``need`` bytes when the machine clearly has less available."""
+    problem = memory.shortfall(need, what)
+    if problem:
+        raise SettingError(name, problem)
 
 
 @dataclass
@@ -115,7 +112,9 @@ class TrainConfig:
     momentum_start: float = 0.9
     momentum_end: float = 0.9
     momentum_epochs: int = 0         # linear ramp length
-    momentum_form: str = "classic"   # paper: dw = p dw - (1-p) lr g ; classic: v = p v - lr g
+    momentum_form: str = "classic"   # SGD; paper: dw = p dw - (1-p) lr g ; classic: v = p v - lr g
+    optimizer: str = "sgd"           # a name in nnkd.optim.OPTIMIZERS: sgd | adam (momentum = beta1)
+    beta2: float = 0.999             # adam
     max_norm: float = 0.0            # 0 = off
     max_norm_squared: bool = True    # bound on the squared length (paper) or on the norm
     max_norm_bias: bool = False
@@ -144,10 +143,6 @@ class TrainConfig:
     def sizes(self, n_in=None, n_out=None):
         return parse_arch(self.arch, n_in, n_out)
 
-    def build(self, backend, dtype=np.float32):
-        """A freshly initialized :class:`~nnkd.network.Network` of this config."""
-        return Network(self.sizes(), backend, seed=self.seed, dropout_input=self.dropout_input,
-                       dropout_hidden=self.dropout_hidden, init_std=self.init_std, dtype=dtype)
 
     def validate(self, n_train=None, n_in=784, n_out=10, image_side=28, prefix="", warn=None):
         """Raise :class:`SettingError` (field names prefixed by ``prefix``) for any value that
@@ -169,6 +164,7 @@ class TrainConfig:
             raise SettingError(name("batch_size"), f"{self.batch_size} is larger than the {n_train} "
                                "training examples: use a smaller batch")
         _number(name("lr"), self.lr, 0.0, lo_open=True)
+        _float32(name("lr"), self.lr)
         _choice(name("lr_schedule"), self.lr_schedule, SCHEDULES)
         _number(name("lr_decay"), self.lr_decay, 0.0, 1.0, lo_open=True,
                 hint=" (the exp schedule multiplies the learning rate by it every epoch)")
@@ -176,16 +172,22 @@ class TrainConfig:
             _number(name(f), getattr(self, f), 0.0, 1.0, hi_open=True)
         _whole(name("momentum_epochs"), self.momentum_epochs, 0, MAX_EPOCHS)
         _choice(name("momentum_form"), self.momentum_form, MOMENTUM_FORMS)
+        _choice(name("optimizer"), self.optimizer, tuple(OPTIMIZERS))
+        _number(name("beta2"), self.beta2, 0.0, 1.0, hi_open=True)
         _number(name("max_norm"), self.max_norm, 0.0)
+        _float32(name("max_norm"), self.max_norm)
         _flag(name("max_norm_squared"), self.max_norm_squared)
         _flag(name("max_norm_bias"), self.max_norm_bias)
-        _choice(name("max_norm_layers"), self.max_norm_layers, MAX_NORM_LAYERS)
+        _choice(name("max_norm_layers"), self.max_norm_layers, MaxNorm.LAYERS)
         _number(name("init_std"), self.init_std, 0.0, 10.0, lo_open=True,
                 hint=" (all-equal initial weights never break the symmetry between units)")
+        _float32(name("init_std"), self.init_std)
         _whole(name("seed"), self.seed, 0, MAX_SEED)
-        _number(name("temperature"), self.temperature, 0.0, lo_open=True)
+        _number(name("temperature"), self.temperature, *TEMPERATURE_RANGE,
+                hint=" (softmax(z / T) and the T^2 weight must stay finite in float32)")
         for f in ("soft_weight", "hard_weight"):
             _number(name(f), getattr(self, f), 0.0, 1e6)
+            _float32(name(f), getattr(self, f))
         for f in ("jitter", "transfer_jitter"):
             if not image_side and getattr(self, f) != 0:
                 raise SettingError(name(f), "must be 0: jitter shifts images, and this dataset has no "
@@ -193,10 +195,8 @@ class TrainConfig:
             _whole(name(f), getattr(self, f), 0, max((image_side or 1) - 1, 0),
                    what="whole number of pixels below the image size")
         # Parameters, their gradients, velocities and scratch, plus activations of a batch.
-        n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-        batch = max(self.batch_size, 10000)
-        need = 4 * (4 * n_params + 4 * batch * sum(sizes))
-        check_memory(name("arch"), need, f"training {self.arch} at batch {self.batch_size}")
+        check_memory(name("arch"), memory.training_bytes(sizes, self.batch_size),
+                     f"training {self.arch} at batch {self.batch_size}")
         return sizes
 
 
@@ -265,10 +265,8 @@ class RunSpec:
     @property
     def roles(self):
         """The models this command trains, in order."""
-        if self.command == "train-teacher":
-            return ("teacher",)
-        if self.command in ("train-student", "sweep"):
-            return ("student",)
+        if self.command != "distill":
+            return (flag_role(self.command),)
         return ("student",) if self.teacher_checkpoint else ("teacher", "student")
 
     def n_train(self, n_available):
@@ -312,10 +310,8 @@ class RunSpec:
             else:
                 cfg.validate(n_train, n_in, n_classes, image_side, prefix=role + ".", warn=warn)
         if self.command in ("distill", "sweep") and n_available is not None:
-            s = self.student
-            shifts = (2 * s.transfer_jitter + 1) ** 2
-            # the logits and, at the students' temperature, their softmax
-            check_memory("student.transfer_jitter", 2 * 4 * shifts * n_train * n_classes,
+            shifts = (2 * self.student.transfer_jitter + 1) ** 2
+            check_memory("student.transfer_jitter", memory.logits_bytes(shifts, n_train, n_classes),
                          f"the teacher's logits on {shifts} shifts of {n_train} images")
         return self
 

@@ -58,7 +58,7 @@ def soft_cross_entropy(z, targets, T=1.0):
     ``-mean_b sum_k p[b, k] log softmax(z / T)[b, k]``.
 
     z: ``(B, C)`` student logits; targets: ``(B, C)`` probabilities (rows sum
-    to 1), usually ``softmax(teacher_logits, T)``.
+    to 1).
     grad: ``(softmax(z / T) - p) / (T * B)``.  (This differs from the KL
     divergence by the targets' entropy, a constant, so gradients agree.)
     """
@@ -76,14 +76,16 @@ def entropy(p):
     return -(p * xp.log(xp.where(p > 0, p, 1))).sum() / p.shape[0]
 
 
-def distillation_loss(z, labels, soft_targets, T, soft_weight=1.0, hard_weight=0.0, report_kl=True):
+def distillation_loss(z, labels, teacher_logits, T, soft_weight=1.0, hard_weight=0.0, report_kl=True):
     """The distillation objective of Hinton et al. (2015):
 
-        L = soft_weight * T^2 * CE(soft_targets, softmax(z / T)) + hard_weight * CE(y, softmax(z))
+        L = soft_weight * T^2 * CE(softmax(t / T), softmax(z / T)) + hard_weight * CE(y, softmax(z))
 
-    both cross-entropies averaged over the batch and summed over classes.
+    with ``t`` the teacher's logits, softened here at the student's temperature
+    (the one place the temperature meets the teacher), both cross-entropies
+    averaged over the batch and summed over classes.
 
-    Mapping to peers' ``alpha`` (RECIPE.md):
+    Mapping to peers' ``alpha``:
       - torchdistill ``KDLoss``: ``alpha * CE_hard + (1 - alpha) * T^2 * KL``, so
         ``hard_weight = alpha``, ``soft_weight = 1 - alpha``;
       - haitongli/knowledge-distillation-pytorch: ``alpha * T^2 * KL + (1 - alpha) * CE_hard``,
@@ -95,11 +97,12 @@ def distillation_loss(z, labels, soft_targets, T, soft_weight=1.0, hard_weight=0
     the teacher (the soft CE at T = 20 stays near ``T^2 log 10`` ~ 920 and hides
     progress); the gradient is the same either way.
 
-    Returns ``(loss, grad)`` with grad ``(B, C)``.
+    z, teacher_logits: ``(B, C)``; labels: ``(B,)``.  Returns ``(loss, grad)`` with grad ``(B, C)``.
     """
-    loss_s, grad = soft_cross_entropy(z, soft_targets, T)
+    targets = softmax(teacher_logits, T)
+    loss_s, grad = soft_cross_entropy(z, targets, T)
     if report_kl:
-        loss_s = loss_s - entropy(soft_targets)
+        loss_s = loss_s - entropy(targets)
     scale = z.dtype.type(soft_weight * T * T)
     loss = scale * loss_s
     grad *= scale

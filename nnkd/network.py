@@ -66,6 +66,15 @@ class Network:
             if i < len(sizes) - 2:
                 self.layers.append(ReLU())
 
+    @classmethod
+    def from_settings(cls, settings, backend, dtype=np.float32):
+        """A freshly initialized network as ``settings`` describe it (any object with ``arch``,
+        ``seed``, ``dropout_input``, ``dropout_hidden`` and ``init_std``, such as a
+        :class:`~nnkd.config.TrainConfig`)."""
+        return cls(parse_arch(settings.arch), backend, seed=settings.seed,
+                   dropout_input=settings.dropout_input, dropout_hidden=settings.dropout_hidden,
+                   init_std=settings.init_std, dtype=dtype)
+
     def set_workers(self, workers):
         """Run the layers' large operations by parts on ``workers`` (see
         :mod:`nnkd.parallel`; :data:`~nnkd.parallel.SERIAL` for whole operations)."""

@@ -1,15 +1,24 @@
-"""SGD with momentum, its schedules, and the max-norm constraint.
+"""Optimizers, their schedules, and the max-norm constraint.
 
-The paper's update (Srivastava/Hinton 2012, Appendix A.1; RECIPE.md)::
+An optimizer updates a list of :class:`nnkd.layers.Parameter` in place from
+their gradients.  Each one is a class in this module, named once in
+:data:`OPTIMIZERS`; adding one is a class and a line there.  Its state
+(velocities, moments) is named by :meth:`Optimizer.state`, which is what a
+checkpoint stores and a resume loads back.
+
+Momentum SGD (Srivastava et al. 2014, appendix A.1) in two forms::
 
     dw = p * dw - (1 - p) * lr * g;   w += dw          (form="paper")
-
-and the classic heavy-ball form, for comparison with most frameworks::
-
-    v = p * v - lr * g;               w += v          (form="classic")
+    v = p * v - lr * g;               w += v           (form="classic", most frameworks)
 
 In steady state the paper's form moves as far as the classic one with
-learning rate ``(1 - p) * lr``, which is why its ``lr0`` is large (10.0).
+learning rate ``(1 - p) * lr``.
+
+Adam (Kingma & Ba 2015), as PyTorch writes it, with the momentum schedule as
+``beta1``::
+
+    m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
+    w -= lr / (1 - prod b1) * m / (sqrt(v / (1 - b2^t)) + eps)
 """
 
 import math
@@ -17,31 +26,75 @@ import math
 import numpy as np
 
 from .backend import array_module
-from .config import MAX_NORM_LAYERS, MOMENTUM_FORMS as FORMS
 from .parallel import SERIAL, large
 
+MOMENTUM_FORMS = ("paper", "classic")
+SCHEDULES = ("exp", "cosine", "constant")
 
-class SGD:
-    """Momentum SGD over a list of :class:`nnkd.layers.Parameter`.
 
-    Velocity and scratch buffers are allocated once; :meth:`step` updates the
-    parameters and velocities in place, by row parts (``workers``, see
-    :mod:`nnkd.parallel`), and leaves the gradients as they are.
-    """
+class Optimizer:
+    """What every optimizer has: the parameters, zero-initialized state buffers per
+    parameter (``self.slots``: name -> one array per parameter), scalar state
+    (``self.scalars``: name -> float), and ``workers`` that run large updates by row
+    parts (:mod:`nnkd.parallel`).  Subclasses define :meth:`step`."""
 
     workers = SERIAL
+    SLOTS = ()      # names of the per-parameter state buffers
+    SCALARS = {}    # names and initial values of the scalar state
+
+    def __init__(self, params):
+        self.params = list(params)
+        self.slots = {name: [_zeros_like(p.data) for p in self.params] for name in self.SLOTS}
+        self.scalars = dict(self.SCALARS)
+
+    def step(self, lr, momentum):
+        """Update every parameter from its gradient at this learning rate and momentum."""
+        raise NotImplementedError
+
+    def state_spec(self):
+        """``{name: (shape, dtype)}`` of :meth:`state`, to check a checkpoint against."""
+        spec = {f"{name}{i}": (a.shape, a.dtype) for name, arrays in self.slots.items()
+                for i, a in enumerate(arrays)}
+        spec.update({name: ((), np.dtype(np.float64)) for name in self.scalars})
+        return spec
+
+    def state(self, to_host):
+        """The state as host arrays by name (what a checkpoint stores)."""
+        out = {f"{name}{i}": to_host(a) for name, arrays in self.slots.items() for i, a in enumerate(arrays)}
+        out.update({name: np.array(v, dtype=np.float64) for name, v in self.scalars.items()})
+        return out
+
+    def load_state(self, arrays, asarray):
+        for name, slot in self.slots.items():
+            for i, a in enumerate(slot):
+                a[...] = asarray(arrays[f"{name}{i}"])
+        for name in self.scalars:
+            self.scalars[name] = float(arrays[name])
+
+
+def _zeros_like(a):
+    z = a.copy()
+    z.fill(0)
+    return z
+
+
+class SGD(Optimizer):
+    """Momentum SGD, ``form`` ``"paper"`` or ``"classic"`` (see the module's docstring).
+    Updates parameters and velocities in place and leaves the gradients as they are."""
+
+    SLOTS = ("velocity",)
+
+    @classmethod
+    def from_settings(cls, params, settings):
+        return cls(params, form=settings.momentum_form)
 
     def __init__(self, params, form="paper"):
-        if form not in FORMS:
-            raise ValueError(f"momentum form must be one of {FORMS}, got {form!r}")
-        self.params = list(params)
+        if form not in MOMENTUM_FORMS:
+            raise ValueError(f"momentum form must be one of {MOMENTUM_FORMS}, got {form!r}")
+        super().__init__(params)
         self.form = form
-        self.velocity, self._step = [], []
-        for p in self.params:
-            v = p.data.copy()
-            v.fill(0)
-            self.velocity.append(v)
-            self._step.append(v.copy())
+        self.velocity = self.slots["velocity"]
+        self._step = [v.copy() for v in self.velocity]  # scratch: -step * g
         self._rates, self._rates_for = None, None
 
     def step(self, lr, momentum):
@@ -72,12 +125,63 @@ class SGD:
             self._rates_for = (lr, momentum)
         return self._rates[0], self._rates[1]
 
-    def state(self, to_host):
-        return {f"velocity{i}": to_host(v) for i, v in enumerate(self.velocity)}
 
-    def load_state(self, arrays, asarray):
-        for i, v in enumerate(self.velocity):
-            v[...] = asarray(arrays[f"velocity{i}"])
+class Adam(Optimizer):
+    """Adam with ``beta1`` = the momentum of the step and a fixed ``beta2``.  The bias
+    correction of the first moment uses the product of the ``beta1`` values used so far
+    (``b1^t`` when the momentum is constant), so a momentum schedule stays well defined."""
+
+    SLOTS = ("adam_m", "adam_v")
+    SCALARS = {"adam_steps": 0.0, "adam_beta1_power": 1.0}
+
+    @classmethod
+    def from_settings(cls, params, settings):
+        return cls(params, beta2=settings.beta2)
+
+    def __init__(self, params, beta2=0.999, eps=1e-8):
+        if not 0.0 <= beta2 < 1.0:
+            raise ValueError(f"beta2 must be in [0, 1), got {beta2}")
+        super().__init__(params)
+        self.beta2, self.eps = beta2, eps
+        self._scratch = [_zeros_like(p.data) for p in self.params]
+
+    def step(self, lr, momentum):
+        sc = self.scalars
+        sc["adam_steps"] += 1
+        sc["adam_beta1_power"] *= momentum
+        b1, b2 = momentum, self.beta2
+        dtype = self.params[0].data.dtype.type
+        step_size = dtype(-lr / (1.0 - sc["adam_beta1_power"]))
+        root_c2 = dtype(math.sqrt(1.0 - b2 ** sc["adam_steps"]))
+        b1, b2, eps = dtype(b1), dtype(b2), dtype(self.eps)
+        for p, m, v, s in zip(self.params, self.slots["adam_m"], self.slots["adam_v"], self._scratch):
+            w, g = p.data, p.grad
+            xp = array_module(w)
+
+            def rows(r):
+                m[r] *= b1
+                m[r] += (1 - b1) * g[r]
+                v[r] *= b2
+                xp.multiply(g[r], g[r], out=s[r])
+                v[r] += (1 - b2) * s[r]
+                xp.sqrt(v[r], out=s[r])
+                s[r] /= root_c2
+                s[r] += eps
+                xp.divide(m[r], s[r], out=s[r])
+                w[r] += step_size * s[r]
+            self.workers.over(rows, w.shape[0], cut=large(w))
+
+
+# The optimizers by the name that settings use (TrainConfig.optimizer).
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+
+
+def make_optimizer(name, params, settings):
+    """The optimizer called ``name``, set up from ``settings`` (any object with the fields its
+    class reads, e.g. a :class:`~nnkd.config.TrainConfig`)."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}: expected one of {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name].from_settings(params, settings)
 
 
 class MaxNorm:
@@ -91,12 +195,12 @@ class MaxNorm:
     Args:
         bound: the limit; paper: 15 on the *squared* length.
         squared: if True, ``bound`` limits the squared length (norm <= sqrt(bound)).
-        include_bias: whether the bias counts in the length (paper: no; the seed: yes).
+        include_bias: whether the bias counts in the length (paper: no).
         layers: ``"hidden"`` (units of hidden layers only, the paper), ``"all"``
-            (the output layer too, as the seed did), or ``"none"``.
+            (the output layer too), or ``"none"``.
     """
 
-    LAYERS = MAX_NORM_LAYERS
+    LAYERS = ("hidden", "all", "none")
 
     def __init__(self, bound=15.0, squared=True, include_bias=False, layers="hidden"):
         if layers not in self.LAYERS:

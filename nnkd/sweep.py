@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import losses
+from . import transfer
 from .errors import Interrupted, UserError
-from .files import RunLock, read_array, read_json, write_text
+from .files import RunLock, read_json, write_text
 from .runs import Log
 
 
@@ -45,22 +45,22 @@ _WORKER = {}  # this process's data and teacher logits, for the cells of one swe
 
 def _worker_state(init):
     """The data and the teacher's logits that ``init`` names, loaded once per worker process.
-    ``init``: (dataset, backend name, validation, train limit, logits path, data checksum)."""
+    ``init``: (dataset, backend name, validation, train limit, logits path, the transfer
+    set's jitter, data checksum)."""
     if _WORKER.get("init") == init:
         return _WORKER
     from .backend import get_backend
-    from .data import load
-    from .pipeline import device_data
-    dataset, backend_name, validation, train_limit, logits_path, checksum = init
+    from .data import device_data, load
+    dataset, backend_name, validation, train_limit, logits_path, max_shift, checksum = init
     _WORKER.clear()
     backend = get_backend(backend_name)
     ds = load(dataset, log=lambda line: None)
     if ds.checksum != checksum:
         raise UserError(f"this worker's copy of {dataset} differs from the sweep's (checksum "
                         f"{ds.checksum} against {checksum}): give every worker the same data")
-    _WORKER.update(init=init, backend=backend, checksum=ds.checksum,
-                   data=device_data(ds, backend, validation, train_limit=train_limit),
-                   logits=backend.asarray(read_array(logits_path, "teacher logits", dtype=np.float32)))
+    data = device_data(ds, backend, validation, train_limit=train_limit)
+    logits = transfer.read(logits_path, backend, data["x_train"].shape[0], data["n_classes"], max_shift)
+    _WORKER.update(init=init, backend=backend, checksum=ds.checksum, data=data, logits=logits)
     return _WORKER
 
 
@@ -70,13 +70,12 @@ def _run_cell(job, stop=None, where=None):
     from .train import TrainConfig, train
     cfg, cell_dir = TrainConfig.from_dict(job["config"]), Path(job["dir"])
     w = _worker_state(job["init"])
-    soft = losses.softmax(w["logits"], cfg.temperature).astype(np.float32)
     with RunLock(cell_dir):  # one process per cell, whatever the scheduler does
         log = Log(cell_dir / "log.txt", echo=False)
         if where:
             log(f"cell {job['name']} on {where}")
         try:
-            _, summary = train(cfg, w["backend"], w["data"], cell_dir, soft_targets=soft, log=log,
+            _, summary = train(cfg, w["backend"], w["data"], cell_dir, teacher_logits=w["logits"], log=log,
                                stop=stop, data_checksum=w["checksum"], name="student")
         except UserError as exc:  # e.g. stopped, or diverged: the cell's own log says so too
             log(f"error: {exc}")
@@ -96,16 +95,16 @@ def run_sweep(spec, backend, ds, teacher, out_dir, log=print, cluster=None):
     :class:`nnkd.cluster.SweepCluster` for the cells; by default one is opened when
     ``spec.sweep`` asks for Dask (``jobs`` > 1 or a ``scheduler``)."""
     from . import cluster as dask_cluster
-    from .pipeline import device_data, teacher_logits
+    from .data import device_data
     out_dir = Path(out_dir)
     folder = out_dir.resolve()  # what the workers are given
     student, grid = spec.student, spec.sweep
     settings = {"widths": grid.widths, "temperatures": grid.temperatures, "student": student}
     data = device_data(ds, backend, spec.validation, train_limit=spec.train_limit)
     logits_path = out_dir / "teacher_logits.npy"
-    z = teacher_logits(teacher, data, logits_path, student.transfer_jitter, log)
+    z = transfer.compute(teacher, data, logits_path, student.transfer_jitter, log)
     init = (spec.dataset, backend.name, spec.validation, spec.train_limit,
-            str(folder / logits_path.name), ds.checksum)
+            str(folder / logits_path.name), student.transfer_jitter, ds.checksum)
 
     jobs = []
     for width in grid.widths:

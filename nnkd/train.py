@@ -27,14 +27,16 @@ from . import checkpoint, files, losses
 from .backend import flush_subnormals
 from .batches import batch_slices, gather, jitter
 from .errors import Interrupted, TrainingDiverged, UserError
-from .config import TrainConfig  # noqa: F401 (nnkd.train.TrainConfig is the usual import)
-from .optim import SGD, MaxNorm, learning_rate, momentum_at
+from .config import TrainConfig
+from .network import Network
+from .optim import MaxNorm, learning_rate, make_optimizer, momentum_at
 from .parallel import SERIAL, cpu_workers
+from .transfer import TeacherLogits
 
 
 class Step:
     """One training step of ``net`` under ``cfg``: gather the batch, jitter it, forward,
-    loss, backward, momentum update, max-norm.  Used by :func:`train` and by the
+    loss, backward, optimizer update, max-norm.  Used by :func:`train` and by the
     benchmarks, so both time the same code.
 
     Calling it returns ``(loss, wrong)``, both 0-d arrays on the backend (no
@@ -49,7 +51,7 @@ class Step:
         self.net = net
         self.image_shape = image_shape
         self.xp = net.backend.xp
-        self.opt = SGD([p for _, p in net.params], form=cfg.momentum_form)
+        self.opt = make_optimizer(cfg.optimizer, [p for _, p in net.params], cfg)
         self.maxnorm = MaxNorm(cfg.max_norm, cfg.max_norm_squared, cfg.max_norm_bias,
                                cfg.max_norm_layers) if cfg.max_norm > 0 else None
         net.set_workers(workers)
@@ -62,33 +64,27 @@ class Step:
                                       self.xp.empty((b, dims), dtype=np.float32))
         return self._buffers[b, dims]
 
-    def __call__(self, X, Y, idx, lr, momentum, host_rng, soft_targets=None):
-        """X ``(N, D)``, Y ``(N,)``, idx ``(B,)`` sample indices on the backend; soft_targets
-        ``(N, C)`` by sample index, or ``(S, N, C)`` by shift and sample index when
-        ``cfg.transfer_jitter`` is set (see :func:`nnkd.batches.shifts`), or None (hard labels)."""
+    def __call__(self, X, Y, idx, lr, momentum, host_rng, teacher=None):
+        """X ``(N, D)``, Y ``(N,)``, idx ``(B,)`` sample indices on the backend; ``teacher``: a
+        :class:`~nnkd.transfer.TeacherLogits` over the same N images (distillation, with the
+        transfer set jittered by ``cfg.transfer_jitter``), or None (hard labels, jittered by
+        ``cfg.jitter``)."""
         cfg, net, xp = self.cfg, self.net, self.xp
         xb, xj = self._batch_buffers(idx.shape[0], X.shape[1])
         gather(X, idx, xb)
-        if soft_targets is None:
-            if cfg.jitter:
-                jitter(xb, xj, cfg.jitter, host_rng, self.image_shape)
-                xb = xj
-        elif cfg.transfer_jitter:
-            # soft_targets (shifts, N, C): the teacher's output for every shift of every image.
-            k = jitter(xb, xj, cfg.transfer_jitter, host_rng, self.image_shape)
+        max_shift = cfg.jitter if teacher is None else cfg.transfer_jitter
+        k = None
+        if max_shift:
+            k = jitter(xb, xj, max_shift, host_rng, self.image_shape)
             xb = xj
-            rows = xp.asarray(k) * X.shape[0] + idx
-            targets = soft_targets.reshape(-1, soft_targets.shape[-1])[rows]
-        else:
-            targets = soft_targets[idx]
         yb = Y[idx]
         z = net.forward(xb, train=True)
         wrong = xp.count_nonzero(z.argmax(axis=1) != yb)
-        if soft_targets is None:
+        if teacher is None:
             loss, g = losses.cross_entropy(z, yb)
         else:
-            loss, g = losses.distillation_loss(z, yb, targets, cfg.temperature, cfg.soft_weight,
-                                               cfg.hard_weight)
+            loss, g = losses.distillation_loss(z, yb, teacher.rows(idx, k), cfg.temperature,
+                                               cfg.soft_weight, cfg.hard_weight)
         net.zero_grad()
         net.backward(g)
         self.opt.step(lr, momentum)
@@ -133,13 +129,6 @@ def param_spec(net):
     return {name: (p.data.shape, p.data.dtype) for name, p in net.params}
 
 
-def load_weights(net, path):
-    """Load a checkpoint's weights into ``net``; returns its metadata."""
-    arrays, meta = checkpoint.load(path, expected=param_spec(net))
-    net.load_state(arrays)
-    return meta
-
-
 def _field_prefix(name):
     """``"teacher."`` for a model called ``teacher``: how messages name its settings."""
     return name + "." if name else ""
@@ -153,11 +142,11 @@ def _fmt_time(s):
 class Trainer:
     """Trains one model in one stage folder; see :func:`train`."""
 
-    def __init__(self, cfg, backend, data, stage_dir, soft_targets=None, log=print, stop=None,
+    def __init__(self, cfg, backend, data, stage_dir, teacher=None, log=print, stop=None,
                  data_checksum=None, check_every=None, name="", workers=SERIAL):
         self.cfg, self.backend, self.data = cfg, backend, data
         self.field = _field_prefix(name)
-        self.soft_targets, self.log, self.stop = soft_targets, log, stop
+        self.teacher, self.log, self.stop = teacher, log, stop
         self.data_checksum = data_checksum
         self.check_every = check_every or (50 if backend.is_gpu else 1)
         self.dir = Path(stage_dir)
@@ -167,7 +156,9 @@ class Trainer:
         cfg.validate(n_train=data["x_train"].shape[0], n_in=data["x_train"].shape[1],
                      n_out=data.get("n_classes", 10), image_side=min(shape) if shape else None,
                      prefix=self.field)
-        self.net = cfg.build(backend)
+        if teacher is not None:
+            teacher.check_against(data["x_train"].shape[0], data.get("n_classes", 10))
+        self.net = Network.from_settings(cfg, backend)
         self.step = Step(cfg, self.net, shape, workers)
         self.threads = workers.n
         self.epoch = 0          # epochs completed
@@ -181,9 +172,9 @@ class Trainer:
         if self.ckpt.exists():
             opt = self.step.opt
             spec = dict(param_spec(self.net))
-            spec.update({f"velocity{i}": (v.shape, v.dtype) for i, v in enumerate(opt.velocity)})
+            spec.update(opt.state_spec())
             arrays, meta = checkpoint.load(self.ckpt, expected=spec)
-            if meta.get("config") != asdict(self.cfg):
+            if TrainConfig.from_dict(meta.get("config"), f"{self.ckpt}: its config") != self.cfg:
                 raise UserError(f"{self.ckpt} was written with another configuration; resume with the "
                                 "same settings or start a new run folder")
             if self.data_checksum and meta.get("data_checksum") not in (None, self.data_checksum):
@@ -224,7 +215,7 @@ class Trainer:
         wrong = xp.zeros((), dtype=np.int64)
         slices = batch_slices(N, cfg.batch_size)
         for step, (a, b) in enumerate(slices):
-            loss, wrong_b = self.step(X, Y, order[a:b], lr, mom, host_rng, self.soft_targets)
+            loss, wrong_b = self.step(X, Y, order[a:b], lr, mom, host_rng, self.teacher)
             wrong += wrong_b
             if step % self.check_every == 0 or step == len(slices) - 1:
                 if not math.isfinite(float(loss)):
@@ -269,7 +260,7 @@ class Trainer:
                 self.save()
 
 
-def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=None,
+def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=print, stop=None,
           data_checksum=None, check_every=None, name=""):
     """Train one model, resuming from ``stage_dir/checkpoint.npz`` if it exists.
 
@@ -277,9 +268,10 @@ def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=N
         cfg: a :class:`TrainConfig`.
         data: dict of backend arrays: ``x_train`` float32 ``(N, 784)``, ``y_train``
             int ``(N,)``, ``x_test``, ``y_test`` and optionally ``x_val``, ``y_val``.
-        soft_targets: ``(N, C)`` teacher probabilities at ``cfg.temperature``, by
-            sample index (row i belongs to ``x_train[i]``), or ``(S, N, C)`` by shift and
-            sample index with ``cfg.transfer_jitter``; None trains on hard labels.
+        teacher_logits: the teacher's logits on ``x_train``, by sample index: a
+            :class:`~nnkd.transfer.TeacherLogits`, or an array ``(N, C)`` (row i belongs to
+            ``x_train[i]``) or ``(shifts, N, C)`` with ``cfg.transfer_jitter``.  Training is
+            then distillation at ``cfg.temperature``; None trains on hard labels.
         stop: a :class:`StopFlag`; when set, training stops after the current step.
         check_every: steps between finiteness checks of the loss (each one reads a
             number back from the device); default 1 on NumPy, 50 on CuPy.
@@ -288,8 +280,11 @@ def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=N
     Returns ``(net, summary)``; ``summary`` has test errors, epochs, seconds, params.
     """
     try:
+        teacher = teacher_logits
+        if teacher is not None and not isinstance(teacher, TeacherLogits):
+            teacher = TeacherLogits(teacher, cfg.transfer_jitter)
         with training_conditions(backend) as workers:
-            t = Trainer(cfg, backend, data, stage_dir, soft_targets, log, stop, data_checksum, check_every,
+            t = Trainer(cfg, backend, data, stage_dir, teacher, log, stop, data_checksum, check_every,
                         name, workers)
             t.resume()
             t.fit()
@@ -305,15 +300,3 @@ def train(cfg, backend, data, stage_dir, *, soft_targets=None, log=print, stop=N
                "seconds": t.seconds, "params": t.net.n_params()}
     return t.net, summary
 
-
-def export_weights(src, dst, force=False, **extra_meta):
-    """Write the weights of checkpoint ``src`` (no optimizer state) to ``dst``, keeping its
-    metadata: the form in which a trained model is shared (e.g. the shipped teacher).
-
-    ``dst`` must end in ``.npz``; when ``dst`` or its sidecar ``dst.with_suffix(".json")``
-    exists, nothing is written and :class:`UserError` is raised, unless ``force``."""
-    dst = checkpoint.check_export_destination(dst, force=force)
-    arrays, meta = checkpoint.load(src)
-    weights = {k: v for k, v in arrays.items() if not k.startswith("velocity")}
-    meta = {k: v for k, v in meta.items() if k not in ("format", "nnkd_version")}
-    checkpoint.save(dst, weights, dict(meta, weights_only=True, **extra_meta))

@@ -6,7 +6,8 @@ import types
 import numpy as np
 import pytest
 
-from nnkd.backend import array_module, get_backend, keep_mask
+from nnkd.backend import array_module, get_backend
+from nnkd.layers import Dropout
 from nnkd.errors import UserError
 
 from .conftest import gpu_available, host
@@ -64,10 +65,10 @@ def test_real_cupy_if_installed_fails_clearly():
         get_backend("cupy")
 
 
-def test_keep_mask_rate_and_scale(backend):
-    out = backend.xp.empty((200, 500), dtype=np.float32)
-    keep_mask(backend.rng(0), 0.8, out)
-    m = host(out)
+def test_dropout_mask_rate_and_scale(backend):
+    layer = Dropout(0.2)
+    layer.rng = backend.rng(0)
+    m = host(layer.forward(backend.xp.ones((200, 500), dtype=np.float32), train=True))
     assert set(np.unique(m)) == {0.0, np.float32(1 / 0.8)}
     assert (m > 0).mean() == pytest.approx(0.8, abs=0.01)
     assert m.dtype == np.float32

@@ -1,4 +1,4 @@
-"""Issue 7's experiments: restricted transfer sets and bias correction, sweeps, seed tables, plots."""
+"""The transfer-set experiments: restricted transfer sets and bias correction, sweeps, seed tables, plots."""
 
 import json
 import sys
@@ -8,7 +8,9 @@ import pytest
 
 from nnkd import checkpoint
 from nnkd.backend import get_backend
-from nnkd.pipeline import _errors_after_correction, bias_correction, restrict_transfer_set, runs_table
+from nnkd.evaluation import _errors_after_correction, bias_correction
+from nnkd.tables import runs_table
+from nnkd.transfer import TeacherLogits, without_classes
 from tests.conftest import main_py
 
 
@@ -57,20 +59,27 @@ def test_bias_correction_is_chosen_on_validation_not_test():
     assert "paper" not in c  # the paper's +3.5 is for omitting the 3s of MNIST
 
 
-@pytest.mark.parametrize("shape", [(6, 3), (2, 6, 3)])
-def test_restricted_transfer_set_keeps_images_with_their_soft_targets(shape):
+@pytest.mark.parametrize("shape, max_shift", [((6, 3), 0), ((9, 6, 3), 1)])
+def test_restricted_transfer_set_keeps_images_with_their_logits(shape, max_shift):
     be = get_backend("numpy")
     y = np.array([0, 3, 1, 3, 2, 0])
     data = {"x_train": np.arange(6.0)[:, None] * np.ones((1, 4)), "y_train": y, "x_test": None}
-    soft = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
-    d, s = restrict_transfer_set(data, soft, [3], be)
+    z = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    d, t = without_classes(data, TeacherLogits(z, max_shift), [3], be)
     keep = [0, 2, 4, 5]
     np.testing.assert_array_equal(d["y_train"], y[keep])
     np.testing.assert_array_equal(d["x_train"][:, 0], keep)
-    np.testing.assert_array_equal(s, soft[..., keep, :])
-    assert s.flags["C_CONTIGUOUS"]  # the training step reshapes it: no copy per step
+    np.testing.assert_array_equal(t.on_disk(), z[..., keep, :])
+    assert t.logits.flags["C_CONTIGUOUS"]  # the training step reshapes it: no copy per step
     with pytest.raises(Exception, match="no images"):
-        restrict_transfer_set(data, soft, [0, 1, 2, 3], be)
+        without_classes(data, TeacherLogits(z, max_shift), [0, 1, 2, 3], be)
+
+
+def test_teacher_logits_with_the_wrong_number_of_shifts_are_refused():
+    with pytest.raises(Exception, match="shift"):
+        TeacherLogits(np.zeros((2, 6, 3), np.float32), max_shift=0)
+    with pytest.raises(Exception, match="not finite|NaN"):
+        TeacherLogits(np.full((6, 3), np.nan, np.float32))
 
 
 BAD = [

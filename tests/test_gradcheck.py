@@ -77,10 +77,10 @@ def test_distillation_objective_by_definition():
     p = sp.softmax(t / T, axis=1)
     ref = ws * T * T * np.mean(-(p * sp.log_softmax(z / T, axis=1)).sum(1)) \
         + wh * np.mean(-sp.log_softmax(z, axis=1)[np.arange(5), y])
-    loss, _ = losses.distillation_loss(z, y, p, T, ws, wh, report_kl=False)
+    loss, _ = losses.distillation_loss(z, y, t, T, ws, wh, report_kl=False)
     assert float(loss) == pytest.approx(ref, rel=1e-12)
     # The reported KL form differs by exactly the targets' entropy, times T^2 and the weight.
-    kl, _ = losses.distillation_loss(z, y, p, T, ws, wh)
+    kl, _ = losses.distillation_loss(z, y, t, T, ws, wh)
     ent = np.mean(-(p * np.log(p)).sum(1))
     assert float(kl) == pytest.approx(ref - ws * T * T * ent, rel=1e-10)
     # No hidden class average: the soft term scales with the sum over the 10 classes.

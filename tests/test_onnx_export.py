@@ -128,7 +128,7 @@ def test_softmax_at_a_temperature(digits_ckpt, tmp_path, T):
 def test_mnist_models_match_nnkd_on_the_10000_test_images(which, tmp_path):
     pytest.importorskip("onnx")
     from nnkd.data import load as load_data, to_float32
-    from nnkd.pipeline import device_data
+    from nnkd.data import device_data
     ds = load_data("mnist")
     be = get_backend("numpy")
     if which == "teacher":

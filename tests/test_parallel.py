@@ -119,7 +119,7 @@ def _train_steps(workers, steps=30):
     rng = np.random.default_rng(0)
     X = rng.random((2000, 784), dtype=np.float32)
     Y = rng.integers(0, 10, 2000)
-    net = cfg.build(be)
+    net = Network.from_settings(cfg, be)
     step = Step(cfg, net, workers=workers)
     net.set_rng(be.rng(0))
     host = np.random.default_rng(1)

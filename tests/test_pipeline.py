@@ -54,11 +54,8 @@ def test_teacher_logits_are_stored_by_sample_index(smoke_run):
     """Row i of the cached logits is the teacher's output for training image i."""
     from nnkd.backend import get_backend
     from nnkd.data import load, to_float32
-    from nnkd.train import TrainConfig, load_weights
     out, _ = smoke_run
-    _, meta = checkpoint.load(out / "teacher" / "checkpoint.npz")
-    net = TrainConfig.from_dict(meta["config"]).build(get_backend())
-    load_weights(net, out / "teacher" / "checkpoint.npz")
+    net, _ = checkpoint.load_model(out / "teacher" / "checkpoint.npz", get_backend())
     ds = load(log=lambda s: None)
     idx = np.array([4999, 0, 1234, 17])
     z = net.forward(to_float32(ds.train_images[idx]), train=False)

@@ -8,7 +8,8 @@ import pytest
 
 from nnkd import checkpoint
 from nnkd.errors import Interrupted, TrainingDiverged, UserError
-from nnkd.train import StopFlag, TrainConfig, count_errors, load_weights, train
+from nnkd.network import Network
+from nnkd.train import StopFlag, TrainConfig, count_errors, train
 
 from .conftest import host
 
@@ -135,9 +136,9 @@ def test_checkpoint_refuses_bad_files(tmp_path):
     np.savez(tmp_path / "foreign.npz", a=np.zeros(3))
     with pytest.raises(UserError, match="not an nnkd checkpoint"):
         checkpoint.load(tmp_path / "foreign.npz")
-    other = small_cfg(arch="784-16-10").build(be)
+    other = Network.from_settings(small_cfg(arch="784-16-10"), be)
     with pytest.raises(UserError, match="another architecture|has no array"):
-        load_weights(other, path)
+        checkpoint.load(path, expected={name: (p.data.shape, p.data.dtype) for name, p in other.params})
     # A pickle inside an .npz is never loaded: object arrays are refused.
     np.savez(tmp_path / "pickled.npz", W0=np.array([object()], dtype=object),
              __meta__=np.array(json.dumps({"format": 1})))
@@ -208,17 +209,18 @@ def test_jittered_transfer_set_pairs_each_image_with_its_own_logits(backend, tmp
     """With --transfer-jitter, the logits looked up for a jittered batch row are the
     teacher's logits of exactly that shifted image."""
     from nnkd.batches import jitter
-    from nnkd.pipeline import teacher_logits
+    from nnkd import transfer
     data = synthetic(backend, n=300)
-    teacher = small_cfg(arch="784-16-10").build(backend)
-    z = teacher_logits(teacher, data, tmp_path / "logits.npy", max_shift=2, log=lambda s: None)
-    assert z.shape == (25, 300, 10)
+    teacher = Network.from_settings(small_cfg(arch="784-16-10"), backend)
+    t = transfer.compute(teacher, data, tmp_path / "logits.npy", max_shift=2, log=lambda s: None)
+    assert t.logits.shape == (25, 300, 10)
     X = data["x_train"]
     idx = backend.asarray(np.random.default_rng(0).permutation(300)[:50])
     xb = X[idx].copy()
     xj = backend.xp.empty_like(xb)
     k = jitter(xb, xj, 2, np.random.default_rng(1))
-    looked_up = z.reshape(-1, 10)[backend.xp.asarray(k) * 300 + idx]
+    looked_up = t.rows(idx, k)
     np.testing.assert_allclose(host(looked_up), host(teacher.forward(xj, train=False)), rtol=1e-5, atol=1e-5)
     # The cache is reused only for the same layout.
-    assert teacher_logits(teacher, data, tmp_path / "logits.npy", max_shift=2, log=lambda s: None).shape == (25, 300, 10)
+    again = transfer.compute(teacher, data, tmp_path / "logits.npy", max_shift=2, log=lambda s: None)
+    assert again.logits.shape == (25, 300, 10)

@@ -289,7 +289,7 @@ def cmd_plot(args):
 
 
 def cmd_report(args):
-    from ..pipeline import runs_table
+    from ..tables import runs_table
     print(runs_table(args.run_dirs))
     return 0
 
@@ -297,7 +297,8 @@ def cmd_report(args):
 def cmd_evaluate(args):
     from ..checkpoint import load_model
     from ..data import load
-    from ..pipeline import device_data, evaluate
+    from ..data import device_data
+    from ..evaluation import evaluate
 
     backend = get_backend(args.backend)
     net, meta = load_model(args.checkpoint, backend)
@@ -331,7 +332,7 @@ def cmd_export(args):
     if T is not None:
         raise UserError("--softmax-temperature applies to --format onnx only: the .npz export holds the "
                         "weights, not an output layer")
-    from ..train import export_weights
+    from ..checkpoint import export_weights
     export_weights(args.checkpoint, dest, force=args.force, exported_from=Path(args.checkpoint).name)
     print(f"{dest}: sha256 {hashlib.sha256(dest.read_bytes()).hexdigest()}")
     return 0

@@ -22,7 +22,7 @@ Every problem the user can fix is a :class:`DataError` with a one-line message.
 Modules: :mod:`.idx` (IDX files), :mod:`.sources` and :mod:`.wheel` (where the files
 come from), :mod:`.registry` (the named datasets, the cache, :func:`load`),
 :mod:`.npz` (user datasets), :mod:`.dataset` (:class:`Dataset`, :func:`describe`),
-:mod:`.splits` (floats and the validation split).
+:mod:`.splits` (floats, the validation split, arrays on the backend).
 """
 
 from .common import DataError, SourceFailed
@@ -33,13 +33,13 @@ from .idx import (FILES, IMAGES_MAGIC, LABELS_MAGIC, NUM_CLASSES, TEST_IMAGES, T
 from .npz import load_npz
 from .registry import SPECS, Spec, checksum, default_root, load
 from .sources import DirectorySource, Mirror, Source
-from .splits import to_float32, validation_split
+from .splits import device_data, to_float32, validation_split
 from .wheel import PyPIWheel, unpickle_arrays
 
 __all__ = [
     "DataError", "Dataset", "FILES", "SPECS", "Spec", "Mirror", "DirectorySource",
     "PyPIWheel", "read_idx", "read_images", "read_labels", "parse_idx", "check_labels",
-    "idx_bytes", "write_idx", "to_float32", "validation_split", "load", "describe",
+    "idx_bytes", "write_idx", "to_float32", "device_data", "validation_split", "load", "describe",
     "default_root", "unpickle_arrays", "checksum", "load_npz", "NPZ_PREFIX", "Source",
     "SourceFailed", "NUM_CLASSES", "IMAGES_MAGIC", "LABELS_MAGIC",
     "TRAIN_IMAGES", "TRAIN_LABELS", "TEST_IMAGES", "TEST_LABELS",

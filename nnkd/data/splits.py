@@ -1,4 +1,4 @@
-"""The host side of the host-to-device edge: features to float32, the validation split."""
+"""The host-to-device edge: features to float32, the validation split, arrays on the backend."""
 
 from __future__ import annotations
 
@@ -39,3 +39,26 @@ def validation_split(images: np.ndarray, labels: np.ndarray, n_val: int = 10_000
                         f"(there are {n} training examples)")
     cut = n - n_val
     return images[:cut], labels[:cut], images[cut:], labels[cut:]
+
+
+def device_data(ds, backend, validation: int = 0, train_limit: int | None = None) -> dict:
+    """A :class:`~nnkd.data.Dataset` on the backend as float32 features (images in [0, 1])
+    and int64 labels: the dict that training reads.
+
+    ``train_limit`` keeps only the first N training images (before the validation
+    split); the last ``validation`` of those are held out as ``x_val``, ``y_val``.  The
+    test set is always whole.
+    """
+    x, y = ds.train_images[:train_limit], ds.train_labels[:train_limit]
+    out = {}
+    if validation:
+        x, y, xv, yv = validation_split(x, y, validation)
+        out["x_val"] = backend.asarray(to_float32(xv))
+        out["y_val"] = backend.asarray(yv.astype(np.int64))
+    out["x_train"] = backend.asarray(to_float32(x))
+    out["y_train"] = backend.asarray(y.astype(np.int64))
+    out["x_test"] = backend.asarray(to_float32(ds.test_images))
+    out["y_test"] = backend.asarray(ds.test_labels.astype(np.int64))
+    out["image_shape"] = getattr(ds, "image_shape", (28, 28))
+    out["n_classes"] = getattr(ds, "n_classes", 10)
+    return out

@@ -1,0 +1,84 @@
+"""Markdown tables of results: a distill run beside the paper, the bias correction, and
+several runs (seeds) with their mean and spread."""
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .files import read_json
+
+# Test errors on MNIST with the paper's architectures: Hinton et al. (2015), and the
+# PyTorch reimplementation nnkd set out to improve on (3000 epochs per model).
+PAPER = {"teacher": 67, "student": 146, "distilled": 74}
+PYTORCH_REIMPLEMENTATION = {"teacher": 100, "student": 171, "distilled": 111}
+LABELS = {"teacher": "teacher {arch}", "student": "student {arch}, hard labels",
+          "distilled": "student {arch}, distilled at T={T:g}"}
+
+
+def results_table(rows, temperature, paper=True):
+    """Markdown table of the run; with ``paper`` (MNIST, the whole transfer set) beside the
+    paper's figures and the PyTorch reimplementation's."""
+    head = "| model | test errors | error % | parameters | epochs | training time |"
+    rule = "|---|---:|---:|---:|---:|---:|"
+    lines = [head + " paper | PyTorch reimplementation |" if paper else head,
+             rule + "---:|---:|" if paper else rule]
+    for role, r in rows.items():
+        label = LABELS[role].format(T=temperature, arch=r["arch"]) + (" (pretrained)" if "source" in r else "")
+        line = (f"| {label} | {r['test_errors']} | {100 * r['test_errors'] / r['n_test']:.2f} | "
+                f"{r['params']:,} | {r['epochs']} | {r['seconds'] / 60:.1f} min |")
+        lines.append(line + f" {PAPER[role]} | {PYTORCH_REIMPLEMENTATION[role]} |" if paper else line)
+    return "\n".join(lines)
+
+
+def correction_table(correction, absent):
+    """Markdown table of :func:`bias_correction`'s results for each student."""
+    names = ", ".join(map(str, absent))
+    lines = [f"| model | logits of class {names} raised by | test errors | error % | errors on the "
+             f"test images of class {names} | paper |", "|---|---|---:|---:|---:|---:|"]
+    what = {"before": "0 (no correction)", "paper": "{offset:+.1f} (the paper's)",
+            "chosen": "{offset:+.1f} (fewest errors on {n_validation:,} validation images)",
+            "best_on_test": "{offset:+.1f} (best on the test set: reference only)"}
+    for role, c in correction.items():
+        for key, text in what.items():
+            if key not in c:
+                continue
+            r = c[key]
+            paper = "-" if role != "distilled" else \
+                c.get("paper", {}).get({"before": "paper_before", "paper": "paper_after"}.get(key), "-")
+            lines.append(f"| {role} | {text.format(**r)} | {r['test_errors']} | "
+                         f"{100 * r['test_errors'] / c['n_test']:.2f} | {r['test_errors_on_absent']} of "
+                         f"{c['n_test_absent']:,} | {paper} |")
+    return "\n".join(lines)
+
+
+def runs_table(run_dirs):
+    """Markdown table of several distill runs (e.g. seeds): test errors per model, then
+    mean and sample standard deviation."""
+    roles = ("teacher", "student", "distilled")
+    lines = ["| run | seed | " + " | ".join(roles) + " | training time |", "|---|---:|---:|---:|---:|---:|"]
+    errs = {role: [] for role in roles}
+    for d in map(Path, run_dirs):
+        f = d / "results.json"
+        if not f.exists():
+            raise UserError(f"{d} has no results.json: give finished distill run folders")
+        res = read_json(f, "results of a distill run")
+        m = res.get("models")
+        ok = isinstance(m, dict) and all(isinstance(r, dict) and isinstance(r.get("test_errors"), int)
+                                         and isinstance(r.get("seconds", 0), (int, float))
+                                         for r in m.values())
+        if not ok or not isinstance(res.get("student_config"), dict):
+            raise UserError(f"{f} is not the results file of a distill run (damaged?): run the "
+                            "distill again or leave that folder out")
+        for role in roles:
+            if role in m:
+                errs[role].append(m[role]["test_errors"])
+        minutes = sum(r["seconds"] for r in m.values() if "source" not in r) / 60
+        lines.append(f"| {d.name} | {res['student_config'].get('seed', '-')} | " +
+                     " | ".join(str(m[r]["test_errors"]) if r in m else "-" for r in roles) +
+                     f" | {minutes:.1f} min |")
+
+    def stat(v):
+        return "-" if not v else f"{np.mean(v):.1f}" + (f" ± {np.std(v, ddof=1):.1f}" if len(v) > 1 else "")
+    lines.append(f"| mean ± std ({len(run_dirs)} runs) | | " + " | ".join(stat(errs[r]) for r in roles) + " | |")
+    return "\n".join(lines)
