@@ -126,12 +126,14 @@ def history_problems(doc, text):
 @pytest.mark.parametrize("doc", user_docs(), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_links_and_cited_files_exist(doc):
     text = doc.read_text()
-    assert link_problems(doc, text, ROOT) + citation_problems(doc, text, ROOT) == []
+    problems = link_problems(doc, text, ROOT) + citation_problems(doc, text, ROOT)
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("doc", user_docs(), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_no_development_history(doc):
-    assert history_problems(doc, doc.read_text()) == []
+    problems = history_problems(doc, doc.read_text())
+    assert not problems, "\n".join(problems)
 
 
 def readme_problems(root):
@@ -140,7 +142,8 @@ def readme_problems(root):
 
 
 def test_readme_is_short():
-    assert readme_problems(ROOT) == []
+    problems = readme_problems(ROOT)
+    assert not problems, problems[0] if problems else ""
 
 
 def test_docs_are_linked_from_the_readme():
