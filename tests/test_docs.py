@@ -23,8 +23,8 @@ LOG_NAME = re.compile(r"`([\w.-]+\.log)`")
 
 
 def user_docs():
-    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
-            ROOT / "benchmarks" / "RESULTS.md", ROOT / "benchmarks" / "NOTES.md"]
+    pointers = [ROOT / "benchmarks" / name for name in ("RESULTS.md", "NOTES.md")]
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *(p for p in pointers if p.exists())]
 
 
 @lru_cache(maxsize=None)
