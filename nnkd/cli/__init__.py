@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..version import __version__
 from ..backend import NAMES as BACKENDS, get_backend
-from ..config import RunSpec, SettingError, SweepGrid
+from ..config import RunSpec, SettingError, SweepGrid, flag_role
 from ..errors import Interrupted, UserError
 from ..parallel import blas_kernels, kernel_note
 from ..presets import preset
@@ -31,7 +31,7 @@ def spec_from_args(args):
     """The :class:`RunSpec` a command's flags ask for: the preset, then the flags (unchecked)."""
     cfgs, limit = preset(args.preset)
     table = OVERRIDES + (DISTILL_OVERRIDES if args.command in ("distill", "sweep") else [])
-    role = {"train-teacher": "teacher"}.get(args.command, "student")
+    role = flag_role(args.command)
     changes = {name: getattr(args, name) for _, name, _, _ in table if getattr(args, name, None) is not None}
     cfgs[role] = replace(cfgs[role], seed=getattr(args, "seed", 0), **changes)
     absent = []
@@ -170,8 +170,7 @@ def _fit_arch(spec, args, n_in, n_classes):
     an --arch the user gave is kept as given and checked against the data."""
     for role in ("teacher", "student"):
         cfg = getattr(spec, role)
-        given = getattr(args, "arch", None) is not None and role == {"train-teacher": "teacher"}.get(
-            args.command, "student")
+        given = getattr(args, "arch", None) is not None and role == flag_role(args.command)
         parts = cfg.arch.split("-")
         if not given and len(parts) >= 2:
             setattr(spec, role, replace(cfg, arch="-".join([str(n_in)] + parts[1:-1] + [str(n_classes)])))

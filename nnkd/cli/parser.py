@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..version import __version__
+from ..config import flag_role
 from ..presets import PRESETS
 
 def _word(meanings):
@@ -33,6 +34,8 @@ OVERRIDES = [
     ("--momentum-end", "momentum_end", float, "momentum after the ramp"),
     ("--momentum-epochs", "momentum_epochs", int, "length of the linear momentum ramp"),
     ("--momentum-form", "momentum_form", str, "paper: dw = p dw - (1-p) lr g; classic: v = p v - lr g"),
+    ("--optimizer", "optimizer", str, "sgd (momentum SGD, default) or adam (the momentum is beta1)"),
+    ("--beta2", "beta2", float, "adam: decay of the squared-gradient average (default 0.999)"),
     ("--dropout-input", "dropout_input", float, "dropout rate of the input, in [0, 1)"),
     ("--dropout-hidden", "dropout_hidden", float, "dropout rate of each hidden layer, in [0, 1)"),
     ("--jitter", "jitter", int, "max random shift of the input images in pixels (0 = off)"),
@@ -171,7 +174,7 @@ def build_parser():
 def flag_of(name, command):
     """The flag that sets the field ``name`` (``student.lr``) in ``command``, or None."""
     role, _, field = name.rpartition(".")
-    own = {"train-teacher": "teacher"}.get(command, "student")
+    own = flag_role(command)
     if role == "teacher" and command == "distill" and field in ("epochs", "lr"):
         return f"--teacher-{field}"
     if field == "seed" and role:
