@@ -8,7 +8,8 @@ import scipy.special as sp
 from nnkd import losses
 from nnkd.gradcheck import check, standard_checks
 from nnkd.layers import Dense, Parameter
-from nnkd.optim import SGD, MaxNorm, learning_rate, momentum_at
+from nnkd.backend import get_backend
+from nnkd.optim import SGD, Adam, MaxNorm, learning_rate, momentum_at
 
 from .conftest import gpu_available, host, main_py
 
@@ -118,7 +119,7 @@ def test_sgd_classic_form_by_hand():
 
 
 def test_sgd_rates_live_in_one_array_rewritten_when_they_change():
-    """What a CUDA-graph step needs (issue 15): the rates are read from one array, updated in
+    """What a CUDA-graph step needs: the rates are read from one array, updated in
     place; on float32 the update is bit for bit the one with the rates as float32 scalars."""
     from nnkd.layers import Parameter
     rng = np.random.default_rng(0)
@@ -135,6 +136,57 @@ def test_sgd_rates_live_in_one_array_rewritten_when_they_change():
         assert np.array_equal(opt.velocity[0], v) and np.array_equal(p.data, w)
     assert opt._rates is rates and rates.dtype == np.float32
     np.testing.assert_array_equal(rates, np.array([-(1 - 0.9) * 0.05, 0.9], dtype=np.float32))
+
+
+def test_adam_by_hand():
+    # Step 1: m = 0.1 g, v = 0.001 g^2, so m / (1 - b1) = g and v / (1 - b2) = g^2: w -= lr * g / |g|.
+    # Step 2 with the same g: m = 0.19 g and 1 - b1^2 = 0.19, v = 0.001999 g^2 and 1 - b2^2 = 0.001999.
+    p = _one_param([1.0, 2.0], [0.5, -1.0])
+    opt = Adam([p], beta2=0.999, eps=0.0)
+    opt.step(lr=0.1, momentum=0.9)
+    np.testing.assert_allclose(p.data, [0.9, 2.1], rtol=1e-12)
+    np.testing.assert_allclose(opt.slots["adam_m"][0], [0.05, -0.1], rtol=1e-12)
+    np.testing.assert_allclose(opt.slots["adam_v"][0], [0.00025, 0.001], rtol=1e-12)
+    opt.step(lr=0.1, momentum=0.9)
+    np.testing.assert_allclose(p.data, [0.8, 2.2], rtol=1e-12)
+    assert opt.scalars == {"adam_steps": 2.0, "adam_beta1_power": pytest.approx(0.81, rel=1e-15)}
+
+
+def test_adam_on_a_float64_network_matches_a_reference_adam():
+    """Adam over the network's own float64 gradients (checked by finite differences
+    elsewhere) equals a textbook Adam written here, over several steps of changing data."""
+    from nnkd import losses
+    from nnkd.network import Network
+    be = get_backend("numpy")
+    rng = np.random.default_rng(0)
+    net = Network([6, 5, 3], be, seed=1, init_std=0.5, dtype=np.float64)
+    params = [p for _, p in net.params]
+    opt = Adam(params, beta2=0.99)
+    ref_w = [p.data.copy() for p in params]
+    m = [np.zeros_like(w) for w in ref_w]
+    v = [np.zeros_like(w) for w in ref_w]
+    for t in range(1, 6):
+        x, y = rng.standard_normal((8, 6)), rng.integers(0, 3, 8)
+        net.zero_grad()
+        net.backward(losses.cross_entropy(net.forward(x, train=True), y)[1])
+        grads = [p.grad.copy() for p in params]
+        opt.step(lr=0.01, momentum=0.8)
+        for i, g in enumerate(grads):
+            m[i] = 0.8 * m[i] + 0.2 * g
+            v[i] = 0.99 * v[i] + 0.01 * g * g
+            ref_w[i] = ref_w[i] - 0.01 * (m[i] / (1 - 0.8 ** t)) / (np.sqrt(v[i] / (1 - 0.99 ** t)) + 1e-8)
+        for p, w in zip(params, ref_w):
+            np.testing.assert_allclose(p.data, w, rtol=1e-12, atol=1e-15)
+
+
+def test_every_optimizer_is_named_once_and_built_from_settings():
+    from nnkd.config import TrainConfig
+    from nnkd.optim import OPTIMIZERS, make_optimizer
+    p = _one_param([1.0], [1.0])
+    for name, cls in OPTIMIZERS.items():
+        assert type(make_optimizer(name, [p], TrainConfig(optimizer=name))) is cls
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        make_optimizer("lbfgs", [p], TrainConfig())
 
 
 def test_zero_grad_means_no_update_but_momentum_decays():

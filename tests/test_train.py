@@ -48,6 +48,14 @@ def test_training_learns_and_records(backend, tmp_path):
     assert json.loads((tmp_path / "s" / "checkpoint.json").read_text())["epoch"] == 4
 
 
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 0.1), ("adam", 0.005)])
+def test_each_optimizer_learns(tmp_path, optimizer, lr):
+    from nnkd.backend import get_backend
+    _, summary = train(small_cfg(jitter=0, optimizer=optimizer, lr=lr), get_backend(), synthetic(get_backend()),
+                       tmp_path / "s", log=lambda s: None)
+    assert summary["test_errors"] < 40  # of 200; chance is 180
+
+
 def test_same_seed_same_weights_bit_for_bit(tmp_path):
     from nnkd.backend import get_backend
     be = get_backend()
@@ -58,9 +66,11 @@ def test_same_seed_same_weights_bit_for_bit(tmp_path):
         np.testing.assert_array_equal(v, weights(b)[k])
 
 
-def test_interrupt_then_resume_equals_uninterrupted(backend, tmp_path):
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_interrupt_then_resume_equals_uninterrupted(backend, tmp_path, optimizer):
     data = synthetic(backend)
-    ref, _ = train(small_cfg(), backend, data, tmp_path / "ref", log=lambda s: None)
+    cfg = small_cfg(optimizer=optimizer, lr=0.1 if optimizer == "sgd" else 0.002)
+    ref, _ = train(cfg, backend, data, tmp_path / "ref", log=lambda s: None)
     stop = StopFlag()
 
     def log(line):
@@ -68,8 +78,8 @@ def test_interrupt_then_resume_equals_uninterrupted(backend, tmp_path):
             stop.signal = "SIGINT"  # arrives during epoch 2's bookkeeping: epoch 2 is still saved
 
     with pytest.raises(Interrupted, match="holds epoch 2"):
-        train(small_cfg(), backend, data, tmp_path / "run", log=log, stop=stop)
-    resumed, _ = train(small_cfg(), backend, data, tmp_path / "run", log=lambda s: None)
+        train(cfg, backend, data, tmp_path / "run", log=log, stop=stop)
+    resumed, _ = train(cfg, backend, data, tmp_path / "run", log=lambda s: None)
     rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3, 4]
     for k, v in weights(ref).items():
@@ -86,6 +96,23 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     train(small_cfg(epochs=1), be, data, tmp_path / "s", log=lambda s: None)
     with pytest.raises(UserError, match="another configuration"):
         train(small_cfg(epochs=1, lr=0.5), be, data, tmp_path / "s", log=lambda s: None)
+    with pytest.raises(UserError, match="another configuration|has no array"):
+        train(small_cfg(epochs=1, optimizer="adam"), be, data, tmp_path / "s", log=lambda s: None)
+
+
+def test_a_checkpoint_without_the_newer_settings_resumes_with_their_defaults(tmp_path):
+    """Settings added to TrainConfig later read as their defaults in an older checkpoint."""
+    from nnkd.backend import get_backend
+    be = get_backend()
+    data = synthetic(be)
+    train(small_cfg(epochs=1), be, data, tmp_path / "s", log=lambda s: None)
+    arrays, meta = checkpoint.load(tmp_path / "s" / "checkpoint.npz")
+    for newer in ("optimizer", "beta2"):
+        del meta["config"][newer]
+    checkpoint.save(tmp_path / "s" / "checkpoint.npz", arrays, meta)
+    lines = []
+    train(small_cfg(epochs=1), be, data, tmp_path / "s", log=lines.append)
+    assert any("resuming" in line for line in lines)
 
 
 def test_divergence_is_reported_with_epoch_and_step(tmp_path):
