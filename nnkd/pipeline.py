@@ -30,6 +30,11 @@ LABELS = {"teacher": "teacher {arch}", "student": "student {arch}, hard labels",
           "distilled": "student {arch}, distilled at T={T:g}"}
 
 
+def count(n, word):
+    """``1 epoch``, ``3 epochs``."""
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
 def device_data(ds, backend, validation=0, train_limit=None):
     """Move a :class:`nnkd.data.Dataset` to the backend as float32 (images in [0, 1]): the edge.
 
@@ -99,18 +104,40 @@ def teacher_logits(net, data, path, max_shift=0, log=print, stop=None, chunk=100
     return z
 
 
+MAX_CONFUSION = 1000  # classes up to which evaluate() builds the confusion matrix (8 MB of int64)
+
+
+def check_evaluation_data(sizes, n_features, labels, model="the model", data="the data"):
+    """Refuse, in one line, to evaluate a model of layer widths ``sizes`` on ``n_features``
+    features and the (host) ``labels``: their counts must fit the model's input and outputs."""
+    if n_features != sizes[0]:
+        raise UserError(f"{model} takes {sizes[0]} inputs but {data} has {n_features} features: "
+                        "evaluate it on the kind of data it was trained on")
+    top = int(labels.max()) if labels.size else 0
+    low = int(labels.min()) if labels.size else 0
+    if low < 0 or top >= sizes[-1]:
+        raise UserError(f"{model} has {sizes[-1]} outputs (classes 0 to {sizes[-1] - 1}) but {data} "
+                        f"has test label {low if low < 0 else top}: evaluate it on the kind of data it "
+                        "was trained on")
+
+
 def evaluate(net, data):
-    """Test errors, per-class errors and the confusion matrix (rows: true class)."""
+    """Test errors, per-class errors and the confusion matrix (rows: true class; None above
+    :data:`MAX_CONFUSION` classes)."""
     be = net.backend
+    y = be.to_host(data["y_test"])
+    check_evaluation_data(net.sizes, int(data["x_test"].shape[1]), y)
     z = net.predict_logits(data["x_test"])
     pred = be.to_host(z.argmax(axis=1))
-    y = be.to_host(data["y_test"])
     C = net.sizes[-1]
-    confusion = np.zeros((C, C), dtype=np.int64)
-    np.add.at(confusion, (y, pred), 1)
-    per_class = confusion.sum(axis=1) - np.diag(confusion)
+    per_class = np.bincount(y[pred != y], minlength=C)
+    confusion = None
+    if C <= MAX_CONFUSION:
+        confusion = np.zeros((C, C), dtype=np.int64)
+        np.add.at(confusion, (y, pred), 1)
+        confusion = confusion.tolist()
     return {"errors": int((pred != y).sum()), "n": int(y.size), "per_class_errors": per_class.tolist(),
-            "confusion": confusion.tolist()}
+            "confusion": confusion}
 
 
 def results_table(rows, temperature, paper=True):
@@ -158,11 +185,12 @@ def _errors_after_correction(z, y, absent, offset):
     return int(wrong.sum()), int((wrong & np.isin(y, absent)).sum())
 
 
-def bias_correction(net, data, absent):
+def bias_correction(net, data, absent, paper=True):
     """Test errors of ``net`` before and after raising the output biases of the ``absent``
     classes: by the paper's amount, by the amount with the fewest errors on the validation
     split (``data["x_val"]``: chosen without the test set), and, for reference only, by the
-    amount that is best on the test set itself."""
+    amount that is best on the test set itself.  ``paper``: the data is MNIST, where the
+    paper's amounts and figures apply."""
     be = net.backend
 
     def logits(x, y):
@@ -176,7 +204,7 @@ def bias_correction(net, data, absent):
 
     out = {"absent_classes": list(absent), "n_test": int(yt.size),
            "n_test_absent": int(np.isin(yt, absent).sum()), "before": on_test(0.0)}
-    paper = PAPER_CORRECTION.get(tuple(absent))
+    paper = PAPER_CORRECTION.get(tuple(absent)) if paper else None
     if paper:
         out["paper"] = on_test(paper["offset"], paper_before=paper["before"], paper_after=paper["after"])
     if "x_val" in data:
@@ -239,7 +267,7 @@ def run_distill(spec, backend, ds, out_dir, log=print, stop=None, teacher=None):
         tpath = Path(spec.teacher_checkpoint)
         teacher, meta = teacher or load_model(tpath, backend, data_checksum=ds.checksum, dataset=ds.name)
         t_arch = "-".join(map(str, teacher.sizes))
-        log(f"teacher: {tpath} ({t_arch}, {meta['epoch']} epochs)")
+        log(f"teacher: {tpath} ({t_arch}, {count(meta['epoch'], 'epoch')})")
         rows["teacher"] = {"test_errors": count_errors(teacher, data["x_test"], data["y_test"]),
                            "params": teacher.n_params(), "epochs": meta["epoch"],
                            "seconds": meta.get("seconds", 0.0), "source": str(tpath)}
@@ -247,7 +275,7 @@ def run_distill(spec, backend, ds, out_dir, log=print, stop=None, teacher=None):
     else:
         t_cfg = spec.teacher
         t_arch, t_config = t_cfg.arch, asdict(t_cfg)
-        log(f"teacher: training {t_cfg.arch}, {t_cfg.epochs} epochs")
+        log(f"teacher: training {t_cfg.arch}, {count(t_cfg.epochs, 'epoch')}")
         teacher, rows["teacher"] = train(t_cfg, backend, data, out_dir / "teacher", name="teacher", **common)
 
     t_logits = time.perf_counter()
@@ -263,12 +291,13 @@ def run_distill(spec, backend, ds, out_dir, log=print, stop=None, teacher=None):
 
     nets = {}
     if spec.baseline:
-        log(f"baseline student: {s_cfg.arch}, hard labels, {s_cfg.epochs} epochs")
+        log(f"baseline student: {s_cfg.arch}, hard labels, {count(s_cfg.epochs, 'epoch')}")
         nets["student"], rows["student"] = train(s_cfg, backend, data, out_dir / "student",
                                                  name="student", **common)
     log(f"distilled student: {s_cfg.arch}, T={s_cfg.temperature:g}, soft weight {s_cfg.soft_weight:g}, "
-        f"hard weight {s_cfg.hard_weight:g}, transfer set jittered by up to {s_cfg.transfer_jitter} px, "
-        f"{s_cfg.epochs} epochs")
+        f"hard weight {s_cfg.hard_weight:g}, " + (f"transfer set jittered by up to {s_cfg.transfer_jitter} px, "
+                                                   if s_cfg.transfer_jitter else "")
+        + count(s_cfg.epochs, "epoch"))
     nets["distilled"], rows["distilled"] = train(s_cfg, backend, data, out_dir / "distilled",
                                                  soft_targets=soft, name="student", **common)
 
@@ -280,7 +309,7 @@ def run_distill(spec, backend, ds, out_dir, log=print, stop=None, teacher=None):
     correction = {}
     if absent:
         for role, net in nets.items():
-            correction[role] = bias_correction(net, data, absent)
+            correction[role] = bias_correction(net, data, absent, paper=ds.name == "mnist")
         table += "\n\n" + correction_table(correction, absent)
     results = {"models": rows, "temperature": s_cfg.temperature, "backend": backend.describe(),
                "teacher_config": t_config, "student_config": asdict(s_cfg),
@@ -299,7 +328,11 @@ def runs_table(run_dirs):
     roles = ("teacher", "student", "distilled")
     lines = ["| run | seed | " + " | ".join(roles) + " | training time |", "|---|---:|---:|---:|---:|---:|"]
     errs = {role: [] for role in roles}
+    seen, data = {}, None
     for d in map(Path, run_dirs):
+        if d.resolve() in seen:
+            raise UserError(f"{d} is given twice (also as {seen[d.resolve()]}): give each run once")
+        seen[d.resolve()] = d
         f = d / "results.json"
         if not f.exists():
             raise UserError(f"{d} has no results.json: give finished distill run folders")
@@ -311,6 +344,12 @@ def runs_table(run_dirs):
         if not ok or not isinstance(res.get("student_config"), dict):
             raise UserError(f"{f} is not the results file of a distill run (damaged?): run the "
                             "distill again or leave that folder out")
+        mine = (res.get("dataset", "mnist"), sorted({r.get("n_test") for r in m.values()}, key=str))
+        if data is not None and mine != data[1]:
+            raise UserError(f"{d} was tested on {mine[0]} ({', '.join(map(str, mine[1]))} test images), "
+                            f"{data[0]} on {data[1][0]} ({', '.join(map(str, data[1][1]))}): a table of "
+                            "means takes runs of the same data")
+        data = data or (d, mine)
         for role in roles:
             if role in m:
                 errs[role].append(m[role]["test_errors"])
@@ -321,5 +360,5 @@ def runs_table(run_dirs):
 
     def stat(v):
         return "-" if not v else f"{np.mean(v):.1f}" + (f" ± {np.std(v, ddof=1):.1f}" if len(v) > 1 else "")
-    lines.append(f"| mean ± std ({len(run_dirs)} runs) | | " + " | ".join(stat(errs[r]) for r in roles) + " | |")
+    lines.append(f"| mean ± std ({count(len(run_dirs), 'run')}) | | " + " | ".join(stat(errs[r]) for r in roles) + " | |")
     return "\n".join(lines)
