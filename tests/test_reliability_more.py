@@ -375,7 +375,7 @@ def test_sigterm_while_fetching_leaves_no_scratch_folder(tmp_path):
     env = dict(os.environ, NNKD_DATA=str(tmp_path))
     p = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
-    while "fetching" not in p.stdout.readline():
+    while p.stdout.readline() not in ("fetching\n", ""):  # the cache line names tmp_path
         pass
     p.send_signal(signal.SIGTERM)
     err = p.stderr.read()
