@@ -395,7 +395,7 @@ def test_leftover_temporary_files_are_removed_when_a_run_resumes(base, tmp_path)
     assert "removed 2 temporary files" in (run / "log.txt").read_text()
 
 
-def test_temperatures_that_print_alike_get_their_own_cells(base, tmp_path):
+def test_each_sweep_value_gets_its_own_cell(base, tmp_path):
     out = tmp_path / "sweep"
     args = ["sweep", "--preset", "smoke", "--teacher", str(ckpt(base)), "--temperatures", "2,2.0000001",
             "--widths", "8", "--seeds", "0", "--epochs", "1", "--train-limit", "1000", "--out", str(out)]
@@ -403,6 +403,9 @@ def test_temperatures_that_print_alike_get_their_own_cells(base, tmp_path):
     assert sorted(p.name for p in out.glob("w8-*")) == ["w8-T2-s0", "w8-T2.0000001-s0"]
     assert "T=2.0000001" in (out / "results.md").read_text()
     ok(main_py(*args))
+    for flag, values in (("--temperatures", "2,2.0"), ("--widths", "8,8"), ("--seeds", "0,1,0")):
+        line = one_line(main_py("sweep", "--teacher", str(ckpt(base)), flag, values, "--dry-run"))
+        assert flag in line and "twice" in line
 
 
 def test_a_full_disk_while_writing_the_teachers_logits_names_the_file(base, tmp_path):

@@ -258,6 +258,9 @@ def _numbers(flag, text, typ):
         values = []
     if not values or min(values) < lowest or not all(math.isfinite(v) for v in values):
         raise UserError(f"{flag} {text!r}: give positive numbers separated by commas, e.g. 1,2,4")
+    if len(set(values)) != len(values):
+        raise UserError(f"{flag} {text!r}: {next(v for v in values if values.count(v) > 1):g} is given twice; "
+                        "give each value once")
     return values
 
 
