@@ -128,6 +128,10 @@ class SweepCluster:
     def _open(self):
         from distributed import Client, LocalCluster
         if self.scheduler:
+            scheme = self.scheduler.partition("://")[0] if "://" in self.scheduler else "tcp"
+            if scheme != "tcp":
+                raise UserError(f"the Dask scheduler address {self.scheduler} uses {scheme}://, which nnkd "
+                                "does not support: give tcp://HOST:PORT")
             try:
                 self.client = Client(self.scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as exc:

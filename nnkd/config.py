@@ -224,7 +224,7 @@ class SweepGrid:
         _whole("sweep.jobs", self.jobs, 1, 1024)
         if self.scheduler is not None:
             if not isinstance(self.scheduler, str) or not re.fullmatch(
-                    r"([a-z]+://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}", self.scheduler):
+                    r"(tcp://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}", self.scheduler):
                 raise SettingError("sweep.scheduler", "must be a Dask scheduler address such as "
                                    f"tcp://HOST:8786, got {self.scheduler!r}")
             if self.jobs != 1:

@@ -3,19 +3,43 @@ student whose transfer set lacked some classes."""
 
 import numpy as np
 
+from .errors import UserError
+
+
+MAX_CONFUSION = 1000  # classes up to which evaluate() builds the confusion matrix (8 MB of int64)
+
+
+def check_evaluation_data(sizes, n_features, labels, model="the model", data="the data"):
+    """Refuse, in one line, to evaluate a model of layer widths ``sizes`` on ``n_features``
+    features and the (host) ``labels``: their counts must fit the model's input and outputs."""
+    if n_features != sizes[0]:
+        raise UserError(f"{model} takes {sizes[0]} inputs but {data} has {n_features} features: "
+                        "evaluate it on the kind of data it was trained on")
+    top = int(labels.max()) if labels.size else 0
+    low = int(labels.min()) if labels.size else 0
+    if low < 0 or top >= sizes[-1]:
+        raise UserError(f"{model} has {sizes[-1]} outputs (classes 0 to {sizes[-1] - 1}) but {data} "
+                        f"has test label {low if low < 0 else top}: evaluate it on the kind of data it "
+                        "was trained on")
+
 
 def evaluate(net, data):
-    """Test errors, per-class errors and the confusion matrix (rows: true class)."""
+    """Test errors, per-class errors and the confusion matrix (rows: true class; None above
+    :data:`MAX_CONFUSION` classes)."""
     be = net.backend
+    y = be.to_host(data["y_test"])
+    check_evaluation_data(net.sizes, int(data["x_test"].shape[1]), y)
     z = net.predict_logits(data["x_test"])
     pred = be.to_host(z.argmax(axis=1))
-    y = be.to_host(data["y_test"])
     C = net.sizes[-1]
-    confusion = np.zeros((C, C), dtype=np.int64)
-    np.add.at(confusion, (y, pred), 1)
-    per_class = confusion.sum(axis=1) - np.diag(confusion)
+    per_class = np.bincount(y[pred != y], minlength=C)
+    confusion = None
+    if C <= MAX_CONFUSION:
+        confusion = np.zeros((C, C), dtype=np.int64)
+        np.add.at(confusion, (y, pred), 1)
+        confusion = confusion.tolist()
     return {"errors": int((pred != y).sum()), "n": int(y.size), "per_class_errors": per_class.tolist(),
-            "confusion": confusion.tolist()}
+            "confusion": confusion}
 
 
 # Hinton et al. 2015, section 3: a student whose transfer set lacks some classes, then
@@ -36,11 +60,12 @@ def _errors_after_correction(z, y, absent, offset):
     return int(wrong.sum()), int((wrong & np.isin(y, absent)).sum())
 
 
-def bias_correction(net, data, absent):
+def bias_correction(net, data, absent, paper=True):
     """Test errors of ``net`` before and after raising the output biases of the ``absent``
     classes: by the paper's amount, by the amount with the fewest errors on the validation
     split (``data["x_val"]``: chosen without the test set), and, for reference only, by the
-    amount that is best on the test set itself."""
+    amount that is best on the test set itself.  ``paper``: the data is MNIST, where the
+    paper's amounts and figures apply."""
     be = net.backend
 
     def logits(x, y):
@@ -54,7 +79,7 @@ def bias_correction(net, data, absent):
 
     out = {"absent_classes": list(absent), "n_test": int(yt.size),
            "n_test_absent": int(np.isin(yt, absent).sum()), "before": on_test(0.0)}
-    paper = PAPER_CORRECTION.get(tuple(absent))
+    paper = PAPER_CORRECTION.get(tuple(absent)) if paper else None
     if paper:
         out["paper"] = on_test(paper["offset"], paper_before=paper["before"], paper_after=paper["after"])
     if "x_val" in data:

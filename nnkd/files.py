@@ -10,6 +10,7 @@
 * :class:`RunLock`: one process per run folder.
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -32,7 +33,7 @@ except ImportError:  # Windows: no flock; RunLock is then a no-op (see there)
 def atomic_write(path, write):
     """Call ``write(f)`` on a temporary file beside ``path``, flush it to disk, then rename
     it over ``path``.  On any failure the temporary file is removed and ``path`` is
-    untouched; the exception propagates."""
+    untouched; the exception propagates (an ``OSError`` naming ``path``)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
@@ -42,11 +43,11 @@ def atomic_write(path, write):
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
-        try:
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
+        if isinstance(exc, OSError) and not exc.filename:  # a full disk: name the file being written
+            exc.filename = str(path)
         raise
 
 

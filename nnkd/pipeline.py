@@ -21,7 +21,7 @@ from .data import device_data
 from .evaluation import bias_correction
 from .files import write_text
 from .presets import STUDENT_ARCH, TEACHER_ARCH
-from .tables import PAPER, PYTORCH_REIMPLEMENTATION, correction_table, results_table
+from .tables import PAPER, PYTORCH_REIMPLEMENTATION, correction_table, count, results_table
 from .train import count_errors, train
 
 
@@ -53,7 +53,7 @@ def run_distill(spec, backend, ds, out_dir, log=print, stop=None, teacher=None):
         tpath = Path(spec.teacher_checkpoint)
         teacher, meta = teacher or load_model(tpath, backend, data_checksum=ds.checksum, dataset=ds.name)
         t_arch = "-".join(map(str, teacher.sizes))
-        log(f"teacher: {tpath} ({t_arch}, {_epochs(meta['epoch'])})")
+        log(f"teacher: {tpath} ({t_arch}, {count(meta['epoch'], 'epoch')})")
         rows["teacher"] = {"test_errors": count_errors(teacher, data["x_test"], data["y_test"]),
                            "params": teacher.n_params(), "epochs": meta["epoch"],
                            "seconds": meta.get("seconds", 0.0), "source": str(tpath)}
@@ -61,7 +61,7 @@ def run_distill(spec, backend, ds, out_dir, log=print, stop=None, teacher=None):
     else:
         t_cfg = spec.teacher
         t_arch, t_config = t_cfg.arch, asdict(t_cfg)
-        log(f"teacher: training {t_cfg.arch}, {_epochs(t_cfg.epochs)}")
+        log(f"teacher: training {t_cfg.arch}, {count(t_cfg.epochs, 'epoch')}")
         teacher, rows["teacher"] = train(t_cfg, backend, data, out_dir / "teacher", name="teacher", **common)
 
     t_logits = time.perf_counter()
@@ -75,12 +75,12 @@ def run_distill(spec, backend, ds, out_dir, log=print, stop=None, teacher=None):
 
     nets = {}
     if spec.baseline:
-        log(f"baseline student: {s_cfg.arch}, hard labels, {_epochs(s_cfg.epochs)}")
+        log(f"baseline student: {s_cfg.arch}, hard labels, {count(s_cfg.epochs, 'epoch')}")
         nets["student"], rows["student"] = train(s_cfg, backend, data, out_dir / "student",
                                                  name="student", **common)
     moved = f"jittered by up to {s_cfg.transfer_jitter} px" if s_cfg.transfer_jitter else "not jittered"
     log(f"distilled student: {s_cfg.arch}, T={s_cfg.temperature:g}, soft weight {s_cfg.soft_weight:g}, "
-        f"hard weight {s_cfg.hard_weight:g}, transfer set {moved}, {_epochs(s_cfg.epochs)}")
+        f"hard weight {s_cfg.hard_weight:g}, transfer set {moved}, {count(s_cfg.epochs, 'epoch')}")
     nets["distilled"], rows["distilled"] = train(s_cfg, backend, data, out_dir / "distilled",
                                                  teacher_logits=logits, name="student", **common)
 
@@ -94,7 +94,7 @@ def run_distill(spec, backend, ds, out_dir, log=print, stop=None, teacher=None):
     correction = {}
     if absent:
         for role, net in nets.items():
-            correction[role] = bias_correction(net, data, absent)
+            correction[role] = bias_correction(net, data, absent, paper=ds.name == "mnist")
         table += "\n\n" + correction_table(correction, absent)
     results = {"models": rows, "temperature": s_cfg.temperature, "backend": backend.describe(),
                "teacher_config": t_config, "student_config": asdict(s_cfg),
@@ -105,7 +105,3 @@ def run_distill(spec, backend, ds, out_dir, log=print, stop=None, teacher=None):
     write_text(out_dir / "results.json", json.dumps(results, indent=1))
     write_text(out_dir / "results.md", table + "\n")
     return results, table
-
-
-def _epochs(n):
-    return f"{n} epoch" + ("" if n == 1 else "s")

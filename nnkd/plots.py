@@ -5,7 +5,7 @@ several runs side by side in one figure (e.g. the ``paper`` and ``fast`` teacher
 
 A distill run folder gets ``learning_curves.png`` (test errors and training error of
 the teacher, baseline and distilled student per epoch, from their metrics.jsonl) and
-``dark_knowledge.png`` (the teacher's softmax on a few test images at T = 1 and T = 20).
+``dark_knowledge.png`` (the teacher's softmax on a few test images at T = 1 and at the run's T).
 A sweep folder gets ``errors_vs_temperature.png`` (mean test errors and their spread
 per student width).
 """
@@ -45,23 +45,53 @@ def _stages(run_dir, spec):
     return {"teacher": teacher, "student": run_dir / "student", "distilled": run_dir / "distilled"}
 
 
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _regularized(stage_dir):
+    """What of dropout and jitter the model of ``stage_dir`` trained with (its config.json)."""
+    f = Path(stage_dir) / "config.json"
+    cfg = read_json(f, "a model's settings") if f.is_file() else {}
+    on = [("dropout", cfg.get("dropout_hidden") or cfg.get("dropout_input")), ("jitter", cfg.get("jitter"))]
+    return [name for name, value in on if _number(value) and value > 0]
+
+
 def _draw_curves(ax_test, ax_train, stages, label="", style="-", drawn=None):
     """Draw each stage's curves; ``drawn``: resolved stage folders already drawn (a teacher
-    shared by several runs is drawn once)."""
+    shared by several runs is drawn once).  Returns ``(training errors after each curve's
+    first epoch, training errors of the first epochs, {role: regularizations on})``: what
+    the axes must show.  Values that are not numbers (null) are left out."""
+    later, first, regularized = [], [], {}
     for role, d in stages.items():
         if drawn is not None:
             if Path(d).resolve() in drawn:
                 continue
             drawn.add(Path(d).resolve())
-        rows = [r for r in _metrics(d) if "train_err" in r]
+        rows = [r for r in _metrics(d) if _number(r.get("train_err")) and 0 <= r["train_err"] <= 1]
         if not rows:
             continue
-        tested = [r for r in rows if "test_errors" in r]
+        tested = [r for r in rows if _number(r.get("test_errors"))]
         name = f"{label}{role}" if not label.rstrip().endswith(role) else label.rstrip()
         ax_test.plot([r["epoch"] for r in tested], [r["test_errors"] for r in tested], style, marker="o",
                      ms=2, color=COLORS[role], label=name)
         ax_train.plot([r["epoch"] for r in rows], [100 * r["train_err"] for r in rows], style,
                       color=COLORS[role], label=name)
+        first.append(100 * rows[0]["train_err"])
+        later += [100 * r["train_err"] for r in rows[1:]]
+        if _regularized(d):
+            regularized[role] = _regularized(d)
+    return later, first, regularized
+
+
+def _train_axis(ax, later, first, regularized):
+    """Fit the training-error axis to the curves; the first epoch, often far above the rest,
+    may be left off the scale (the title says so)."""
+    top = max(later or first or [1.0]) * 1.15
+    cut = any(f > top for f in first)
+    notes = "; ".join(f"{role}: {', '.join(on)} on" for role, on in regularized.items())
+    ax.set(ylim=(0, top), ylabel="training error %" + (f"\n({notes})" if notes else ""),
+           title="training error" + (" (first epoch off the scale)" if cut else ""))
 
 
 def learning_curves(run_dir, spec, plt, others=()):
@@ -71,19 +101,23 @@ def learning_curves(run_dir, spec, plt, others=()):
     runs = [(run_dir, spec)] + list(others)
     styles = ["-", "--", ":", "-."]
     drawn = set()
+    later, first, regularized = [], [], {}
     for i, (d, sp) in enumerate(runs):
         name = d.name if sp is not None else f"{d.parent.name}/{d.name}"
-        _draw_curves(ax_test, ax_train, _stages(d, sp), label=f"{name} " if others else "",
-                     style=styles[i % len(styles)], drawn=drawn)
-    ax_test.set(xlabel="epoch", ylabel="test errors (of 10,000)", yscale="log",
-                title="test errors")
-    ax_train.set(xlabel="epoch", ylabel="training error %  (dropout, jitter on)",
-                 title="training error (first epoch off the scale)", ylim=(0, 10))
+        lt, ft, rg = _draw_curves(ax_test, ax_train, _stages(d, sp), label=f"{name} " if others else "",
+                                  style=styles[i % len(styles)], drawn=drawn)
+        later, first = later + lt, first + ft
+        regularized.update(rg)
+    ax_test.set(xlabel="epoch", ylabel="test errors", yscale="log", title="test errors")
+    _train_axis(ax_train, later, first, regularized)
+    ax_train.set(xlabel="epoch")
     for ticks in (ax_test.yaxis.set_major_formatter, ax_test.yaxis.set_minor_formatter):
         ticks(plt.matplotlib.ticker.ScalarFormatter())
     for ax in (ax_test, ax_train):
+        ax.xaxis.set_major_locator(plt.matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.suptitle(f"{run_dir.name}: learning curves" if not others else
                  "learning curves: " + ", ".join(d.name if sp is not None else f"{d.parent.name}/{d.name}"
                                                  for d, sp in runs))
@@ -92,7 +126,8 @@ def learning_curves(run_dir, spec, plt, others=()):
 
 
 def dark_knowledge(run_dir, spec, plt, n_images=4):
-    """The teacher's class probabilities on the first test image of a few classes, at T=1 and T=20."""
+    """The teacher's class probabilities on the first test image of a few classes, at T=1 and at
+    the run's temperature (the students' ``temperature``)."""
     from . import losses
     from .backend import get_backend
     from .checkpoint import load_model
@@ -102,6 +137,7 @@ def dark_knowledge(run_dir, spec, plt, n_images=4):
         return None
     teacher, _ = load_model(ckpt, get_backend("numpy"))
     ds = load(spec.dataset, log=lambda line: None)
+    T = spec.student.temperature
     wanted = (2, 3, 7, 9)[:n_images]
     idx = [int(np.flatnonzero(ds.test_labels == c)[0]) for c in wanted]
     x = ds.test_images[idx].astype(np.float32) / 255.0
@@ -112,7 +148,7 @@ def dark_knowledge(run_dir, spec, plt, n_images=4):
         axes[row, 0].imshow(ds.test_images[i].reshape(28, 28), cmap="gray_r")
         axes[row, 0].set_axis_off()
         axes[row, 0].set_title(f"test image {i} (label {ds.test_labels[i]})", fontsize=8)
-        for col, t, scale in ((1, 1.0, "log"), (2, 20.0, "linear")):
+        for col, t, scale in ((1, 1.0, "log"), (2, T, "linear")):
             p = losses.softmax(z[row:row + 1].astype(np.float64), t)[0]
             ax = axes[row, col]
             ax.bar(range(len(p)), p, color="tab:gray")
@@ -120,8 +156,8 @@ def dark_knowledge(run_dir, spec, plt, n_images=4):
             if scale == "log":
                 ax.set_ylim(1e-12, 1.5)
             ax.set_title(f"teacher softmax at T={t:g} ({scale} scale)", fontsize=8)
-    fig.suptitle("dark knowledge: what the teacher says about the wrong classes, "
-                 "all but invisible at T=1, is what T=20 passes on")
+    fig.suptitle(f"{run_dir.name}: dark knowledge: what the teacher says about the wrong classes, "
+                 f"all but invisible at T=1, is what T={T:g} passes on")
     fig.tight_layout()
     return fig
 
@@ -130,12 +166,15 @@ def errors_vs_temperature(run_dir, plt):
     res_file = run_dir / "results.json"
     if not res_file.exists():
         raise UserError(f"{run_dir} has no results.json yet: let the sweep finish (or run it again)")
-    cells = read_json(res_file, "a sweep's results").get("cells")
+    results = read_json(res_file, "a sweep's results")
+    cells = results.get("cells")
     if not isinstance(cells, list) or not all(isinstance(c, dict) and "mean" in c for c in cells):
         raise UserError(f"{res_file} is not a sweep's results (damaged?): run the sweep again to "
                         "rewrite it")
     cells = [c for c in cells if c["mean"] is not None]
     widths = sorted({c["width"] for c in cells}, reverse=True)
+    arch = str((results.get("student_config") or {}).get("arch", "784-10")).split("-")
+    n_in, n_out = arch[0], arch[-1]
     fig, axes = plt.subplots(1, len(widths), figsize=(4 * len(widths), 3.6), squeeze=False)
     for ax, width in zip(axes[0], widths):
         mine = sorted((c for c in cells if c["width"] == width), key=lambda c: c["temperature"])
@@ -143,11 +182,12 @@ def errors_vs_temperature(run_dir, plt):
                     yerr=[c["std"] or 0.0 for c in mine], fmt="o-", capsize=3)
         for c in mine:
             ax.plot([c["temperature"]] * len(c["errors"]), c["errors"], ".", color="tab:gray")
-        ax.set(xscale="log", xlabel="temperature T", ylabel="test errors (of 10,000)",
-               title=f"student 784-{width}-{width}-10")
+        ax.set(xscale="log", xlabel="temperature T", ylabel="test errors",
+               title=f"student {n_in}-{width}-{width}-{n_out}")
         ax.set_xticks([c["temperature"] for c in mine], [f"{c['temperature']:g}" for c in mine])
         ax.grid(True, alpha=0.3)
-    fig.suptitle("distilled student: test errors against temperature (mean ± std over seeds, dots: seeds)")
+    fig.suptitle(f"{run_dir.name}: distilled student's test errors against temperature "
+                 "(mean ± std over seeds, dots: seeds)")
     fig.tight_layout()
     return fig
 
@@ -164,9 +204,23 @@ def _run_spec(run_dir):
     return read_spec(run_dir / "run.json")
 
 
-def plot(run_dir, log=print, others=(), out=None):
+def plot(run_dir, log=print, others=(), out=None, force=False):
     """Write the run's figures as PNGs into ``run_dir`` (or, with ``others``, one figure of
-    all their learning curves to ``out``); returns their paths."""
+    all their learning curves to ``out``, which is replaced only when ``force``); returns
+    their paths."""
+    if others and not out:
+        raise UserError("plotting several runs together writes one figure: give `out` (a .png file)")
+    if out and not others:
+        raise UserError(f"`out` {out} names the figure of several runs; the figures of one run are "
+                        f"written into its folder ({Path(run_dir)}): leave it out")
+    if out and not str(out).endswith(".png"):
+        raise UserError(f"`out` {out}: give a file name ending in .png")
+    if out and (Path(out).exists() or Path(out).is_symlink()) and not force:
+        raise UserError(f"{out} already exists: choose another `out`, or add `force` to replace it")
+    if out and Path(out).is_dir():
+        raise UserError(f"`out` {out} is a folder: give a file name ending in .png")
+    if out and not Path(out).parent.is_dir():
+        raise UserError(f"`out` {out}: there is no folder {Path(out).parent}; create it or give another path")
     plt = _pyplot()
     run_dir = Path(run_dir)
     if others:

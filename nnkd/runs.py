@@ -6,6 +6,9 @@ A run folder (see :mod:`nnkd.pipeline`) starts with its settings file
 """
 
 import json
+import os
+import re
+import sys
 from pathlib import Path
 
 from .config import RunSpec
@@ -13,11 +16,50 @@ from .errors import UserError
 from .files import RunLock, read_json, write_text
 
 
+def silence_stdout():
+    """Point file descriptor 1 at /dev/null, so that whatever is still buffered for a dead
+    stdout (a closed pipe, a full disk) is dropped at exit instead of raising there."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno())
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):  # no real stdout (e.g. captured in tests)
+        pass
+
+
+class SafeOutput:
+    """Stands in for ``sys.stdout`` while a command runs: a write that fails (the reader of
+    a pipe has gone, the disk is full) turns the output off instead of raising, so a
+    failing stdout never stops the work; ``error`` keeps the first failure."""
+
+    def __init__(self, stream):
+        self.stream, self.error = stream, None
+
+    def _call(self, fn, *args):
+        if self.error is None:
+            try:
+                fn(*args)
+            except OSError as exc:
+                self.error = exc
+                silence_stdout()
+
+    def write(self, text):
+        self._call(self.stream.write, text)
+        return len(text)
+
+    def flush(self):
+        self._call(self.stream.flush)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 class Log:
     """Print a line (unless ``echo`` is false) and append it to a log file.
 
     Lines logged before :meth:`to_file` (e.g. while the data is fetched, before the
-    run folder exists) are kept and written first when the file is set.
+    run folder exists) are kept and written first when the file is set.  When stdout
+    fails (a closed pipe, a full disk), printing stops and the log file goes on.
     """
 
     def __init__(self, path=None, echo=True):
@@ -26,7 +68,11 @@ class Log:
 
     def __call__(self, line):
         if self.echo:
-            print(line, flush=True)
+            try:
+                print(line, flush=True)
+            except OSError:
+                self.echo = False
+                silence_stdout()
         if self.path:
             with open(self.path, "a") as f:
                 f.write(line + "\n")
@@ -41,8 +87,25 @@ class Log:
 
 
 def is_empty(folder):
+    """No files in ``folder`` (or no folder), but for an unheld lock file (:class:`RunLock`)."""
     folder = Path(folder)
-    return not folder.exists() or not any(folder.iterdir())
+    return not folder.exists() or all(p.name == RunLock.NAME for p in folder.iterdir())
+
+
+def remove_leftover_parts(folder, log):
+    """Remove the temporary files (``.NAME.*.part``, see :func:`nnkd.files.atomic_write`) that
+    a process killed while writing left in ``folder`` and its subfolders; call it holding the
+    folder's lock, so that no other process is writing them."""
+    found = [p for pattern in (".*.part", "*/.*.part") for p in Path(folder).glob(pattern)
+             if re.fullmatch(r"\..+\.[a-z0-9_]{8}\.part", p.name) and p.is_file()]
+    for p in found:
+        try:
+            p.unlink()
+        except OSError:
+            pass
+    if found:
+        log(f"removed {len(found)} temporary file{'s' * (len(found) != 1)} left by a write that was "
+            f"cut off: {', '.join(str(p) for p in found)}")
 
 
 def write_spec(path, spec, **extra):
@@ -55,27 +118,37 @@ def read_spec(path):
 
 
 class RunFolder:
-    """``with RunFolder(out, log):`` creates the folder, takes its lock (one process per
-    run folder) and sends the log to ``log.txt``; the lock is released on exit."""
+    """``with RunFolder(out, log, check):`` creates the folder, takes its lock (one process per
+    run folder), calls ``check()`` (e.g. that the folder is still empty: another command
+    may have started in it meanwhile), removes temporary files left by a killed write, and
+    sends the log to ``log.txt``; the lock is released on exit."""
 
-    def __init__(self, out, log):
-        self.out, self.log = Path(out), log
+    def __init__(self, out, log, check=None):
+        self.out, self.log, self.check = Path(out), log, check
         self.lock = None
+
+    def _unwritable(self, exc):
+        return UserError(f"cannot write the run folder {self.out} ({exc.strerror or exc}): choose "
+                         "another folder")
 
     def __enter__(self):
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UserError(f"cannot write the run folder {self.out} ({exc.strerror or exc}): choose "
-                            "another folder") from None
+            raise self._unwritable(exc) from None
         self.lock = RunLock(self.out)
         self.lock.__enter__()
         try:
+            if self.check is not None:
+                self.check()
+            remove_leftover_parts(self.out, self.log)
             self.log.to_file(self.out / "log.txt")
         except OSError as exc:
             self.lock.__exit__(None, None, None)
-            raise UserError(f"cannot write the run folder {self.out} ({exc.strerror or exc}): choose "
-                            "another folder") from None
+            raise self._unwritable(exc) from None
+        except BaseException:
+            self.lock.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc):

@@ -29,8 +29,15 @@ from .files import RunLock, read_json, write_text
 from .runs import Log
 
 
+def temperature_text(t):
+    """``4``, ``0.5``; a temperature that ``:g`` would round (2.0000001) is written in full, so
+    that two temperatures never share a cell folder or a column."""
+    text = format(t, "g")
+    return text if float(text) == t else repr(float(t))
+
+
 def cell_name(width, temperature, seed):
-    return f"w{width}-T{temperature:g}-s{seed}"
+    return f"w{width}-T{temperature_text(temperature)}-s{seed}"
 
 
 def cell_config(student, width, temperature, seed):
@@ -118,7 +125,7 @@ def run_sweep(spec, backend, ds, teacher, out_dir, log=print, cluster=None):
     t0 = time.perf_counter()
 
     def start(where):
-        log(f"sweep: {total} cells, {total - len(jobs)} already done, {len(jobs)} to train" +
+        log(f"sweep: {total} cell{'s' * (total != 1)}, {total - len(jobs)} already done, {len(jobs)} to train" +
             (f" {where}; each cell logs to its own folder" if jobs else ""))
 
     def report(i, s):
@@ -159,7 +166,8 @@ def summarize(out_dir, settings):
                                for f in sorted(out_dir.glob(f"{cell_name(width, t, '*')}/summary.json"))]
     stats = {k: {"errors": v, "mean": float(np.mean(v)) if v else None,
                  "std": float(np.std(v, ddof=1)) if len(v) > 1 else None} for k, v in cells.items()}
-    lines = ["| student width | " + " | ".join(f"T={t:g}" for t in settings["temperatures"]) + " |",
+    lines = ["| student width | " + " | ".join(f"T={temperature_text(t)}" for t in settings["temperatures"])
+             + " |",
              "|---:|" + "---:|" * len(settings["temperatures"])]
     for width in settings["widths"]:
         row = []

@@ -16,6 +16,11 @@ LABELS = {"teacher": "teacher {arch}", "student": "student {arch}, hard labels",
           "distilled": "student {arch}, distilled at T={T:g}"}
 
 
+def count(n, word):
+    """``1 epoch``, ``3 epochs``."""
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
 def results_table(rows, temperature, paper=True):
     """Markdown table of the run; with ``paper`` (MNIST, the whole transfer set) beside the
     paper's figures and the PyTorch reimplementation's."""
@@ -58,7 +63,11 @@ def runs_table(run_dirs):
     roles = ("teacher", "student", "distilled")
     lines = ["| run | seed | " + " | ".join(roles) + " | training time |", "|---|---:|---:|---:|---:|---:|"]
     errs = {role: [] for role in roles}
+    seen, data = {}, None
     for d in map(Path, run_dirs):
+        if d.resolve() in seen:
+            raise UserError(f"{d} is given twice (also as {seen[d.resolve()]}): give each run once")
+        seen[d.resolve()] = d
         f = d / "results.json"
         if not f.exists():
             raise UserError(f"{d} has no results.json: give finished distill run folders")
@@ -70,6 +79,12 @@ def runs_table(run_dirs):
         if not ok or not isinstance(res.get("student_config"), dict):
             raise UserError(f"{f} is not the results file of a distill run (damaged?): run the "
                             "distill again or leave that folder out")
+        mine = (res.get("dataset", "mnist"), sorted({r.get("n_test") for r in m.values()}, key=str))
+        if data is not None and mine != data[1]:
+            raise UserError(f"{d} was tested on {mine[0]} ({', '.join(map(str, mine[1]))} test images), "
+                            f"{data[0]} on {data[1][0]} ({', '.join(map(str, data[1][1]))}): a table of "
+                            "means takes runs of the same data")
+        data = data or (d, mine)
         for role in roles:
             if role in m:
                 errs[role].append(m[role]["test_errors"])
@@ -80,5 +95,5 @@ def runs_table(run_dirs):
 
     def stat(v):
         return "-" if not v else f"{np.mean(v):.1f}" + (f" ± {np.std(v, ddof=1):.1f}" if len(v) > 1 else "")
-    lines.append(f"| mean ± std ({len(run_dirs)} runs) | | " + " | ".join(stat(errs[r]) for r in roles) + " | |")
+    lines.append(f"| mean ± std ({count(len(run_dirs), 'run')}) | | " + " | ".join(stat(errs[r]) for r in roles) + " | |")
     return "\n".join(lines)

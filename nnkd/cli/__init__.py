@@ -5,6 +5,7 @@ Every user mistake ends as one line ``error: ...`` on stderr, a non-zero exit
 status and no traceback; nothing is written before the arguments are checked.
 """
 
+import errno
 import json
 import math
 import signal
@@ -16,12 +17,14 @@ from pathlib import Path
 from ..version import __version__
 from ..backend import NAMES as BACKENDS, get_backend
 from ..config import RunSpec, SettingError, SweepGrid, flag_role
+from ..data.npz import expand_path, npz_path
 from ..errors import Interrupted, UserError
 from ..parallel import blas_kernels, kernel_note
 from ..presets import preset
-from ..runs import Log, RunFolder, is_empty, read_spec, write_spec
+from ..runs import Log, RunFolder, SafeOutput, is_empty, read_spec, write_spec
 from ..train import StopFlag
 from .parser import DISTILL_OVERRIDES, OVERRIDES, build_parser, in_flags
+from .tools import cmd_data, cmd_evaluate, cmd_export, cmd_gradcheck, cmd_plot, cmd_report
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PRETRAINED_TEACHER = ROOT / "pretrained" / "teacher" / "checkpoint.npz"
@@ -55,7 +58,7 @@ def spec_from_args(args):
                          scheduler=args.scheduler)
     dataset = args.dataset
     if dataset.startswith("npz:"):  # a user's file: kept absolute, so --resume works from anywhere
-        dataset = "npz:" + str(Path(dataset[4:]).expanduser().resolve())
+        dataset = "npz:" + str(npz_path(dataset, resolve=True))
     return RunSpec(command=args.command, dataset=dataset, preset=args.preset, teacher=cfgs["teacher"],
                    student=cfgs["student"], validation=args.validation or (10000 if absent else 0),
                    train_limit=args.train_limit if args.train_limit is not None else limit,
@@ -65,10 +68,14 @@ def spec_from_args(args):
 
 def _new_run_dir(args):
     out = Path(args.out) if args.out else ROOT / "runs" / f"{args.command}-{time.strftime('%Y%m%d-%H%M%S')}"
+    _require_empty(out)
+    return out
+
+
+def _require_empty(out):
     if not is_empty(out):
         raise UserError(f"{out} already holds files: continue that run with --resume {out}, "
                         "or choose another --out")
-    return out
 
 
 def _install_stop():
@@ -77,8 +84,9 @@ def _install_stop():
     def handler(signum, frame):
         stop.signal = signal.Signals(signum).name
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):  # no SIGHUP on Windows
+        if signum is not None:
+            signal.signal(signum, handler)
     return stop
 
 
@@ -118,12 +126,21 @@ def _absent_classes(args):
     return absent
 
 
+def _fit_absent_classes(spec, args, n_classes):
+    """--only-digits keeps the classes given: the others of the data's ``n_classes`` are absent."""
+    if getattr(args, "only_digits", None):
+        kept = _digits("--only-digits", args.only_digits)
+        if max(kept) >= n_classes:
+            raise UserError(f"--only-digits {args.only_digits}: {spec.dataset} has classes 0 to {n_classes - 1}")
+        spec.absent_classes = [c for c in range(n_classes) if c not in kept]
+
+
 def _teacher_source(args):
     """--teacher CKPT, else the shipped teacher (MNIST only), else None: train one."""
     if args.command not in ("distill", "sweep") or getattr(args, "retrain_teacher", False):
         return None
     if args.teacher:  # kept absolute in run.json, so --resume works from any folder
-        return str(Path(args.teacher).expanduser().absolute())
+        return str(expand_path(args.teacher, "--teacher").absolute())
     if args.dataset == "mnist" and PRETRAINED_TEACHER.exists():
         _verify_shipped_teacher()
         return str(PRETRAINED_TEACHER)
@@ -140,10 +157,17 @@ def _prepare(spec, args, log):
     shape = ds.image_shape
     if not getattr(args, "resume", None):
         _fit_arch(spec, args, ds.n_features, ds.n_classes)
+        _fit_absent_classes(spec, args, ds.n_classes)
     try:
         spec.validate(n_available=ds.train_images.shape[0], n_in=ds.n_features, n_classes=ds.n_classes,
                       image_side=min(shape) if shape else None, warn=log)
     except SettingError as exc:
+        if exc.field == "validation" and spec.absent_classes and not args.validation:
+            usable = min(spec.train_limit or ds.train_images.shape[0], ds.train_images.shape[0])
+            raise UserError(f"--omit-digit and --only-digits hold out the last {spec.validation} training "
+                            "images by default (--validation), to choose the bias correction on: that "
+                            f"leaves none of the {usable} here; give a smaller --validation, e.g. "
+                            f"--validation {max(1, usable // 6)}") from None
         if args.command in ("sweep",) or not args.resume:
             raise
         raise UserError(f"{args.resume}/run.json holds a setting that cannot be used: {exc.field} "
@@ -207,7 +231,8 @@ def cmd_train(args):
     log(_header(args, spec, out, backend))
     stop = _install_stop()
     t0 = time.perf_counter()
-    with RunFolder(out, log):
+    # Checked again holding the folder's lock: another command may have started in it meanwhile.
+    with RunFolder(out, log, check=None if args.resume else lambda: _require_empty(out)):
         if not args.resume:
             write_spec(out / "run.json", spec, nnkd_version=__version__)
         try:
@@ -232,7 +257,24 @@ def _numbers(flag, text, typ):
         values = []
     if not values or min(values) < lowest or not all(math.isfinite(v) for v in values):
         raise UserError(f"{flag} {text!r}: give positive numbers separated by commas, e.g. 1,2,4")
+    if len(set(values)) != len(values):
+        raise UserError(f"{flag} {text!r}: {next(v for v in values if values.count(v) > 1):g} is given twice; "
+                        "give each value once")
     return values
+
+
+def _check_sweep_folder(out, spec):
+    """A sweep folder is new (empty), or holds a sweep of the same settings: continued."""
+    if (out / "sweep.json").exists():
+        # The grid may grow (more seeds, widths, temperatures); what trains a cell may not change.
+        saved = read_spec(out / "sweep.json").to_dict()
+        same = ("configs", "teacher_checkpoint", "dataset", "validation", "train_limit")
+        mine = spec.to_dict()
+        if any(saved.get(k) != mine[k] for k in same) or saved["configs"]["student"] != mine["configs"]["student"]:
+            raise UserError(f"{out} holds a sweep with other settings: give the same settings to "
+                            "continue or extend it, or choose another --out")
+    elif not is_empty(out):
+        raise UserError(f"{out} already holds files that are not a sweep: choose another --out")
 
 
 def cmd_sweep(args):
@@ -244,16 +286,7 @@ def cmd_sweep(args):
         raise UserError(f"a sweep distills from a trained teacher: give --teacher CHECKPOINT (train one "
                         f"with `python main.py train-teacher --dataset {args.dataset}`)")
     out = Path(args.out) if args.out else ROOT / "runs" / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
-    if (out / "sweep.json").exists():
-        # The grid may grow (more seeds, widths, temperatures); what trains a cell may not change.
-        saved = read_spec(out / "sweep.json").to_dict()
-        same = ("configs", "teacher_checkpoint", "dataset", "validation", "train_limit")
-        mine = spec.to_dict()
-        if any(saved.get(k) != mine[k] for k in same) or saved["configs"]["student"] != mine["configs"]["student"]:
-            raise UserError(f"{out} holds a sweep with other settings: give the same settings to "
-                            "continue or extend it, or choose another --out")
-    elif not is_empty(out):
-        raise UserError(f"{out} already holds files that are not a sweep: choose another --out")
+    _check_sweep_folder(out, spec)
     if wanted(spec.sweep):
         require_dask()
     log = Log()
@@ -264,7 +297,7 @@ def cmd_sweep(args):
     t0 = time.perf_counter()
     # The cluster first: an unreachable scheduler is refused before anything is written.
     cluster = SweepCluster(spec.sweep.scheduler, spec.sweep.jobs, log) if wanted(spec.sweep) else nullcontext()
-    with cluster as cluster, RunFolder(out, log):
+    with cluster as cluster, RunFolder(out, log, check=lambda: _check_sweep_folder(out, spec)):
         write_spec(out / "sweep.json", spec, nnkd_version=__version__)
         log(f"teacher: {spec.teacher_checkpoint}")
         try:
@@ -277,92 +310,6 @@ def cmd_sweep(args):
     return 0
 
 
-def cmd_plot(args):
-    from ..plots import plot
-    if len(args.run_dirs) > 1 and not args.out:
-        raise UserError("plotting several runs together writes one figure: give --out FIGURE.png")
-    if args.out and not args.out.endswith(".png"):
-        raise UserError(f"--out {args.out}: give a file name ending in .png")
-    plot(args.run_dirs[0], others=args.run_dirs[1:], out=args.out)
-    return 0
-
-
-def cmd_report(args):
-    from ..tables import runs_table
-    print(runs_table(args.run_dirs))
-    return 0
-
-
-def cmd_evaluate(args):
-    from ..checkpoint import load_model
-    from ..data import load
-    from ..data import device_data
-    from ..evaluation import evaluate
-
-    backend = get_backend(args.backend)
-    net, meta = load_model(args.checkpoint, backend)
-    ds = load(args.dataset)
-    r = evaluate(net, device_data(ds, backend))
-    print(f"{args.checkpoint}: {'-'.join(map(str, net.sizes))}, epoch {meta.get('epoch')}")
-    print(f"test errors: {r['errors']} of {r['n']} ({100 * r['errors'] / r['n']:.2f}%)")
-    print("errors per class: " + "  ".join(f"{c}:{e}" for c, e in enumerate(r["per_class_errors"])))
-    print("confusion matrix (rows: true class, columns: predicted):")
-    print("      " + "".join(f"{c:6d}" for c in range(len(r["confusion"]))))
-    for c, row in enumerate(r["confusion"]):
-        print(f"{c:6d}" + "".join(f"{v:6d}" for v in row))
-    return 0
-
-
-def cmd_export(args):
-    import hashlib
-    dest = Path(args.dest)
-    T = args.softmax_temperature
-    if args.format == "onnx":
-        from ..onnx_export import export_onnx
-        if T is not None and not (math.isfinite(T) and T > 0):
-            raise UserError(f"--softmax-temperature {T:g} must be a finite number > 0, e.g. 1 or 20")
-        r = export_onnx(args.checkpoint, dest, softmax_temperature=T, force=args.force)
-        what = "logits" if T is None else f"softmax(logits / {T:g})"
-        print(f"{dest}: ONNX opset {r['opset']}, {'-'.join(map(str, r['sizes']))}, {r['bytes']:,} bytes, "
-              f"sha256 {r['sha256']}")
-        print(f"input 'input' float32 [N, {r['sizes'][0]}] -> output '{r['output']}' float32 "
-              f"[N, {r['sizes'][-1]}] = {what}")
-        return 0
-    if T is not None:
-        raise UserError("--softmax-temperature applies to --format onnx only: the .npz export holds the "
-                        "weights, not an output layer")
-    from ..checkpoint import export_weights
-    export_weights(args.checkpoint, dest, force=args.force, exported_from=Path(args.checkpoint).name)
-    print(f"{dest}: sha256 {hashlib.sha256(dest.read_bytes()).hexdigest()}")
-    return 0
-
-
-def cmd_data(args):
-    from ..data import describe, load
-    t0 = time.perf_counter()
-    ds = load(args.dataset)
-    for line in describe(ds):
-        print(line)
-    print(f"time      {time.perf_counter() - t0:.1f} s")
-    return 0
-
-
-def cmd_gradcheck(args):
-    from ..gradcheck import standard_checks
-    backend = get_backend(args.backend)
-    results = standard_checks(backend)
-    print(f"gradient checks, float64, {backend.describe()}")
-    print(f"{'component':42s} {'shape':>10s} {'max rel error':>14s}  result")
-    for r in results:
-        print(f"{r.name:42s} {'x'.join(map(str, r.shape)):>10s} {r.max_rel_error:14.2e}  "
-              f"{'pass' if r.passed else 'FAIL'}")
-    failed = [r for r in results if not r.passed]
-    for r in failed:
-        print(r.details)
-    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
-
-
 COMMANDS = {"distill": cmd_train, "train-teacher": cmd_train, "train-student": cmd_train, "sweep": cmd_sweep,
             "plot": cmd_plot, "report": cmd_report, "evaluate": cmd_evaluate, "export": cmd_export,
             "data": cmd_data, "gradcheck": cmd_gradcheck}
@@ -370,6 +317,21 @@ COMMANDS = {"distill": cmd_train, "train-teacher": cmd_train, "train-student": c
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    stdout = sys.stdout
+    sys.stdout = out = SafeOutput(stdout) if stdout is not None else None
+    try:
+        rc = _run(args)
+    finally:
+        sys.stdout = stdout
+    error = out.error if out is not None else None
+    if error is not None and error.errno != errno.EPIPE:  # a closed pipe (`| head`) is no error
+        print(f"error: cannot write to standard output ({error.strerror or error}): what was printed "
+              "after that is lost (a run's log.txt keeps every line)", file=sys.stderr)
+        return rc or 1
+    return rc
+
+
+def _run(args):
     try:
         if getattr(args, "backend", "numpy") not in BACKENDS:
             raise UserError(f"unknown backend {args.backend!r}: expected one of {', '.join(BACKENDS)}")
@@ -380,8 +342,6 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into `head` and the like: not an error worth a message
-        return 1
     except OSError as exc:  # a full disk or a folder that cannot be written, outside checkpoints
         where = f" {exc.filename}" if exc.filename else ""
         print(f"error: cannot write{where} ({exc.strerror or exc}); checkpoints already written are "

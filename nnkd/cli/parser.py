@@ -142,6 +142,7 @@ def build_parser():
                    help="a run folder (distill, train-teacher, train-student) or a sweep folder; "
                    "several run folders: their learning curves in one figure (give --out)")
     p.add_argument("--out", default=None, help="the PNG to write when comparing several runs")
+    p.add_argument("--force", action="store_true", help="replace an existing --out")
 
     p = sub.add_parser("report", help="one table of several distill runs (e.g. seeds), mean and std")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished distill run folders")
@@ -188,7 +189,7 @@ def flag_of(name, command):
     if command == "sweep" and name == "student.arch":
         return "--widths"
     return {"validation": "--validation", "train_limit": "--train-limit", "dataset": "--dataset",
-            "backend": "--backend",
+            "backend": "--backend", "out": "--out", "force": "--force",
             "absent_classes": "--omit-digit/--only-digits"}.get(name)
 
 

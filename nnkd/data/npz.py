@@ -27,9 +27,26 @@ _HOW = ("save it with numpy.savez(PATH, x_train=..., y_train=..., x_test=..., y_
         "optionally image_shape=[H, W]")
 
 
-def npz_path(name: str) -> Path:
-    """The file or folder that the dataset name ``npz:PATH`` names."""
-    return Path(name[len(NPZ_PREFIX):]).expanduser()
+def expand_path(text: str, what: str) -> Path:
+    """``~`` and ``~user`` expanded; an unknown user is a one-line :class:`DataError`."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # "Could not determine home directory"
+        raise DataError(f"{what} {text}: no such user's home folder ({text.split('/')[0]}); give "
+                        "the path without ~ or with an existing user") from None
+
+
+def npz_path(name: str, resolve: bool = False) -> Path:
+    """The file or folder that the dataset name ``npz:PATH`` names (``resolve``: absolute, with
+    symbolic links followed)."""
+    path = expand_path(name[len(NPZ_PREFIX):], "dataset")
+    if not resolve:
+        return path
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as e:  # a loop of symbolic links
+        raise DataError(f"{show(path)}: cannot follow its symbolic links ({one_line(e)}); give "
+                        "the path of an .npz file or a folder of .npy files") from None
 
 
 def _array(value, key: str, where: str) -> np.ndarray:
@@ -187,10 +204,14 @@ def load_npz(name: str, log: Callable[[str], object] | None = print) -> Dataset:
     where = show(path)
     if path.is_dir():
         raw, kind = _read_folder(path), "folder"
-    elif path.exists():
+    elif path.is_file():
         raw, kind = _read_file(path, where), "file"
+    elif path.exists():  # a FIFO would block the read forever, a device never end
+        raise DataError(f"{where}: not a regular file or folder; give {NPZ_PREFIX}PATH to an "
+                        f".npz file or a folder of .npy files")
     else:
-        raise DataError(f"{where}: no such file or folder; give {NPZ_PREFIX}PATH to an "
+        why = "a broken symbolic link or a loop of them" if path.is_symlink() else "no such file or folder"
+        raise DataError(f"{where}: {why}; give {NPZ_PREFIX}PATH to an "
                         f".npz file or a folder of .npy files")
     image_shape = _image_shape(raw, where)
     arrays = {}

@@ -4,17 +4,21 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..errors import Interrupted
 from .common import DataError, SourceFailed, one_line, read_bytes, sha256_hex, show, write_atomically
 from .dataset import NPZ_PREFIX, Dataset
 from .idx import FILES, NUM_CLASSES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, \
     check_labels, parse_idx
-from .npz import load_npz
+from .npz import expand_path, load_npz
 from .sources import DirectorySource, Mirror, Source
 from .wheel import PyPIWheel
 
@@ -88,7 +92,7 @@ def default_root() -> Path:
     """``$NNKD_DATA`` if set, else the repository's ``data/`` folder."""
     env = os.environ.get("NNKD_DATA")
     if env:
-        return Path(env).expanduser()
+        return expand_path(env, "NNKD_DATA")
     return Path(__file__).resolve().parents[2] / "data"
 
 
@@ -132,6 +136,26 @@ def _read_cache(spec: Spec, cache_dir: Path) -> tuple[dict[str, bytearray], str]
     return good, "ok, verified" if not problems else "; ".join(problems)
 
 
+@contextmanager
+def _stopped_by_signals(name: str):
+    """SIGTERM and SIGHUP during a fetch raise :class:`Interrupted` (instead of ending the
+    process at once), so that the fetch's scratch folder is removed on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Interrupted(f"stopped by {signal.Signals(signum).name} while fetching {name}; the "
+                          "dataset cache is as it was")
+    wanted = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s]
+    before = {s: signal.signal(s, handler) for s in wanted}
+    try:
+        yield
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
 def load(name: str = "mnist", root: str | os.PathLike | None = None,
          log: Callable[[str], object] = print) -> Dataset:
     """Load a verified dataset, fetching and caching whatever the cache lacks.
@@ -163,7 +187,8 @@ def load(name: str = "mnist", root: str | os.PathLike | None = None,
         for source in spec.sources:
             start = time.perf_counter()
             try:
-                with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".fetch-") as work:
+                with _stopped_by_signals(name), \
+                        tempfile.TemporaryDirectory(dir=cache_dir, prefix=".fetch-") as work:
                     fetched = source.fetch(spec, needed, Path(work))
             except SourceFailed as e:
                 log(f"{name}: {source.label}: {e}")
