@@ -23,6 +23,7 @@ from nnkd.backend import get_backend
 from nnkd.config import SettingError, SweepGrid, TrainConfig
 from nnkd.data import DataError, load
 from nnkd.errors import UserError
+from nnkd.network import Network
 from nnkd.train import StopFlag
 from tests.conftest import ROOT, error_lines, main_py
 
@@ -145,7 +146,7 @@ def test_the_evaluate_function_checks_its_data(base):
 
 def test_evaluate_a_model_of_65536_classes(tmp_path):
     cfg = TrainConfig(arch="4-8-65536")
-    net = cfg.build(get_backend("numpy"))
+    net = Network.from_settings(cfg, get_backend("numpy"))
     path = tmp_path / "wide.npz"
     checkpoint.save(path, dict(net.state()), {"config": asdict(cfg), "epoch": 0})
     rng = np.random.default_rng(0)
@@ -194,24 +195,25 @@ def test_two_commands_started_together_in_one_folder(tmp_path):
 
 @pytest.mark.parametrize("address", ["tls://127.0.0.1:8786", "ucx://127.0.0.1:8786", "foo://h:1"])
 def test_sweep_takes_only_tcp_schedulers(base, address):
-    t0 = time.perf_counter()
     line = one_line(main_py("sweep", "--preset", "smoke", "--teacher", str(ckpt(base)), "--scheduler", address,
                             "--dry-run"))
-    assert "--scheduler" in line and "tcp://" in line and time.perf_counter() - t0 < 30
+    assert "--scheduler" in line and "tcp://" in line
     with pytest.raises(SettingError):
         SweepGrid(scheduler=address).validate()
     SweepGrid(scheduler="tcp://127.0.0.1:8786").validate()
     SweepGrid(scheduler="127.0.0.1:8786").validate()
 
 
-def test_the_sweep_cluster_refuses_other_schemes_before_connecting():
-    pytest.importorskip("distributed")
+def test_the_sweep_cluster_refuses_other_schemes_before_connecting(monkeypatch):
+    distributed = pytest.importorskip("distributed")
     from nnkd.cluster import SweepCluster
-    t0 = time.perf_counter()
+
+    def no_connection(*a, **kw):
+        raise AssertionError("a client was started for a refused scheduler")
+    monkeypatch.setattr(distributed, "Client", no_connection)
     with pytest.raises(UserError, match="tls://"):
         with SweepCluster("tls://127.0.0.1:8786"):
             pass
-    assert time.perf_counter() - t0 < 5
 
 
 # ---- plot --------------------------------------------------------------------------------------
