@@ -37,7 +37,8 @@ from .splits import device_data, to_float32, validation_split
 from .wheel import PyPIWheel, unpickle_arrays
 
 __all__ = [
-    "DataError", "NotCached", "Dataset", "FILES", "SPECS", "Spec", "Mirror", "DirectorySource", "published",
+    "DataError", "NotCached", "Dataset", "FILES", "SPECS", "Spec", "Mirror", "DirectorySource",
+    "published",
     "PyPIWheel", "read_idx", "read_images", "read_labels", "parse_idx", "check_labels",
     "idx_bytes", "write_idx", "to_float32", "device_data", "validation_split", "load", "describe",
     "default_root", "unpickle_arrays", "checksum", "load_npz", "NPZ_PREFIX", "Source",
