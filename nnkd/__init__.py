@@ -7,7 +7,21 @@ The names below are the Python API (README, "Python API"); the command line is
 from .version import __version__
 from .backend import get_backend
 from .config import RunSpec, TrainConfig
+from .install import example_data
 from .losses import softmax
 from .train import train
 
-__all__ = ["RunSpec", "TrainConfig", "get_backend", "softmax", "train", "__version__"]
+
+def load_model(path, backend="numpy"):
+    """The network saved in checkpoint ``path`` (a ``checkpoint.npz`` written by nnkd, or an
+    exported one), on ``backend`` (``"numpy"``, ``"cupy"`` or a backend from
+    :func:`get_backend`).  Its ``predict_logits(X)`` gives the logits and ``predict(X)`` the
+    class of each row of ``X``: float32 features on that backend (pixels / 255 for MNIST).
+    A missing, damaged or foreign file raises ``UserError`` with a one-line message."""
+    from .checkpoint import load_model as load
+    net, _ = load(path, get_backend(backend) if isinstance(backend, str) else backend)
+    return net
+
+
+__all__ = ["RunSpec", "TrainConfig", "example_data", "get_backend", "load_model", "softmax", "train",
+           "__version__"]

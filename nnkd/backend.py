@@ -15,6 +15,7 @@ import sys
 import numpy as np
 
 from .errors import UserError
+from .install import extra_hint
 
 NAMES = ("numpy", "cupy")
 
@@ -180,7 +181,7 @@ def get_backend(name="numpy"):
     except ImportError as exc:
         raise UserError(
             f"`backend` cupy needs CuPy, which is not installed ({exc}): "
-            "install it with `pip install -e .[cupy]` (CUDA 12) or `pip install cupy-cuda13x`, "
+            f"install it with `{extra_hint('cupy')}` (CUDA 12) or `{extra_hint('cupy-cuda13')}` (CUDA 13), "
             "or use `backend` numpy") from None
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:

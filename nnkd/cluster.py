@@ -1,4 +1,4 @@
-"""A sweep's cells as tasks on a Dask distributed cluster (``pip install -e .[dask]``).
+"""A sweep's cells as tasks on a Dask distributed cluster (the ``dask`` extra).
 
 :class:`SweepCluster` connects to a running scheduler (``dask scheduler``, with workers
 started by ``dask worker ADDRESS``), or starts a ``LocalCluster`` of single-threaded worker
@@ -27,6 +27,7 @@ from concurrent.futures import CancelledError
 from pathlib import Path
 
 from .errors import Interrupted, TrainingDiverged, UserError
+from .install import extra_hint
 from .version import __version__
 
 RETRIES = 2                 # more tries of a task that raised (a worker's lost ones: the scheduler's)
@@ -55,7 +56,7 @@ def require_dask():
         import threadpoolctl  # noqa: F401
     except ImportError:
         raise UserError("a sweep with `sweep.jobs` above 1 or a `sweep.scheduler` runs on Dask, which "
-                        "is not installed: pip install -e .[dask]") from None
+                        f"is not installed: {extra_hint('dask')}") from None
 
 
 def _one_line(exc):
@@ -185,7 +186,7 @@ class SweepCluster:
             seen = client.run(_probe, str(Path(folder) / MARKER))
         except Exception as exc:  # e.g. a worker without nnkd cannot unpickle _probe
             raise UserError(f"the Dask workers cannot run nnkd ({type(exc).__name__}: {_one_line(exc)}): "
-                            "install it on every worker: pip install -e .[dask]") from None
+                            f"install it on every worker: {extra_hint('dask')}") from None
         blind = sorted(a for a, p in seen.items() if not p["sees"])
         if blind:
             raise UserError(f"the sweep folder {folder} is not visible to the Dask worker(s) "

@@ -136,3 +136,7 @@ class Network:
         for i in range(0, X.shape[0], batch_size):
             out[i:i + batch_size] = self.forward(X[i:i + batch_size], train=False)
         return out
+
+    def predict(self, X, batch_size=10000):
+        """The predicted class (int64) of every row of ``X`` (on the backend): the arg-max of its logits."""
+        return self.predict_logits(X, batch_size).argmax(axis=1)

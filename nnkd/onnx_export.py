@@ -14,7 +14,7 @@ later; nnkd's ``onnx`` extra asks for 1.16 or later).  Its graph, for weights ``
 Dropout is inverted in nnkd (scaled in training, the identity in evaluation), so the
 evaluation network is exactly the dense layers and ReLUs above.  Only the weights are
 exported: optimizer state in the checkpoint (``velocity*``) is ignored.  ``onnx`` is an
-optional dependency (``pip install -e .[onnx]``), imported only here, inside
+optional dependency (the ``onnx`` extra), imported only here, inside
 :func:`export_onnx`.
 """
 
@@ -27,6 +27,7 @@ import numpy as np
 from .version import __version__
 from .errors import UserError
 from .files import atomic_write
+from .install import extra_hint
 
 OPSET = 17
 IR_VERSION = 8
@@ -74,7 +75,7 @@ def _import_onnx():
         import onnx.numpy_helper
     except ImportError:
         raise UserError("exporting to ONNX needs the onnx package, which is not installed: "
-                        "pip install -e .[onnx]") from None
+                        f"{extra_hint('onnx')}") from None
     return onnx
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import UserError
 from .files import read_json, read_metrics
+from .install import extra_hint
 from .runs import read_spec
 
 COLORS = {"teacher": "tab:blue", "student": "tab:red", "distilled": "tab:green"}
@@ -25,7 +26,7 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise UserError("plotting needs matplotlib: pip install -e .[plot] (or pip install matplotlib)") \
+        raise UserError(f"plotting needs matplotlib: {extra_hint('plot')} (or pip install matplotlib)") \
             from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -193,7 +194,7 @@ def errors_vs_temperature(run_dir, plt):
 
 
 def _stage_role(stage_dir):
-    """A stage folder on its own (e.g. pretrained/teacher/): a teacher if it trained with dropout."""
+    """A stage folder on its own (e.g. nnkd/pretrained/teacher/): a teacher if it trained with dropout."""
     cfg = read_json(stage_dir / "config.json", "a model's settings") if (stage_dir / "config.json").exists() else {}
     return "teacher" if cfg.get("dropout_hidden", 0) or cfg.get("dropout_input", 0) else "student"
 

@@ -68,12 +68,12 @@ def test_help_for_every_command():
 
 
 def test_damaged_shipped_teacher_is_refused(tmp_path, monkeypatch, capsys):
-    from nnkd import cli
-    ckpt = tmp_path / "teacher" / "checkpoint.npz"
-    ckpt.parent.mkdir()
+    from nnkd import cli, install
+    ckpt = tmp_path / "pretrained" / "teacher" / "checkpoint.npz"
+    ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(b"version https://git-lfs.github.com/spec/v1\n")  # e.g. an LFS pointer
     (ckpt.parent / "SHA256SUMS").write_text("0" * 64 + "  checkpoint.npz\n")
-    monkeypatch.setattr(cli, "PRETRAINED_TEACHER", ckpt)
+    monkeypatch.setattr(install, "PACKAGE", tmp_path)
     assert cli.main(["distill", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert "fails its SHA-256 check" in err and "--retrain-teacher" in err
@@ -81,7 +81,7 @@ def test_damaged_shipped_teacher_is_refused(tmp_path, monkeypatch, capsys):
 
 
 def test_shipped_teacher_matches_its_checksum():
-    import hashlib
-    from nnkd.cli import PRETRAINED_TEACHER
-    expected = (PRETRAINED_TEACHER.parent / "SHA256SUMS").read_text().split()[0]
-    assert hashlib.sha256(PRETRAINED_TEACHER.read_bytes()).hexdigest() == expected
+    from nnkd.install import pretrained
+    from tests.conftest import ROOT
+    assert pretrained("teacher") == ROOT / "nnkd" / "pretrained" / "teacher" / "checkpoint.npz"
+    assert pretrained("no-such-model") is None

@@ -14,8 +14,9 @@ import pytest
 from nnkd import data
 from nnkd.data import DataError
 from nnkd.errors import UserError
+from nnkd.install import example_data
 
-DIGITS = Path(__file__).parent / "data" / "digits8x8.npz"
+DIGITS = example_data("digits8x8")  # shipped with nnkd; made by tests/data/make_digits8x8.py
 DIGITS_NAME = f"npz:{DIGITS}"
 DIGITS_CHECKSUM = "ce7cbc59fc2f9a7c"  # pinned: a change breaks every checkpoint's data check
 
@@ -65,7 +66,7 @@ def test_digits8x8_loads_like_mnist_but_8x8():
 
 
 def test_digits8x8_file_is_what_its_script_makes():
-    spec = importlib.util.spec_from_file_location("make_digits8x8", DIGITS.with_name("make_digits8x8.py"))
+    spec = importlib.util.spec_from_file_location("make_digits8x8", Path(__file__).parent / "data" / "make_digits8x8.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     made = module.make()

@@ -9,6 +9,7 @@ import pytest
 from nnkd import checkpoint
 from nnkd.backend import get_backend
 from nnkd.evaluation import _errors_after_correction, bias_correction
+from nnkd.install import extra_hint
 from nnkd.tables import runs_table
 from nnkd.transfer import TeacherLogits, without_classes
 from tests.conftest import main_py
@@ -193,7 +194,7 @@ def test_plot_without_matplotlib_says_how_to_get_it(tmp_path, monkeypatch, capsy
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert main(["plot", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "pip install -e .[plot]" in err
+    assert err.count("\n") == 1 and extra_hint("plot") in err
 
 
 def test_runs_table_gives_mean_and_std(tmp_path):

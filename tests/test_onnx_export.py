@@ -22,10 +22,11 @@ import pytest
 from nnkd import TrainConfig, get_backend, softmax, train
 from nnkd.checkpoint import load, load_model
 from nnkd.cli import main
+from nnkd.install import example_data, extra_hint
 from tests.conftest import ROOT, error_lines
 
-TEACHER = ROOT / "pretrained" / "teacher" / "checkpoint.npz"
-DIGITS = ROOT / "tests" / "data" / "digits8x8.npz"
+TEACHER = ROOT / "nnkd" / "pretrained" / "teacher" / "checkpoint.npz"
+DIGITS = example_data("digits8x8")
 RTOL = 1e-5
 
 
@@ -150,7 +151,7 @@ def test_without_the_onnx_package_says_how_to_get_it(digits_ckpt, tmp_path, monk
     dest = tmp_path / "m.onnx"
     assert export(digits_ckpt, dest, "--format", "onnx") == 2
     (line,) = error_lines(capsys.readouterr().err)
-    assert "pip install -e .[onnx]" in line
+    assert extra_hint("onnx") in line
     assert list(tmp_path.iterdir()) == []
 
 

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from nnkd.install import extra_hint
 from tests.conftest import ROOT, error_lines, main_py
 
 pytest.importorskip("distributed")
@@ -231,7 +232,7 @@ def test_without_dask_the_error_says_how_to_install_it(tmp_path, monkeypatch, ca
     monkeypatch.setitem(sys.modules, "distributed", None)
     assert main(["sweep", "--out", str(tmp_path / "sweep"), *args]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "pip install -e .[dask]" in err and err.startswith("error: "), err
+    assert err.count("\n") == 1 and extra_hint("dask") in err and err.startswith("error: "), err
     assert not (tmp_path / "sweep").exists()
 
 

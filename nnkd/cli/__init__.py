@@ -1,4 +1,4 @@
-"""The command line: ``python main.py {distill,train-teacher,train-student,sweep,plot,report,evaluate,
+"""The command line: ``nnkd`` (``python main.py`` in a checkout) ``{distill,train-teacher,train-student,sweep,plot,report,evaluate,
 export,data,gradcheck}``.
 
 Every user mistake ends as one line ``error: ...`` on stderr, a non-zero exit
@@ -19,6 +19,7 @@ from ..backend import NAMES as BACKENDS, get_backend
 from ..config import RunSpec, SettingError, SweepGrid, flag_role
 from ..data.npz import expand_path, npz_path
 from ..errors import Interrupted, UserError
+from ..install import command_name, pretrained
 from ..parallel import blas_kernels, kernel_note
 from ..presets import preset
 from ..runs import Log, RunFolder, SafeOutput, is_empty, read_spec, write_spec
@@ -26,8 +27,7 @@ from ..train import StopFlag
 from .parser import DISTILL_OVERRIDES, OVERRIDES, build_parser, in_flags
 from .tools import cmd_data, cmd_evaluate, cmd_export, cmd_gradcheck, cmd_plot, cmd_report
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-PRETRAINED_TEACHER = ROOT / "pretrained" / "teacher" / "checkpoint.npz"
+RUNS = Path("runs")  # new runs go under the current folder
 
 
 def spec_from_args(args):
@@ -67,7 +67,7 @@ def spec_from_args(args):
 
 
 def _new_run_dir(args):
-    out = Path(args.out) if args.out else ROOT / "runs" / f"{args.command}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = Path(args.out) if args.out else RUNS / f"{args.command}-{time.strftime('%Y%m%d-%H%M%S')}"
     _require_empty(out)
     return out
 
@@ -88,16 +88,6 @@ def _install_stop():
         if signum is not None:
             signal.signal(signum, handler)
     return stop
-
-
-def _verify_shipped_teacher():
-    """The shipped teacher must match its recorded SHA-256 (a damaged clone or LFS pointer)."""
-    import hashlib
-    expected = (PRETRAINED_TEACHER.parent / "SHA256SUMS").read_text().split()[0]
-    got = hashlib.sha256(PRETRAINED_TEACHER.read_bytes()).hexdigest()
-    if got != expected:
-        raise UserError(f"the shipped teacher {PRETRAINED_TEACHER} fails its SHA-256 check: restore it "
-                        "with `git checkout pretrained/`, or train one with --retrain-teacher")
 
 
 def _digits(flag, text):
@@ -141,19 +131,22 @@ def _teacher_source(args):
         return None
     if args.teacher:  # kept absolute in run.json, so --resume works from any folder
         return str(expand_path(args.teacher, "--teacher").absolute())
-    if args.dataset == "mnist" and PRETRAINED_TEACHER.exists():
-        _verify_shipped_teacher()
-        return str(PRETRAINED_TEACHER)
-    return None
+    shipped = pretrained("teacher") if args.dataset == "mnist" else None  # SHA-256 checked
+    return str(shipped) if shipped else None
 
 
 def _prepare(spec, args, log):
     """Load the data and the teacher, and validate the spec against them; writes nothing
-    but the dataset cache.  Returns (backend, dataset, teacher or None)."""
+    but the dataset cache (--dry-run: nothing at all, and a named dataset that is not cached
+    yet is checked by its published sizes).  Returns (backend, dataset, teacher or None)."""
     from ..checkpoint import load_model
-    from ..data import load
+    from ..data import NotCached, load, published
     backend = get_backend(args.backend)
-    ds = load(spec.dataset, log=log)
+    try:
+        ds = load(spec.dataset, log=log, fetch=not args.dry_run)
+    except NotCached as exc:
+        log(f"{exc}; the settings are checked against its published sizes")
+        ds = published(spec.dataset)
     shape = ds.image_shape
     if not getattr(args, "resume", None):
         _fit_arch(spec, args, ds.n_features, ds.n_classes)
@@ -244,7 +237,7 @@ def cmd_train(args):
             else:
                 train_alone(spec, backend, ds, out, log=log, stop=stop)
         except Interrupted as exc:
-            raise Interrupted(f"{exc}; continue with: python main.py {args.command} --resume {out}") from None
+            raise Interrupted(f"{exc}; continue with: {command_name()} {args.command} --resume {out}") from None
     return 0
 
 
@@ -284,8 +277,8 @@ def cmd_sweep(args):
     spec = spec_from_args(args)
     if spec.teacher_checkpoint is None:
         raise UserError(f"a sweep distills from a trained teacher: give --teacher CHECKPOINT (train one "
-                        f"with `python main.py train-teacher --dataset {args.dataset}`)")
-    out = Path(args.out) if args.out else ROOT / "runs" / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+                        f"with `{command_name()} train-teacher --dataset {args.dataset}`)")
+    out = Path(args.out) if args.out else RUNS / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     _check_sweep_folder(out, spec)
     if wanted(spec.sweep):
         require_dask()

@@ -121,7 +121,7 @@ def build_parser():
     p.add_argument("--seeds", default="0,1,2", help="comma-separated (default 0,1,2)")
     p.add_argument("--jobs", type=int, default=1,
                    help="cells trained at once (default 1: one after the other in this process); N > 1 "
-                   "starts a local Dask cluster of N single-threaded worker processes (pip install -e .[dask])")
+                   "starts a local Dask cluster of N single-threaded worker processes (needs the dask extra)")
     p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                    help="run each cell as a task on the Dask cluster of this scheduler (started with "
                    "`dask scheduler`, workers with `dask worker tcp://HOST:PORT`); the sweep folder "
@@ -159,7 +159,7 @@ def build_parser():
                    "beside it as .json), or with --format onnx an ONNX model (.onnx)")
     p.add_argument("--format", choices=("npz", "onnx"), default="npz",
                    help="npz (default): the weights as an nnkd checkpoint; onnx: an ONNX model (opset 17, "
-                   "input 'input' float32 [N, n_features], output 'logits'); needs pip install -e .[onnx]")
+                   "input 'input' float32 [N, n_features], output 'logits'); needs the onnx extra")
     p.add_argument("--softmax-temperature", type=float, default=None, metavar="T",
                    help="--format onnx only: end the model with softmax(logits / T), output 'probabilities'")
     p.add_argument("--force", action="store_true", help="replace an existing destination")

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..files import atomic_write
+from ..install import command_name
 
 GZIP_MAGIC = b"\x1f\x8b"
-REFETCH = "delete it and run `python main.py data` to fetch a verified copy"
+REFETCH = f"delete it and run `{command_name()} data` to fetch a verified copy"
 
 
 class DataError(UserError):

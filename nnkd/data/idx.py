@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..install import command_name
 from .common import GZIP_MAGIC, REFETCH, DataError, one_line, read_bytes, show, write_atomically
 
 IMAGES_MAGIC = 0x00000803  # 2051: unsigned bytes, 3 dimensions (count, rows, cols)
@@ -76,7 +77,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     try:
         data = read_bytes(path)
     except FileNotFoundError:
-        raise DataError(f"{show(path)}: no such file; run `python main.py data` to "
+        raise DataError(f"{show(path)}: no such file; run `{command_name()} data` to "
                         f"fetch the data") from None
     except OSError as e:
         raise DataError(f"{show(path)}: cannot read it ({one_line(e.strerror or e)}); "

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from ..errors import Interrupted
+from ..install import SOURCE_ROOT, command_name, in_checkout
 from .common import DataError, SourceFailed, one_line, read_bytes, sha256_hex, show, write_atomically
 from .dataset import NPZ_PREFIX, Dataset
 from .idx import FILES, NUM_CLASSES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, \
@@ -31,6 +34,8 @@ class Spec:
     sha256: dict[str, str]
     sources: tuple[Source, ...]
     advice: str = ""
+    n_train: int = 60000  # the published sizes, for checking settings before the files are here
+    n_test: int = 10000
 
 
 SPECS: dict[str, Spec] = {
@@ -88,12 +93,26 @@ SPECS: dict[str, Spec] = {
 }
 
 
+class NotCached(DataError):
+    """A named dataset is not (wholly) in the cache, and fetching it was not allowed."""
+
+
 def default_root() -> Path:
-    """``$NNKD_DATA`` if set, else the repository's ``data/`` folder."""
+    """Where the named datasets are cached: ``$NNKD_DATA`` if set; else, when nnkd runs from
+    a source checkout (``python main.py``, an editable install), the checkout's ``data/``
+    folder; else the user cache folder, ``$XDG_CACHE_HOME/nnkd`` or ``~/.cache/nnkd``."""
     env = os.environ.get("NNKD_DATA")
     if env:
         return expand_path(env, "NNKD_DATA")
-    return Path(__file__).resolve().parents[2] / "data"
+    if in_checkout():
+        return SOURCE_ROOT / "data"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "nnkd"
+    try:
+        return Path.home() / ".cache" / "nnkd"
+    except RuntimeError:  # no home folder to be found
+        raise DataError("no home folder to keep the data cache in: set NNKD_DATA to a folder") from None
 
 
 def _check_writable(cache_dir: Path) -> None:
@@ -157,7 +176,7 @@ def _stopped_by_signals(name: str):
 
 
 def load(name: str = "mnist", root: str | os.PathLike | None = None,
-         log: Callable[[str], object] = print) -> Dataset:
+         log: Callable[[str], object] = print, fetch: bool = True) -> Dataset:
     """Load a verified dataset, fetching and caching whatever the cache lacks.
 
     The cache ``<root>/<name>/`` is tried first, then each of the dataset's sources in
@@ -166,6 +185,8 @@ def load(name: str = "mnist", root: str | os.PathLike | None = None,
     source or the cache folder is not writable when something must be fetched.
     ``name`` may also be ``npz:PATH``, a user's ``.npz`` file or folder of ``.npy``
     files, read and checked by :func:`nnkd.data.npz.load_npz` (``root`` is not used).
+    With ``fetch=False`` nothing is fetched or written: a named dataset that the cache
+    does not hold whole raises :class:`NotCached`.
     """
     if name.startswith(NPZ_PREFIX):
         return load_npz(name, log)
@@ -182,6 +203,9 @@ def load(name: str = "mnist", root: str | os.PathLike | None = None,
     used = ["cache"] if contents else []
     needed = [f for f in FILES if f not in contents]
     failures = [f"cache {where}: {report}"]
+    if needed and not fetch:
+        raise NotCached(f"{name}: not cached yet in {where}; `{command_name()} data --dataset {name}` "
+                        "fetches it")
     if needed:
         _check_writable(cache_dir)
         for source in spec.sources:
@@ -214,7 +238,7 @@ def load(name: str = "mnist", root: str | os.PathLike | None = None,
         if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
             raise DataError(f"{where}: {images_file} {images.shape} does not match "
                             f"{labels_file} {labels.shape}; delete both and run "
-                            f"`python main.py data` to fetch verified copies")
+                            f"`{command_name()} data` to fetch verified copies")
     return Dataset(
         name=name,
         train_images=arrays[TRAIN_IMAGES].reshape(-1, 784),
@@ -223,6 +247,26 @@ def load(name: str = "mnist", root: str | os.PathLike | None = None,
         test_labels=arrays[TEST_LABELS],
         source=" + ".join(used),
         cache_dir=cache_dir,
+        checksum=checksum(name),
+        n_classes=NUM_CLASSES,
+        image_shape=(28, 28),
+    )
+
+
+def published(name: str) -> Dataset:
+    """A named dataset's published sizes, without its files: a :class:`Dataset` whose arrays
+    are zeros broadcast to the real shapes (no memory), for checking settings before the
+    first download."""
+    spec = SPECS[name]
+    zeros = np.zeros((), np.uint8)
+    return Dataset(
+        name=name,
+        train_images=np.broadcast_to(zeros, (spec.n_train, 784)),
+        train_labels=np.broadcast_to(zeros, (spec.n_train,)),
+        test_images=np.broadcast_to(zeros, (spec.n_test, 784)),
+        test_labels=np.broadcast_to(zeros, (spec.n_test,)),
+        source="published sizes (not cached yet)",
+        cache_dir=default_root() / name,
         checksum=checksum(name),
         n_classes=NUM_CLASSES,
         image_shape=(28, 28),

@@ -5,7 +5,8 @@ is a template of pen strokes (polylines in the unit square), drawn with a random
 rotation, scale, shift and pen width on a 16x16 canvas, averaged down 2x2 to 8x8, with
 a little noise, as uint8 0..255.  1,500 training and 500 test images, classes balanced,
 ``image_shape`` [8, 8].  Deterministic (NumPy's PCG64, seed 8); rerun with
-``python3 tests/data/make_digits8x8.py`` to write the file again.
+``python3 tests/data/make_digits8x8.py`` to write the file again; nnkd ships it as
+``nnkd/examples/digits8x8.npz`` (``nnkd.example_data()``).
 """
 
 from pathlib import Path
@@ -76,6 +77,6 @@ def make(n_train=1500, n_test=500, seed=8):
 
 
 if __name__ == "__main__":
-    out = Path(__file__).with_name("digits8x8.npz")
+    out = Path(__file__).resolve().parents[2] / "nnkd" / "examples" / "digits8x8.npz"
     np.savez_compressed(out, **make())
     print(f"wrote {out} ({out.stat().st_size} bytes)")

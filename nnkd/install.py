@@ -1,0 +1,60 @@
+"""How nnkd was installed, and the files it ships.
+
+nnkd runs either from a source checkout (``python main.py``, the package folder beside
+``setup.cfg`` and ``main.py``) or as an installed package (the ``nnkd`` command).  Advice in
+messages names the command and the install line that fit the case at hand.  The shipped
+files (pretrained models under ``nnkd/pretrained/<name>/``, example data under
+``nnkd/examples/``) are package data, found from the package itself; nnkd never writes there.
+"""
+
+import hashlib
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+PACKAGE = Path(__file__).resolve().parent
+SOURCE_ROOT = PACKAGE.parent  # the checkout, when nnkd runs from one
+
+
+def in_checkout():
+    """Whether this nnkd is a source checkout (editable installs included), not an installed copy."""
+    return (SOURCE_ROOT / "setup.cfg").is_file() and (SOURCE_ROOT / "main.py").is_file()
+
+
+def command_name():
+    """The command line as the user runs it: ``nnkd``, or ``python main.py`` in a checkout."""
+    if Path(sys.argv[0]).name == "nnkd" or not in_checkout():
+        return "nnkd"
+    return "python main.py"
+
+
+def extra_hint(extra):
+    """The install line that adds an extra (``onnx``, ``dask``, ``plot``, ``cupy``...)."""
+    return f'pip install -e ".[{extra}]"' if in_checkout() else f'pip install "nnkd[{extra}]"'
+
+
+def pretrained(name="teacher"):
+    """The checkpoint of the shipped model ``name``, checked against its SHA-256, or None
+    when nnkd ships no such model."""
+    path = PACKAGE / "pretrained" / name / "checkpoint.npz"
+    if not path.is_file():
+        return None
+    expected = (path.parent / "SHA256SUMS").read_text().split()[0]
+    if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+        fix = "restore it with `git checkout nnkd/pretrained/`" if in_checkout() else \
+            "reinstall nnkd (pip install --force-reinstall nnkd)"
+        raise UserError(f"the shipped {name} {path} fails its SHA-256 check: {fix}, or train one "
+                        "with --retrain-teacher")
+    return path
+
+
+def example_data(name="digits8x8"):
+    """The path of an example dataset shipped with nnkd, an ``.npz`` file with ``x_train``,
+    ``y_train``, ``x_test``, ``y_test`` (``digits8x8``: 8x8 uint8 digit images, labels 0-9;
+    also usable as ``--dataset npz:PATH``)."""
+    path = PACKAGE / "examples" / f"{name}.npz"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in (PACKAGE / "examples").glob("*.npz"))
+        raise UserError(f"no example dataset {name!r}: nnkd ships {', '.join(shipped) or 'none'}")
+    return path

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# nnkd as users get it: build a wheel from this checkout, install it into a fresh venv (no system
+# site-packages; numpy from the index, as pip does), and from a folder outside the checkout run
+# `nnkd --help`, `nnkd distill --dry-run` (the shipped teacher is found; nothing is fetched or
+# written), a smoke distill with the shipped teacher, advice for a missing extra, and the
+# README's Python API example. Then check that nothing was written into site-packages and that
+# `pip uninstall` leaves nothing behind. Any failure ends the script with "install check FAILED".
+#
+# MNIST must be cached already (`python3 main.py data`): the installed nnkd reads that cache
+# through NNKD_DATA and downloads nothing. Run from anywhere: tests/install_check.sh
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+PY=${PYTHON:-python3}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nnkd-install-check.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+fail() { echo "install check FAILED: $*" >&2; exit 1; }
+step() { echo "install check [${SECONDS}s]: $*"; }
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+unset PYTHONPATH PYTHONHOME VIRTUAL_ENV
+
+DATA=$(cd "$REPO" && "$PY" -c "from nnkd.data import default_root; print(default_root())")
+[ -f "$DATA/mnist/train-images-idx3-ubyte" ] || fail "MNIST is not cached in $DATA: run \`python3 main.py data\` first"
+
+step "build a wheel from a copy of the checkout's files (tracked and new, not ignored)"
+"$PY" - "$REPO" "$WORK/src" <<'EOF'
+import shutil, subprocess, sys
+from pathlib import Path
+repo, dest = Path(sys.argv[1]), Path(sys.argv[2])
+try:
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=repo, capture_output=True, check=True).stdout.decode().split("\0")
+except (OSError, subprocess.CalledProcessError):  # not a git checkout: all but outputs and caches
+    skip = {".git", "build", "data", "runs", ".venv", "__pycache__"}
+    listed = [str(p.relative_to(repo)) for p in repo.rglob("*") if not skip & set(p.relative_to(repo).parts)]
+for name in filter(None, listed):
+    if (repo / name).is_file():  # a deleted file or a linked folder is not copied
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo / name, dest / name)
+EOF
+"$PY" -m pip wheel -q --no-deps -w "$WORK/wheel" "$WORK/src" || fail "pip wheel could not build nnkd"
+WHEEL=$(ls "$WORK"/wheel/nnkd-*.whl) || fail "pip wheel wrote no nnkd wheel"
+members=$("$PY" -m zipfile -l "$WHEEL")
+for member in nnkd/pretrained/teacher/checkpoint.npz nnkd/pretrained/teacher/SHA256SUMS nnkd/examples/digits8x8.npz; do
+    grep -q "^$member " <<<"$members" || fail "the wheel lacks $member"
+done
+
+step "install $(basename "$WHEEL") into a fresh venv"
+"$PY" -m venv "$WORK/venv"
+VPY="$WORK/venv/bin/python"
+"$VPY" -m pip install -q "$WHEEL" || fail "pip could not install the wheel into a fresh venv"
+SITE=$("$VPY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+listing() { (cd "$SITE" && find . | LC_ALL=C sort); }
+listing > "$WORK/site-before.txt"
+
+mkdir "$WORK/use" "$WORK/home" "$WORK/empty-cache"
+cd "$WORK/use"
+export PATH="$WORK/venv/bin:$PATH" HOME="$WORK/home" NNKD_DATA="$DATA"
+unset XDG_CACHE_HOME
+[ "$(command -v nnkd)" = "$WORK/venv/bin/nnkd" ] || fail "the nnkd command is not the venv's"
+where=$("$VPY" -c "import nnkd; print(nnkd.__file__)")
+[ "$where" = "$SITE/nnkd/__init__.py" ] || fail "python imports nnkd from $where, not from the venv"
+
+step "nnkd --help, --version"
+# (output is captured before grep reads it: grep -q stopping early would break the pipe)
+out=$(nnkd --help) && grep -q "^usage: nnkd " <<<"$out" || fail "nnkd --help does not start with usage: nnkd"
+out=$(nnkd --version) && grep -q "^nnkd " <<<"$out" || fail "nnkd --version"
+
+step "nnkd distill --dry-run: the shipped teacher is found; nothing written"
+out=$(nnkd distill --dry-run) || fail "nnkd distill --dry-run exited with an error"
+teacher="$SITE/nnkd/pretrained/teacher/checkpoint.npz"
+grep -qF "\"teacher_checkpoint\": \"$teacher\"" <<<"$out" || fail "dry run: teacher_checkpoint is not $teacher: $(grep teacher_checkpoint <<<"$out")"
+[ -z "$(ls -A)" ] || fail "nnkd distill --dry-run wrote into the current folder: $(ls -A)"
+
+step "nnkd distill --dry-run without the data cached: nothing fetched or written"
+out=$(NNKD_DATA="$WORK/empty-cache" nnkd distill --dry-run) || fail "dry run without the data exited with an error"
+grep -q "not cached yet" <<<"$out" || fail "dry run without the data does not say it is not cached"
+out=$(env -u NNKD_DATA nnkd distill --dry-run) || fail "dry run with the default cache exited with an error"
+grep -qF "$WORK/home/.cache/nnkd/mnist" <<<"$out" || fail "the default cache is not ~/.cache/nnkd: $(head -1 <<<"$out")"
+written=$(find "$WORK/empty-cache" "$WORK/home" . -mindepth 1)
+[ -z "$written" ] || fail "a dry run wrote files: $written"
+
+step "nnkd distill --preset smoke --epochs 2 (the shipped teacher)"
+nnkd distill --preset smoke --epochs 2 > "$WORK/distill.log" 2>&1 || { tail -5 "$WORK/distill.log"; fail "the smoke distill"; }
+run=$(ls -d runs/distill-*) || fail "the smoke distill wrote no runs/distill-* under the current folder"
+[ -f "$run/results.md" ] && [ -f "$run/distilled/checkpoint.npz" ] || fail "$run lacks results.md or distilled/checkpoint.npz"
+grep -qF "teacher: $teacher" "$run/log.txt" || fail "the smoke distill did not use the shipped teacher"
+out=$(nnkd evaluate "$run/distilled/checkpoint.npz") && grep -q "^test errors: " <<<"$out" || fail "nnkd evaluate"
+
+step "advice for a missing extra names the installed package"
+err=$(nnkd export "$run/distilled/checkpoint.npz" m.onnx --format onnx 2>&1) && fail "export to ONNX without onnx succeeded"
+grep -qF 'pip install "nnkd[onnx]"' <<<"$err" || fail "the missing-onnx advice is: $err"
+
+step "the README's Python API example"
+"$PY" - "$REPO/README.md" > api_example.py <<'EOF'
+import re, sys
+section = open(sys.argv[1]).read().split("## Python API", 1)[1]
+print(re.search(r"```python\n(.*?)```", section, re.S).group(1))
+EOF
+"$VPY" api_example.py > "$WORK/api.log" 2>&1 || { tail -5 "$WORK/api.log"; fail "the README's Python API example"; }
+grep -q "^teacher [0-9]*, distilled student [0-9]* test errors of 500$" "$WORK/api.log" || fail "the API example printed: $(cat "$WORK/api.log")"
+grep -q "^predicted: " "$WORK/api.log" || fail "the API example did not predict with the loaded model"
+
+step "nothing written into site-packages; pip uninstall leaves nothing of nnkd"
+listing > "$WORK/site-after.txt"
+diff "$WORK/site-before.txt" "$WORK/site-after.txt" > "$WORK/site.diff" || fail "site-packages changed: $(head -20 "$WORK/site.diff")"
+"$VPY" -m pip uninstall -q -y nnkd
+left=$(cd "$SITE" && ls -d nnkd* 2>/dev/null || true)
+[ -z "$left" ] || fail "pip uninstall left $left in site-packages"
+step "passed"

@@ -1,0 +1,98 @@
+"""nnkd as a package: advice that fits how it was installed, where runs and the data cache go,
+the shipped files, a dry run that fetches and writes nothing, and the public API.
+(tests/install_check.sh installs a built wheel into a fresh venv and runs it from elsewhere.)"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nnkd
+from nnkd import cli, install
+from nnkd.data import default_root
+from nnkd.errors import UserError
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def installed(tmp_path, monkeypatch):
+    """nnkd as a wheel installs it: the package folder with no checkout around it."""
+    monkeypatch.setattr(install, "SOURCE_ROOT", tmp_path / "site-packages")
+    monkeypatch.setattr("sys.argv", [str(tmp_path / "venv" / "bin" / "nnkd")])
+
+
+def test_a_checkout_is_recognised_and_advice_fits_it():
+    assert install.in_checkout() and install.SOURCE_ROOT == ROOT
+    assert install.command_name() == "python main.py"  # pytest runs from the checkout
+    assert install.extra_hint("onnx") == 'pip install -e ".[onnx]"'
+
+
+def test_an_install_gets_the_installed_advice(installed):
+    assert not install.in_checkout()
+    assert install.command_name() == "nnkd"
+    assert install.extra_hint("onnx") == 'pip install "nnkd[onnx]"'
+
+
+def test_the_data_cache_of_an_install_is_the_user_cache(installed, tmp_path, monkeypatch):
+    monkeypatch.delenv("NNKD_DATA", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_root() == tmp_path / "home" / ".cache" / "nnkd"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_root() == tmp_path / "xdg" / "nnkd"
+    monkeypatch.setenv("NNKD_DATA", str(tmp_path / "mine"))
+    assert default_root() == tmp_path / "mine"
+
+
+def test_the_data_cache_of_a_checkout_is_its_data_folder(monkeypatch):
+    monkeypatch.delenv("NNKD_DATA", raising=False)
+    assert default_root() == ROOT / "data"
+
+
+def test_new_runs_go_under_the_current_folder(tmp_path, monkeypatch):
+    from nnkd.cli.parser import build_parser
+    monkeypatch.chdir(tmp_path)
+    out = cli._new_run_dir(build_parser().parse_args(["distill"]))
+    assert out.resolve().parent == tmp_path / "runs" and out.name.startswith("distill-")
+
+
+def test_dry_run_without_the_data_fetches_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    """Settings are checked against the dataset's published sizes; the shipped teacher is found."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("NNKD_DATA", str(cache))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["distill", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "not cached yet" in out and "published sizes" in out
+    spec = json.loads(out[out.index("{"):])
+    assert spec["teacher_checkpoint"] == str(ROOT / "nnkd" / "pretrained" / "teacher" / "checkpoint.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"] and not any(cache.iterdir())
+    # the checks that need the data's sizes still apply
+    assert cli.main(["distill", "--dry-run", "--validation", "60000"]) == 2
+    assert "no training images out of 60000" in capsys.readouterr().err
+    assert cli.main(["distill", "--dry-run", "--jitter", "30"]) == 2
+    assert "from 0 to 27" in capsys.readouterr().err
+    assert not any(cache.iterdir())
+
+
+def test_example_data_is_shipped():
+    with np.load(nnkd.example_data()) as d:
+        assert d["x_train"].shape == (1500, 8, 8) and d["y_test"].shape == (500,)
+    with pytest.raises(UserError, match="ships digits8x8"):
+        nnkd.example_data("cifar")
+
+
+def test_load_model_predicts_classes(tmp_path):
+    d = np.load(nnkd.example_data())
+    data = {k: d[k].reshape(len(d[k]), -1) / np.float32(255) if k[0] == "x" else d[k].astype(np.int64)
+            for k in ("x_train", "y_train", "x_test", "y_test")}
+    net, _ = nnkd.train(nnkd.TrainConfig(arch="64-16-10", epochs=2, lr=0.1), nnkd.get_backend("numpy"),
+                        data, tmp_path / "model")
+    again = nnkd.load_model(tmp_path / "model" / "checkpoint.npz")
+    np.testing.assert_array_equal(again.predict_logits(data["x_test"]), net.predict_logits(data["x_test"]))
+    labels = again.predict(data["x_test"])
+    assert labels.shape == (500,) and np.array_equal(labels, net.predict_logits(data["x_test"]).argmax(1))
+    with pytest.raises(UserError, match="missing.npz"):
+        nnkd.load_model(tmp_path / "missing.npz")
