@@ -12,6 +12,7 @@ names into its flags (``--lr``), see :mod:`nnkd.errors`.
 """
 
 import math
+import numbers
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 
@@ -40,7 +41,7 @@ class SettingError(UserError):
 
 
 def _number(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False, hint=""):
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise SettingError(name, f"must be a number, got {v!r}")
     if not math.isfinite(v):
         raise SettingError(name, f"must be a finite number, got {v}")
@@ -55,7 +56,7 @@ def _number(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False, hi
 
 
 def _whole(name, v, lo=0, hi=MAX_EPOCHS, what="whole number"):
-    if isinstance(v, bool) or not isinstance(v, int):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise SettingError(name, f"must be a {what}, got {v!r}")
     if v < lo or v > hi:
         raise SettingError(name, f"must be a {'positive ' if lo == 1 else ''}{what} from {lo} to {hi:,}, "
@@ -129,6 +130,13 @@ class TrainConfig:
     #                                  not match the images the teacher's logits belong to
     checkpoint_every: int = 1        # epochs
     eval_every: int = 1              # epochs between test-set evaluations (and always the last)
+
+    def __post_init__(self):
+        # NumPy scalars (np.float32(0.1), np.int64(3)) become the Python numbers JSON takes.
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, np.generic):
+                setattr(self, f.name, v.item())
 
     @classmethod
     def from_dict(cls, d, where="configuration"):

@@ -20,11 +20,13 @@ optional dependency (the ``onnx`` extra), imported only here, inside
 
 import hashlib
 import math
+import numbers
 from pathlib import Path
 
 import numpy as np
 
 from .version import __version__
+from .config import TEMPERATURE_RANGE
 from .errors import UserError
 from .files import atomic_write
 from .install import extra_hint
@@ -56,15 +58,15 @@ def check_onnx_destination(dest, force=False):
 
 
 def _check_temperature(T):
+    """The softmax temperature as a float, or None; one line for anything that would make the
+    model's float32 output NaN or constant."""
     if T is None:
         return None
-    try:
-        T = float(T)
-    except (TypeError, ValueError):
-        raise UserError(f"softmax temperature {T!r} is not a number: give a number > 0, e.g. 1 or 20") from None
-    if not (math.isfinite(T) and T > 0):
-        raise UserError(f"softmax temperature {T!r} must be a finite number > 0, e.g. 1 or 20")
-    return T
+    lo, hi = TEMPERATURE_RANGE
+    if isinstance(T, bool) or not isinstance(T, numbers.Real) or not (math.isfinite(T) and lo <= T <= hi):
+        raise UserError(f"`softmax_temperature` must be a number from {lo:g} to {hi:g} (softmax(logits / T) "
+                        f"stays finite and informative in float32), got {T!r}")
+    return float(T)
 
 
 def _import_onnx():
@@ -92,10 +94,11 @@ def _weights(src):
 
 def build_model(sizes, layers, softmax_temperature=None, doc="", metadata=None):
     """The ONNX ``ModelProto`` of dense ``layers`` ``[(W, b), ...]`` with ReLU between them
-    (see the module docstring); ``onnx`` must be importable."""
+    (see the module docstring); ``onnx`` must be importable; ``softmax_temperature`` as
+    :func:`export_onnx` checked it."""
     onnx = _import_onnx()
     helper, from_array = onnx.helper, onnx.numpy_helper.from_array
-    T = _check_temperature(softmax_temperature)
+    T = softmax_temperature
     nodes, inits = [], []
     x = INPUT
     for i, (W, b) in enumerate(layers):

@@ -17,7 +17,7 @@ import pytest
 from nnkd import checkpoint, files
 from nnkd.errors import UserError
 from nnkd.files import RunLock, append_metrics, read_array, read_json, read_metrics, write_metrics
-from nnkd.train import export_weights
+from nnkd.checkpoint import export_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 20240501

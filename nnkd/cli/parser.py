@@ -189,7 +189,7 @@ def flag_of(name, command):
     if command == "sweep" and name == "student.arch":
         return "--widths"
     return {"validation": "--validation", "train_limit": "--train-limit", "dataset": "--dataset",
-            "backend": "--backend", "out": "--out", "force": "--force",
+            "backend": "--backend", "softmax_temperature": "--softmax-temperature", "out": "--out", "force": "--force",
             "absent_classes": "--omit-digit/--only-digits"}.get(name)
 
 

@@ -2,7 +2,6 @@
 ``evaluate``, ``export``, ``data`` and ``gradcheck`` (the training commands are in
 :mod:`nnkd.cli`)."""
 
-import math
 import time
 from pathlib import Path
 
@@ -66,8 +65,6 @@ def cmd_export(args):
                                 "could no longer resume; give another destination")
     if args.format == "onnx":
         from ..onnx_export import export_onnx
-        if T is not None and not (math.isfinite(T) and T > 0):
-            raise UserError(f"--softmax-temperature {T:g} must be a finite number > 0, e.g. 1 or 20")
         r = export_onnx(args.checkpoint, dest, softmax_temperature=T, force=args.force)
         what = "logits" if T is None else f"softmax(logits / {T:g})"
         print(f"{dest}: ONNX opset {r['opset']}, {'-'.join(map(str, r['sizes']))}, {r['bytes']:,} bytes, "
