@@ -229,6 +229,9 @@ class SweepGrid:
                 raise SettingError(f"sweep.{f}", f"must be a non-empty list, got {values!r}")
             for v in values:
                 check(f"sweep.{f}", v)
+            twice = next((v for i, v in enumerate(values) if v in values[:i]), None)
+            if twice is not None:
+                raise SettingError(f"sweep.{f}", f"gives {twice:g} twice: give each value once")
         _whole("sweep.jobs", self.jobs, 1, 1024)
         if self.scheduler is not None:
             if not isinstance(self.scheduler, str) or not re.fullmatch(

@@ -7,8 +7,12 @@ from tests.conftest import main_py as run
 
 BAD = [
     (["distill", "--backend", "tpu"], "unknown backend 'tpu'"),
-    (["distill", "--temperature", "0"], "--temperature must be positive"),
-    (["distill", "--temperature", "-3"], "--temperature must be positive"),
+    (["distill", "--temperature", "0"], "--temperature is outside [0.001, 10000]"),
+    (["distill", "--temperature", "-3"], "--temperature is outside [0.001, 10000]"),
+    (["distill", "--temperature", "1e20"], "--temperature is outside [0.001, 10000]"),
+    (["distill", "--init-std", "1e-50"], "--init-std 1e-50 is zero in float32"),
+    (["distill", "--lr", "1e-50"], "--lr 1e-50 is zero in float32"),
+    (["sweep", "--temperatures", "2,2"], "--temperatures gives 2 twice"),
     (["distill", "--dropout-hidden", "1.0"], "outside [0, 1)"),
     (["train-teacher", "--dropout-input", "-0.1"], "outside [0, 1)"),
     (["train-student", "--epochs", "0"], "--epochs must be a positive"),

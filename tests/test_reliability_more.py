@@ -24,12 +24,13 @@ from nnkd.config import SettingError, SweepGrid, TrainConfig
 from nnkd.data import DataError, load
 from nnkd.errors import UserError
 from nnkd.network import Network
+from nnkd.install import example_data
 from nnkd.train import StopFlag
 from tests.conftest import ROOT, error_lines, main_py
 
 pytestmark = pytest.mark.mnist
 
-DIGITS = ROOT / "tests" / "data" / "digits8x8.npz"
+DIGITS = example_data("digits8x8")
 
 
 def one_line(r, status=2):

@@ -7,7 +7,6 @@ status and no traceback; nothing is written before the arguments are checked.
 
 import errno
 import json
-import math
 import signal
 import sys
 import time
@@ -90,37 +89,23 @@ def _install_stop():
     return stop
 
 
-def _digits(flag, text):
-    try:
-        digits = sorted({int(d) for d in text.split(",")})
-    except ValueError:
-        digits = None
-    if not digits or not all(0 <= d <= 9 for d in digits):
-        raise UserError(f"{flag} {text!r}: give digits 0-9 separated by commas, e.g. 3 or 7,8")
-    return digits
-
-
 def _absent_classes(args):
     """The classes that --omit-digit / --only-digits leave out of the transfer set."""
     if args.omit_digit and args.only_digits:
         raise UserError("--omit-digit and --only-digits exclude each other: give one")
     if args.omit_digit:
-        absent = _digits("--omit-digit", args.omit_digit)
-    elif args.only_digits:
-        kept = _digits("--only-digits", args.only_digits)
-        absent = [d for d in range(10) if d not in kept]
-    else:
-        return []
-    if len(absent) == 10:
-        raise UserError("--omit-digit leaves no class in the transfer set")
-    return absent
+        return sorted(set(_numbers("--omit-digit", args.omit_digit, int)))
+    if args.only_digits:  # fitted to the data's classes by _fit_absent_classes
+        kept = _numbers("--only-digits", args.only_digits, int)
+        return [d for d in range(10) if d not in kept]
+    return []
 
 
 def _fit_absent_classes(spec, args, n_classes):
     """--only-digits keeps the classes given: the others of the data's ``n_classes`` are absent."""
     if getattr(args, "only_digits", None):
-        kept = _digits("--only-digits", args.only_digits)
-        if max(kept) >= n_classes:
+        kept = _numbers("--only-digits", args.only_digits, int)
+        if min(kept) < 0 or max(kept) >= n_classes:
             raise UserError(f"--only-digits {args.only_digits}: {spec.dataset} has classes 0 to {n_classes - 1}")
         spec.absent_classes = [c for c in range(n_classes) if c not in kept]
 
@@ -242,18 +227,13 @@ def cmd_train(args):
 
 
 def _numbers(flag, text, typ):
-    """A comma-separated list of positive numbers (seeds may be 0)."""
-    lowest = 0 if flag == "--seeds" else 1e-12
+    """A comma-separated list of numbers of type ``typ``; their ranges are checked with the
+    rest of the settings (:meth:`RunSpec.validate`)."""
     try:
-        values = [typ(v) for v in text.split(",")]
+        return [typ(v) for v in text.split(",")]
     except ValueError:
-        values = []
-    if not values or min(values) < lowest or not all(math.isfinite(v) for v in values):
-        raise UserError(f"{flag} {text!r}: give positive numbers separated by commas, e.g. 1,2,4")
-    if len(set(values)) != len(values):
-        raise UserError(f"{flag} {text!r}: {next(v for v in values if values.count(v) > 1):g} is given twice; "
-                        "give each value once")
-    return values
+        what = "whole numbers" if typ is int else "numbers"
+        raise UserError(f"{flag} {text!r}: give {what} separated by commas, e.g. 1,2,4") from None
 
 
 def _check_sweep_folder(out, spec):
