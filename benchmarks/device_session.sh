@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What one lent-GPU session ran (see benchmarks/RESULTS.md): MNIST from a carried copy,
+# What one lent-GPU session ran (see docs/speed.md): MNIST from a carried copy,
 # the CuPy checks, then the time-to-accuracy sweep and the long teacher run.
 #   bash benchmarks/device_session.sh OUT_DIR SWEEP_SECONDS
 # Expects gzip copies of the four MNIST IDX files in .device/mnist/ (git-ignored).

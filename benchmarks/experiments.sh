@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The runs behind the README's "Experiments" tables, as they were run on the 2-core machine:
+# The runs behind the tables of docs/reproduction.md, as they were run on the 2-core machine:
 # two lanes side by side, one BLAS thread each (two single-thread processes get more work
 # done on 2 cores than one process with two threads at batch 100).
 #
 #   bash benchmarks/experiments.sh RUNS_DIR      # about 2 hours on 2 cores; resumable (see below)
 #
-# In the session that made the README's figures the same commands ran in a slightly different
+# The figures in docs/reproduction.md came from the same commands in a slightly different
 # arrangement (the sweep as a third process beside the two lanes, --jobs 1; omit3 stopped once
 # and resumed); each command and its output are in benchmarks/logs/runs/.
 #
@@ -47,4 +47,4 @@ run sweep-s2 sweep --jobs 2 --epochs 20 --seeds 2 --widths 300,30 --out "$R/swee
 run sweep-s2-800 sweep --jobs 2 --epochs 20 --seeds 2 --widths 800 --out "$R/sweep"
 run sweep-table sweep --epochs 20 --seeds 0,1 --out "$R/sweep"   # nothing to train: the table of all finished cells
 python3 main.py plot "$R/sweep"
-# Seed 0 of the main table is the README's from-scratch run (python3 main.py distill --retrain-teacher).
+# Seed 0 of the main table is the from-scratch run of docs/reproduction.md (python3 main.py distill --retrain-teacher).

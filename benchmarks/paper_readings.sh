@@ -8,8 +8,7 @@
 #
 #   bash benchmarks/paper_readings.sh RUNS_DIR     # two lanes, one BLAS thread each, ~25 min
 #
-# The runs quoted in the README were made with the code of commit e13d297 (before the `paper`
-# preset was changed), so every reading is spelled out with flags here.
+# Every reading is spelled out with flags, independent of what the `paper` preset holds.
 set -u
 R=${1:?usage: bash benchmarks/paper_readings.sh RUNS_DIR}
 mkdir -p "$R"

@@ -1,6 +1,6 @@
 """nnkd: knowledge distillation from scratch on NumPy and CuPy.
 
-The names below are the Python API (README, "Python API"); the command line is
+The names below are the Python API (README.md, "Python API"); the command line is
 :mod:`nnkd.cli`.
 """
 

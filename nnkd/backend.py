@@ -117,7 +117,7 @@ def flush_subnormals():
     Why: a unit that stops receiving gradient (a dead ReLU, a border pixel that jitter
     rarely reaches) has its velocity decay geometrically through the subnormal range
     (below 1.2e-38 in float32), and many x86 CPUs take a microcode assist on every
-    subnormal operand, which can make a step many times slower (benchmarks/NOTES.md).
+    subnormal operand, which can make a step many times slower (docs/speed.md).
     Values that small move no weight, so nothing is lost.  On x86-64 Linux this sets the
     MXCSR bits FTZ and DAZ through glibc's fegetenv/fesetenv and restores them on exit;
     elsewhere it does nothing.  It covers NumPy's elementwise work, which runs on the
@@ -148,7 +148,7 @@ def _set_mxcsr_bits(libm, env, bits):
 def dropout_uniforms(rng, shape, xp):
     """The random draws behind a dropout mask of ``shape``: float32 uniforms on CuPy; on
     NumPy 16-bit integers cut from the generator's raw 64-bit output, about three times
-    cheaper than float32 uniforms (measured in benchmarks/NOTES.md), which resolves the
+    cheaper than float32 uniforms (measured in docs/speed.md), which resolves the
     keep probability to 1/65536."""
     if xp is not np:
         return rng.random(shape, dtype=xp.float32)

@@ -38,7 +38,7 @@ STOP_FILE = ".stop"
 # Dask's defaults wake a worker's event loop every 10 ms to sample the running task's stack
 # (the profiler) and every 20 ms to time itself, and set MALLOC_TRIM_THRESHOLD_: each wake-up
 # takes the GIL from the training loop; together they cost a cell 6% of its speed on an idle
-# 2-core machine and 11% beside two other runs (README, "Running a sweep on a cluster").  A
+# 2-core machine and 11% beside two other runs (docs/speed.md, "Sweeps on Dask").  A
 # local cluster's workers run without them; `dask worker`s can be told so by environment.
 QUIET_WORKERS = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
                  "distributed.admin.system-monitor.interval": "5s"}

@@ -7,7 +7,7 @@ Everything else is a bug in nnkd and keeps its traceback.
 Messages name settings by their field in backticks (```student.lr```,
 ```validation```), never by a command-line flag: the engine does not know the
 command line.  The command line replaces each such name with the flag that
-sets it (``--lr``), see :func:`nnkd.cli.flag_of`.
+sets it (``--lr``), see :func:`nnkd.cli.parser.flag_of`.
 """
 
 

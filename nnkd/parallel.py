@@ -2,7 +2,7 @@
 
 NumPy runs elementwise work (the optimizer, masks, ReLU) on the calling thread
 alone, and OpenBLAS's own threads split a product with 100 rows less well than
-cutting it by output columns (benchmarks/NOTES.md).  So while training on NumPy,
+cutting it by output columns (docs/speed.md).  So while training on NumPy,
 large operations are cut into parts, one per core, that run on that many
 threads with OpenBLAS held at one thread; NumPy releases the GIL inside
 products and ufunc loops, so the parts run at the same time.  Products are cut
@@ -175,7 +175,7 @@ AVX512_KERNELS = ("SkylakeX", "Cooperlake", "SapphireRapids")  # OpenBLAS's core
 @functools.cache
 def _openblas():
     """``(set_num_threads, get_num_threads)`` of the OpenBLAS that NumPy loaded, or None
-    (another BLAS, or not Linux: the step then runs whole, as before)."""
+    (another BLAS, or not Linux: the step then runs whole)."""
     lib = _openblas_library()
     found = [_function(lib, names) for names in (_SET, _GET)] if lib else [None]
     if None in found:
@@ -204,7 +204,7 @@ def kernel_note():
         return None
     return (f"note: OPENBLAS_CORETYPE={pinned} holds OpenBLAS to its {kernels} kernels on a CPU with "
             "AVX-512; unset it for OpenBLAS's own choice (products about twice as fast on the machine "
-            "measured in the README's Speed section)")
+            "measured in docs/speed.md)")
 
 
 def _cpu_has_avx512():

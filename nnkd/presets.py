@@ -1,6 +1,6 @@
 """Named sets of training settings: ``paper``, ``fast`` (the default) and ``smoke``.
 
-Each preset gives a :class:`~nnkd.train.TrainConfig` for the teacher and one
+Each preset gives a :class:`~nnkd.config.TrainConfig` for the teacher and one
 for the student.  The baseline student and the distilled student use the
 *same* student settings (optimizer, schedule, epochs, seed); only the loss
 differs, so the gap between them is distillation's doing.
@@ -20,7 +20,7 @@ STUDENT_ARCH = "784-800-800-10"
 # 2-pixel jitter (teacher); the student unregularized, distilled at T = 20 on soft targets.
 #
 # One deviation from the text for each model, its initial learning rate (runs and figure:
-# benchmarks/logs/paper/, README "The paper's own recipe"):
+# benchmarks/logs/paper/, docs/reproduction.md, "The paper's own recipe"):
 # - teacher lr0 0.1, not 10.  In the (1-p) form the steady-state step is lr * g, on a gradient
 #   averaged over the batch: lr0 = 10 moves every hidden unit onto the max-norm bound within 10
 #   steps and the unconstrained biases to |b| up to 103; 96% of the first layer's ReLUs are dead

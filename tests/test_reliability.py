@@ -1,5 +1,5 @@
 """Damaged files and concurrent processes through the command line: one ``error:`` line,
-exit status 2, nothing already computed lost (issue 12).  The readers themselves are
+exit status 2, nothing already computed lost.  The readers themselves are
 fuzzed in tests/test_files.py; here each kind of file meets the command that reads it."""
 
 import json

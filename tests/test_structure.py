@@ -93,3 +93,19 @@ def test_the_import_reader_sees_imports():
     graph = {n: imports(n, p) for n, p in modules().items()}
     assert "nnkd.checkpoint" in graph["nnkd.train"] and "nnkd.layers" in graph["nnkd.network"]
     assert "nnkd.pipeline" in graph["nnkd.cli"]
+
+
+CORE = {"nnkd.backend", "nnkd.layers", "nnkd.losses", "nnkd.optim", "nnkd.network", "nnkd.gradcheck"}
+# What the core may build on: errors, the version, threads, and how nnkd was installed (for
+# advice such as the pip command that installs CuPy); each imports at most nnkd.errors.
+BELOW_CORE = {"nnkd.errors", "nnkd.version", "nnkd.parallel", "nnkd.install"}
+
+
+def test_the_numerical_core_imports_nothing_above_it():
+    """The core (arrays, layers, losses, optimizers, networks, gradient checks) knows no
+    settings module, no data, no files and no command line: it reads settings as attributes."""
+    mods = modules()
+    above = {n: sorted(imports(n, mods[n]) - CORE - BELOW_CORE) for n in CORE}
+    assert {n: a for n, a in above.items() if a} == {}
+    assert imports("nnkd.parallel", mods["nnkd.parallel"]) <= {"nnkd.errors", "nnkd.version", "nnkd.backend"}
+    assert imports("nnkd.install", mods["nnkd.install"]) <= {"nnkd.errors"}

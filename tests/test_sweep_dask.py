@@ -1,4 +1,4 @@
-"""Issue 16: `sweep` runs its cells as tasks on a Dask distributed cluster: the embedded
+"""`sweep` runs its cells as tasks on a Dask distributed cluster: the embedded
 LocalCluster (``--jobs N``) and a scheduler with workers started from the command line
 (``--scheduler``), a worker killed mid-cell, Ctrl-C, and the one-line faults.  Real clusters
 with worker processes, no mocks; students from the shipped teacher on the real MNIST."""
