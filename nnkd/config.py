@@ -284,8 +284,11 @@ class RunSpec:
         """Training images left after the limit and the validation split."""
         return min(self.train_limit or n_available, n_available) - self.validation
 
-    def validate(self, n_available=None, n_in=784, n_classes=10, image_side=28, warn=None):
-        """Check every value; ``n_available`` etc. describe the dataset once it is known."""
+    def validate(self, n_available=None, n_in=784, n_classes=10, image_side=28, warn=None,
+                 train_labels=None):
+        """Check every value; ``n_available`` etc. describe the dataset once it is known, and
+        ``train_labels`` (all of them, before the limit and the validation split) its classes,
+        so that the students' transfer set is checked before a teacher trains."""
         _choice("command", self.command, COMMANDS)
         if not isinstance(self.dataset, str) or not self.dataset:
             raise SettingError("dataset", f"must be a dataset name, got {self.dataset!r}")
@@ -310,16 +313,24 @@ class RunSpec:
                                    f"{min(self.train_limit or n_available, n_available)}")
         if self.sweep is not None:
             self.sweep.validate()
+        n_transfer = n_train
+        if self.absent_classes and train_labels is not None and n_train is not None:
+            labels = np.asarray(train_labels[:self.train_limit])[:n_train]
+            n_transfer = int((~np.isin(labels, self.absent_classes)).sum())
+            if n_transfer == 0:
+                raise SettingError("absent_classes", f"leave no image in the transfer set: the {n_train} "
+                                   "training images are all of those classes")
         for role in self.roles:
             cfg = getattr(self, role)
+            n_seen = n_transfer if role == "student" else n_train
             if not isinstance(cfg, TrainConfig):
                 raise SettingError(role, "is not a set of training settings")
             if role == "student" and self.sweep is not None:
                 for width in self.sweep.widths:
                     cell = replace(cfg, arch=f"{n_in}-{width}-{width}-{n_classes}")
-                    cell.validate(n_train, n_in, n_classes, image_side, prefix="student.", warn=warn)
+                    cell.validate(n_seen, n_in, n_classes, image_side, prefix="student.", warn=warn)
             else:
-                cfg.validate(n_train, n_in, n_classes, image_side, prefix=role + ".", warn=warn)
+                cfg.validate(n_seen, n_in, n_classes, image_side, prefix=role + ".", warn=warn)
         if self.command in ("distill", "sweep") and n_available is not None:
             shifts = (2 * self.student.transfer_jitter + 1) ** 2
             check_memory("student.transfer_jitter", memory.logits_bytes(shifts, n_train, n_classes),

@@ -18,7 +18,7 @@ import contextlib
 import json
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -174,9 +174,16 @@ class Trainer:
             spec = dict(param_spec(self.net))
             spec.update(opt.state_spec())
             arrays, meta = checkpoint.load(self.ckpt, expected=spec)
-            if TrainConfig.from_dict(meta.get("config"), f"{self.ckpt}: its config") != self.cfg:
+            stored = TrainConfig.from_dict(meta.get("config"), f"{self.ckpt}: its config")
+            if replace(stored, epochs=self.cfg.epochs) != self.cfg or (
+                    stored.epochs != self.cfg.epochs and self.cfg.lr_schedule == "cosine"):
                 raise UserError(f"{self.ckpt} was written with another configuration; resume with the "
                                 "same settings or start a new run folder")
+            if self.cfg.epochs < meta["epoch"]:
+                raise UserError(f"{self.ckpt} holds {meta['epoch']} epochs already: give "
+                                f"`{self.field}epochs` of at least that to continue it")
+            if stored.epochs != self.cfg.epochs:
+                self.log(f"lengthening {self.dir} from {stored.epochs} to {self.cfg.epochs} epochs")
             if self.data_checksum and meta.get("data_checksum") not in (None, self.data_checksum):
                 raise UserError(f"{self.ckpt} was trained on other data (checksum differs)")
             self.net.load_state(arrays)

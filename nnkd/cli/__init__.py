@@ -21,6 +21,7 @@ from ..errors import Interrupted, UserError
 from ..install import command_name, pretrained
 from ..parallel import blas_kernels, kernel_note
 from ..presets import preset
+from ..tables import count
 from ..runs import Log, RunFolder, SafeOutput, is_empty, read_spec, write_spec
 from ..train import StopFlag
 from .parser import DISTILL_OVERRIDES, OVERRIDES, build_parser, in_flags
@@ -127,8 +128,10 @@ def _prepare(spec, args, log):
     from ..checkpoint import load_model
     from ..data import NotCached, load, published
     backend = get_backend(args.backend)
+    labels = None
     try:
         ds = load(spec.dataset, log=log, fetch=not args.dry_run)
+        labels = ds.train_labels
     except NotCached as exc:
         log(f"{exc}; the settings are checked against its published sizes")
         ds = published(spec.dataset)
@@ -138,7 +141,7 @@ def _prepare(spec, args, log):
         _fit_absent_classes(spec, args, ds.n_classes)
     try:
         spec.validate(n_available=ds.train_images.shape[0], n_in=ds.n_features, n_classes=ds.n_classes,
-                      image_side=min(shape) if shape else None, warn=log)
+                      image_side=min(shape) if shape else None, warn=log, train_labels=labels)
     except SettingError as exc:
         if exc.field == "validation" and spec.absent_classes and not args.validation:
             usable = min(spec.train_limit or ds.train_images.shape[0], ds.train_images.shape[0])
@@ -199,6 +202,7 @@ def cmd_train(args):
         spec = read_spec(out / "run.json")
         if spec.command != args.command:
             raise UserError(f"--resume {out}: that run was made by `{spec.command}`, not `{args.command}`")
+        lengthened = _lengthen_on_resume(spec, args)
     else:
         spec = spec_from_args(args)
         out = _new_run_dir(args)
@@ -211,7 +215,7 @@ def cmd_train(args):
     t0 = time.perf_counter()
     # Checked again holding the folder's lock: another command may have started in it meanwhile.
     with RunFolder(out, log, check=None if args.resume else lambda: _require_empty(out)):
-        if not args.resume:
+        if not args.resume or lengthened:
             write_spec(out / "run.json", spec, nnkd_version=__version__)
         try:
             if spec.command == "distill":
@@ -224,6 +228,43 @@ def cmd_train(args):
         except Interrupted as exc:
             raise Interrupted(f"{exc}; continue with: {command_name()} {args.command} --resume {out}") from None
     return 0
+
+
+# What --resume accepts beside the run folder: where it runs, and a longer run.
+RESUME_KEEPS = {"command", "resume", "dry_run", "backend"}
+RESUME_LENGTHENS = {"epochs": None, "teacher_epochs": "teacher"}  # flag dest -> model (None: the flags' own)
+
+
+def _lengthen_on_resume(spec, args):
+    """``--resume`` continues a run with the settings of its run.json.  ``--epochs`` (and
+    ``--teacher-epochs``) may lengthen it where the schedule allows; any other flag is
+    refused in one line, never ignored.  Returns whether the spec changed."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[args.command]
+    flags = {a.dest: a.option_strings[0] for a in sub._actions if a.option_strings}
+    defaults = vars(parser.parse_args([args.command]))
+    given = [flags.get(k, k) for k, v in vars(args).items()
+             if k not in RESUME_KEEPS and k not in RESUME_LENGTHENS and v != defaults.get(k)]
+    if given:
+        raise UserError(f"--resume continues {args.resume} with the settings of its run.json: leave out "
+                        f"{', '.join(given)} (only --epochs{' and --teacher-epochs' if args.command == 'distill' else ''} "
+                        "may change, to lengthen the run), or start a new run with --out")
+    changed = False
+    for dest, role in RESUME_LENGTHENS.items():
+        n = getattr(args, dest, None)
+        role = role or flag_role(args.command)
+        cfg = getattr(spec, role)
+        if n is None or n == cfg.epochs or role not in spec.roles:
+            continue
+        if n < cfg.epochs:
+            raise UserError(f"{flags[dest]} {n}: the run's {role} is set to {count(cfg.epochs, 'epoch')}; --resume "
+                            "may lengthen a run, not shorten it")
+        if cfg.lr_schedule == "cosine":
+            raise UserError(f"{flags[dest]} {n}: the {role}'s cosine schedule is laid out over the run's "
+                            f"{count(cfg.epochs, 'epoch')}, so a run of another length is a new run: start one with --out")
+        setattr(spec, role, replace(cfg, epochs=n))
+        changed = True
+    return changed
 
 
 def _numbers(flag, text, typ):
