@@ -82,7 +82,7 @@ def _run_cell(job, stop=None, where=None):
         if where:
             log(f"cell {job['name']} on {where}")
         try:
-            _, summary = train(cfg, w["backend"], w["data"], cell_dir, teacher_logits=w["logits"], log=log,
+            _, summary = train(cfg, w["backend"], w["data"], cell_dir, teacher_logits=w["logits"], log=log, lock=False,
                                stop=stop, data_checksum=w["checksum"], name="student")
         except UserError as exc:  # e.g. stopped, or diverged: the cell's own log says so too
             log(f"error: {exc}")

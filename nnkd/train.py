@@ -27,6 +27,8 @@ from . import checkpoint, files, losses
 from .backend import flush_subnormals
 from .batches import batch_slices, gather, jitter
 from .errors import Interrupted, TrainingDiverged, UserError
+from .files import RunLock
+from .inputs import check_training_data
 from .config import TrainConfig
 from .network import Network
 from .optim import MaxNorm, learning_rate, make_optimizer, momentum_at
@@ -152,12 +154,11 @@ class Trainer:
         self.dir = Path(stage_dir)
         self.ckpt = self.dir / "checkpoint.npz"
         self.metrics_path = self.dir / "metrics.jsonl"
-        shape = data.get("image_shape", (28, 28))
+        n_classes, shape = check_training_data(data, backend, cfg.sizes()[-1])
         cfg.validate(n_train=data["x_train"].shape[0], n_in=data["x_train"].shape[1],
-                     n_out=data.get("n_classes", 10), image_side=min(shape) if shape else None,
-                     prefix=self.field)
+                     n_out=n_classes, image_side=min(shape) if shape else None, prefix=self.field)
         if teacher is not None:
-            teacher.check_against(data["x_train"].shape[0], data.get("n_classes", 10))
+            teacher.check_against(data["x_train"].shape[0], n_classes)
         self.net = Network.from_settings(cfg, backend)
         self.step = Step(cfg, self.net, shape, workers)
         self.threads = workers.n
@@ -226,10 +227,14 @@ class Trainer:
             wrong += wrong_b
             if step % self.check_every == 0 or step == len(slices) - 1:
                 if not math.isfinite(float(loss)):
+                    cause = (f"a learning rate too high for this model (lower `{self.field}lr`)"
+                             if self.teacher is None else
+                             f"a learning rate too high for this model and temperature (lower "
+                             f"`{self.field}lr`, or `{self.field}temperature`)")
                     raise TrainingDiverged(
                         f"the loss became {float(loss)} at epoch {epoch + 1}, step {step + 1} "
-                        f"(lr {lr:.4g}); the last good checkpoint ({self.ckpt}, epoch {self.saved_epoch}) "
-                        f"is kept: lower `{self.field}lr` and train again")
+                        f"(lr {lr:.4g}); the inputs were checked finite, so the likely cause is {cause}; "
+                        f"the last good checkpoint ({self.ckpt}, epoch {self.saved_epoch}) is kept")
             loss_sum += loss
             if self.stop:
                 raise Interrupted(
@@ -268,7 +273,7 @@ class Trainer:
 
 
 def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=print, stop=None,
-          data_checksum=None, check_every=None, name=""):
+          data_checksum=None, check_every=None, name="", lock=True):
     """Train one model, resuming from ``stage_dir/checkpoint.npz`` if it exists.
 
     Args:
@@ -283,6 +288,12 @@ def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=print, stop
         check_every: steps between finiteness checks of the loss (each one reads a
             number back from the device); default 1 on NumPy, 50 on CuPy.
         name: what the model is (``teacher``, ``student``), for messages naming its settings.
+        lock: hold ``stage_dir``'s lock while training (:class:`nnkd.files.RunLock`; a second
+            process training in the same folder is refused); False when the caller holds it.
+
+    Every input is checked before any work (:func:`nnkd.inputs.check_training_data`, the
+    config against the data, the teacher's logits against both): a mistake is one
+    :class:`~nnkd.errors.UserError` line.
 
     Returns ``(net, summary)``; ``summary`` has test errors, epochs, seconds, params.
     """
@@ -292,9 +303,10 @@ def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=print, stop
             teacher = TeacherLogits(teacher, cfg.transfer_jitter)
         with training_conditions(backend) as workers:
             t = Trainer(cfg, backend, data, stage_dir, teacher, log, stop, data_checksum, check_every,
-                        name, workers)
-            t.resume()
-            t.fit()
+                        name, workers)  # every check, before anything is written
+            with RunLock(stage_dir) if lock else contextlib.nullcontext():
+                t.resume()
+                t.fit()
         t.net.set_workers(SERIAL)  # the workers are gone
     except Exception as exc:
         if not backend.is_out_of_memory(exc):

@@ -50,6 +50,9 @@ class TeacherLogits:
         if not bool(xp.isfinite(logits).all()):
             raise UserError("the teacher's logits hold NaN or infinite values: compute them again "
                             "from an undamaged teacher")
+        if bool((logits >= 0).all()) and bool(xp.allclose(logits.sum(axis=-1), 1, atol=1e-3)):
+            raise UserError("the teacher's logits look like probabilities (every row sums to 1): give "
+                            "logits, or np.log(probabilities), which softmax turns back into them")
         self.logits = xp.ascontiguousarray(logits)
         self.max_shift = max_shift
 

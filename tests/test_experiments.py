@@ -84,13 +84,13 @@ def test_teacher_logits_with_the_wrong_number_of_shifts_are_refused():
 
 
 BAD = [
-    (["distill", "--omit-digit", "11"], "give digits 0-9"),
-    (["distill", "--only-digits", "7,x"], "give digits 0-9"),
+    (["distill", "--omit-digit", "11"], "must be classes 0 to 9, got [11]"),
+    (["distill", "--only-digits", "7,x"], "give whole numbers separated by commas"),
     (["distill", "--omit-digit", "3", "--only-digits", "7,8"], "exclude each other"),
     (["distill", "--omit-digit", "0,1,2,3,4,5,6,7,8,9"], "no class"),
     (["distill", "--dataset", "cifar"], "unknown dataset 'cifar'"),
     (["sweep", "--temperatures", "1,hot"], "--temperatures '1,hot'"),
-    (["sweep", "--widths", "0,30"], "--widths '0,30'"),
+    (["sweep", "--widths", "0,30"], "--widths must be a positive whole number"),
     (["sweep", "--jobs", "0"], "--jobs must be"),
     (["sweep", "--validation", "60000"], "leave no training images"),
     (["sweep", "--dataset", "fashion-mnist"], "give --teacher"),
