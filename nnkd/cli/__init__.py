@@ -44,9 +44,12 @@ def spec_from_args(args):
         cfgs["teacher"] = replace(cfgs["teacher"], **t)
         absent = _absent_classes(args)
     source = _teacher_source(args)
-    if source and args.command == "distill" and (args.teacher_epochs is not None or args.teacher_lr is not None):
+    logits_file = getattr(args, "teacher_logits", None)  # two teachers: RunSpec.validate refuses them
+    if logits_file and args.retrain_teacher:
+        raise UserError("--retrain-teacher trains a teacher, --teacher-logits brings its logits: give one")
+    if (source or logits_file) and args.command == "distill" and (args.teacher_epochs is not None or args.teacher_lr is not None):
         raise UserError("--teacher-epochs and --teacher-lr set up a teacher to train: add --retrain-teacher, "
-                        f"or leave them out to distill from {source}")
+                        f"or leave them out to distill from {source or logits_file}")
     grid = None
     if args.command == "sweep":
         grid = SweepGrid(temperatures=_numbers("--temperatures", args.temperatures, float),
@@ -59,7 +62,9 @@ def spec_from_args(args):
     return RunSpec(command=args.command, dataset=dataset, preset=args.preset, teacher=cfgs["teacher"],
                    student=cfgs["student"], validation=args.validation or (10000 if absent else 0),
                    train_limit=args.train_limit if args.train_limit is not None else limit,
-                   teacher_checkpoint=source, baseline=not getattr(args, "no_baseline", False),
+                   teacher_checkpoint=source, teacher_logits=logits_file and str(Path(logits_file).expanduser().absolute()),
+                   teacher_outputs=getattr(args, "teacher_outputs", None) or "logits",
+                   baseline=not getattr(args, "no_baseline", False),
                    absent_classes=absent, sweep=grid)
 
 
@@ -119,12 +124,13 @@ def _absent_classes(args):
 
 
 def _teacher_source(args):
-    """--teacher CKPT, else the shipped teacher (MNIST only), else None: train one."""
+    """--teacher CKPT (or MODEL.onnx), else the shipped teacher (MNIST only, without --teacher-logits),
+    else None: train one."""
     if args.command not in ("distill", "sweep") or getattr(args, "retrain_teacher", False):
         return None
     if args.teacher:  # kept absolute in run.json, so --resume works from any folder
         return str(Path(args.teacher).expanduser().absolute())
-    if args.dataset == "mnist" and PRETRAINED_TEACHER.exists():
+    if args.dataset == "mnist" and PRETRAINED_TEACHER.exists() and not getattr(args, "teacher_logits", None):
         _verify_shipped_teacher()
         return str(PRETRAINED_TEACHER)
     return None
@@ -135,6 +141,7 @@ def _prepare(spec, args, log):
     but the dataset cache.  Returns (backend, dataset, teacher or None)."""
     from ..checkpoint import load_model
     from ..data import load
+    from ..teachers import is_onnx, open_teacher
     backend = get_backend(args.backend)
     ds = load(spec.dataset, log=log)
     shape = ds.image_shape
@@ -149,7 +156,10 @@ def _prepare(spec, args, log):
         raise UserError(f"{args.resume}/run.json holds a setting that cannot be used: {exc.field} "
                         f"{exc.problem}") from None
     teacher = None
-    if spec.teacher_checkpoint:
+    if spec.teacher_logits or is_onnx(spec.teacher_checkpoint):
+        resume = getattr(args, "resume", None)  # a logits file is then in the run folder
+        teacher = open_teacher(spec, ds, backend, cache=resume and Path(resume) / "teacher_logits.npy")
+    elif spec.teacher_checkpoint:
         teacher = load_model(spec.teacher_checkpoint, backend, data_checksum=ds.checksum,
                              dataset=spec.dataset)
         sizes = teacher[0].sizes
