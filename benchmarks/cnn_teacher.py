@@ -17,7 +17,8 @@ a dense layer of 128 ReLUs with dropout 0.5, 10 logits; SGD with momentum 0.9, a
 learning rate from 0.05, batch 100, the images moved by up to 2 pixels like the shipped
 teacher's.  The script writes ``cnn.onnx`` (and its SHA-256), the PyTorch weights
 ``cnn.pt`` and ``train.log``, and checks that onnxruntime's logits agree with PyTorch's on
-the test set.
+the test set.  Run again with the same ``--out``, it reuses ``cnn.pt`` and the finished or
+stopped distill runs there (more seeds: a longer ``--distill-seeds``).
 """
 
 import argparse
@@ -61,6 +62,39 @@ def errors(torch, model, x, y, batch=1000):
     return int((z.argmax(1) != y).sum()), z
 
 
+def train_cnn(torch, model, args, x, y, xt, yt, log):
+    """Train ``model`` in place; returns the start time."""
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"cnn teacher: {n_params:,} parameters, {len(x)} training images, {args.epochs} epochs, lr {args.lr}, "
+        f"jitter {args.jitter}, torch {torch.__version__}, {args.threads} thread(s), seed {args.seed}")
+    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    rng = np.random.default_rng(args.seed)
+    moved = np.empty((100, 784), np.float32)
+    steps = args.epochs * math.ceil(len(x) / 100)
+    t0, step = time.perf_counter(), 0
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        order, loss_sum = rng.permutation(len(x)), 0.0
+        for i in range(0, len(x), 100):
+            idx = order[i:i + 100]
+            xb = x[idx]
+            if args.jitter:
+                jitter(xb, moved[:len(idx)], args.jitter, rng)
+                xb = moved[:len(idx)]
+            for group in opt.param_groups:
+                group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+            loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(xb)), torch.from_numpy(y[idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(idx)
+            step += 1
+        e, _ = errors(torch, model, xt, yt)
+        log(f"  epoch {epoch:3d}/{args.epochs}  loss {loss_sum / len(x):.4f}  test errors {e}  "
+            f"{(time.perf_counter() - t0) / 60:.1f} min")
+    return t0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="folder for cnn.onnx, cnn.pt and train.log")
@@ -92,35 +126,13 @@ def main(argv=None):
     x, y = to_float32(ds.train_images[:args.train_limit]), ds.train_labels[:args.train_limit].astype(np.int64)
     xt, yt = to_float32(ds.test_images), ds.test_labels.astype(np.int64)
     model = build(torch)
-    n_params = sum(p.numel() for p in model.parameters())
-    log(f"cnn teacher: {n_params:,} parameters, {len(x)} training images, {args.epochs} epochs, lr {args.lr}, "
-        f"jitter {args.jitter}, torch {torch.__version__}, {args.threads} thread(s), seed {args.seed}")
-    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    rng = np.random.default_rng(args.seed)
-    moved = np.empty((100, 784), np.float32)
-    steps = args.epochs * math.ceil(len(x) / 100)
-    t0, step = time.perf_counter(), 0
-    for epoch in range(1, args.epochs + 1):
-        model.train()
-        order, loss_sum = rng.permutation(len(x)), 0.0
-        for i in range(0, len(x), 100):
-            idx = order[i:i + 100]
-            xb = x[idx]
-            if args.jitter:
-                jitter(xb, moved[:len(idx)], args.jitter, rng)
-                xb = moved[:len(idx)]
-            for group in opt.param_groups:
-                group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * step / steps))
-            loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(xb)), torch.from_numpy(y[idx]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item() * len(idx)
-            step += 1
-        e, _ = errors(torch, model, xt, yt)
-        log(f"  epoch {epoch:3d}/{args.epochs}  loss {loss_sum / len(x):.4f}  test errors {e}  "
-            f"{(time.perf_counter() - t0) / 60:.1f} min")
-    torch.save(model.state_dict(), out / "cnn.pt")
+    if (out / "cnn.pt").exists():  # a trained CNN in --out: export it again and distill from it
+        model.load_state_dict(torch.load(out / "cnn.pt"))
+        log(f"cnn teacher: the trained weights in {out / 'cnn.pt'}")
+        t0 = time.perf_counter()
+    else:
+        t0 = train_cnn(torch, model, args, x, y, xt, yt, log)
+        torch.save(model.state_dict(), out / "cnn.pt")
     test_errors, z_torch = errors(torch, model, xt, yt)
     dest = out / "cnn.onnx"
     torch.onnx.export(model, (torch.from_numpy(xt[:2]),), str(dest), input_names=["input"],
