@@ -255,7 +255,10 @@ class RunSpec:
         validation: the last N training images held out (a validation error; the bias
             correction of the transfer-set experiments is chosen on them).
         train_limit: use only the first N training images (None: all).
-        teacher_checkpoint: distill from this checkpoint (None: train a teacher).
+        teacher_checkpoint: distill from this checkpoint, or ONNX model (``.onnx``) (None:
+            train a teacher, unless ``teacher_logits`` is given).
+        teacher_logits: distill from the logits in this ``.npy`` file (computed elsewhere).
+        teacher_outputs: what an ONNX teacher outputs: ``logits`` or ``probabilities``.
         baseline: also train the plain student.
         absent_classes: classes left out of the students' transfer set.
         sweep: the grid of a ``sweep``.
@@ -269,6 +272,8 @@ class RunSpec:
     validation: int = 0
     train_limit: int | None = None
     teacher_checkpoint: str | None = None
+    teacher_logits: str | None = None
+    teacher_outputs: str = "logits"
     baseline: bool = True
     absent_classes: list = field(default_factory=list)
     sweep: SweepGrid | None = None
@@ -278,7 +283,7 @@ class RunSpec:
         """The models this command trains, in order."""
         if self.command != "distill":
             return (flag_role(self.command),)
-        return ("student",) if self.teacher_checkpoint else ("teacher", "student")
+        return ("student",) if self.teacher_checkpoint or self.teacher_logits else ("teacher", "student")
 
     def n_train(self, n_available):
         """Training images left after the limit and the validation split."""
@@ -298,6 +303,7 @@ class RunSpec:
         _flag("baseline", self.baseline)
         if self.teacher_checkpoint is not None and not isinstance(self.teacher_checkpoint, str):
             raise SettingError("teacher_checkpoint", f"must be a path, got {self.teacher_checkpoint!r}")
+        self._validate_teacher_source()
         if not isinstance(self.absent_classes, list) or not all(
                 isinstance(c, int) and not isinstance(c, bool) and 0 <= c < n_classes
                 for c in self.absent_classes):
@@ -337,12 +343,24 @@ class RunSpec:
                          f"the teacher's logits on {shifts} shifts of {n_train} images")
         return self
 
+    def _validate_teacher_source(self):
+        if self.teacher_logits is not None and not isinstance(self.teacher_logits, str):
+            raise SettingError("teacher_logits", f"must be a path, got {self.teacher_logits!r}")
+        if self.teacher_logits and self.teacher_checkpoint:
+            raise SettingError("teacher_logits", "and `teacher_checkpoint` are two teachers: give one")
+        _choice("teacher_outputs", self.teacher_outputs, ("logits", "probabilities"))
+        onnx = str(self.teacher_checkpoint or "").lower().endswith(".onnx")
+        if self.teacher_outputs != "logits" and not onnx:
+            raise SettingError("teacher_outputs", "applies to an ONNX teacher (`teacher_checkpoint` "
+                               "ending in .onnx)")
+
     def to_dict(self):
         """The JSON form written as ``run.json``."""
         d = {"command": self.command, "dataset": self.dataset, "preset": self.preset,
              "validation": self.validation, "train_limit": self.train_limit,
              "configs": {role: asdict(getattr(self, role)) for role in ROLES},
-             "teacher_checkpoint": self.teacher_checkpoint, "baseline": self.baseline,
+             "teacher_checkpoint": self.teacher_checkpoint, "teacher_logits": self.teacher_logits,
+             "teacher_outputs": self.teacher_outputs, "baseline": self.baseline,
              "absent_classes": list(self.absent_classes)}
         if self.sweep is not None:
             d["sweep"] = asdict(self.sweep)

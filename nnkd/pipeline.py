@@ -10,12 +10,13 @@ A run folder::
     results.json, results.md   the final table
 """
 
+import functools
 import json
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from . import transfer
+from . import teachers, transfer
 from .checkpoint import load_model
 from .data import device_data
 from .evaluation import bias_correction
@@ -40,7 +41,8 @@ def run_distill(spec, backend, ds, out_dir, log=print, stop=None, teacher=None):
     """Run the whole pipeline of a ``distill`` :class:`~nnkd.config.RunSpec`; returns
     ``(results, table)`` (also written to out_dir).
 
-    ``teacher``: ``(net, meta)`` of ``spec.teacher_checkpoint`` if the caller has loaded it.
+    ``teacher``: ``(net, meta)`` of ``spec.teacher_checkpoint`` if the caller has loaded it,
+    or :func:`nnkd.teachers.open_teacher`'s result for an ONNX model or a logits file.
     """
     out_dir = Path(out_dir)
     t_start = time.perf_counter()
@@ -49,7 +51,13 @@ def run_distill(spec, backend, ds, out_dir, log=print, stop=None, teacher=None):
     rows = {}
     common = dict(log=log, stop=stop, data_checksum=ds.checksum)
 
-    if spec.teacher_checkpoint:
+    outside = spec.teacher_logits or teachers.is_onnx(spec.teacher_checkpoint)
+    if outside:  # an ONNX model or logits computed elsewhere
+        teacher, _ = teacher or teachers.open_teacher(spec, ds, backend, cache=out_dir / "teacher_logits.npy")
+        log(f"teacher: {teacher.describe()}")
+        rows["teacher"] = teacher.row(data)
+        t_arch, t_config = Path(rows["teacher"]["source"]).name, None
+    elif spec.teacher_checkpoint:
         tpath = Path(spec.teacher_checkpoint)
         teacher, meta = teacher or load_model(tpath, backend, data_checksum=ds.checksum, dataset=ds.name)
         t_arch = "-".join(map(str, teacher.sizes))
@@ -65,7 +73,8 @@ def run_distill(spec, backend, ds, out_dir, log=print, stop=None, teacher=None):
         teacher, rows["teacher"] = train(t_cfg, backend, data, out_dir / "teacher", name="teacher", **common)
 
     t_logits = time.perf_counter()
-    logits = transfer.compute(teacher, data, out_dir / "teacher_logits.npy", s_cfg.transfer_jitter, log, stop)
+    compute = teacher.transfer_logits if outside else functools.partial(transfer.compute, teacher)
+    logits = compute(data, out_dir / "teacher_logits.npy", s_cfg.transfer_jitter, log, stop)
     logits_seconds = time.perf_counter() - t_logits
     absent = spec.absent_classes
     if absent:  # the students' transfer set lacks these classes (the teacher saw them all)

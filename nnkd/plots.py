@@ -134,7 +134,7 @@ def dark_knowledge(run_dir, spec, plt, n_images=4):
     from .checkpoint import load_model
     from .data import load
     ckpt = Path(spec.teacher_checkpoint or run_dir / "teacher" / "checkpoint.npz")
-    if not ckpt.exists() or spec.dataset not in ("mnist", "fashion-mnist"):
+    if not ckpt.exists() or ckpt.suffix != ".npz" or spec.dataset not in ("mnist", "fashion-mnist"):
         return None
     teacher, _ = load_model(ckpt, get_backend("numpy"))
     ds = load(spec.dataset, log=lambda line: None)

@@ -29,11 +29,19 @@ def results_table(rows, temperature, paper=True):
     lines = [head + " paper | PyTorch reimplementation |" if paper else head,
              rule + "---:|---:|" if paper else rule]
     for role, r in rows.items():
-        label = LABELS[role].format(T=temperature, arch=r["arch"]) + (" (pretrained)" if "source" in r else "")
-        line = (f"| {label} | {r['test_errors']} | {100 * r['test_errors'] / r['n_test']:.2f} | "
-                f"{r['params']:,} | {r['epochs']} | {r['seconds'] / 60:.1f} min |")
+        label = r.get("label") or \
+            LABELS[role].format(T=temperature, arch=r["arch"]) + (" (pretrained)" if "source" in r else "")
+        errors = r["test_errors"]  # None, like the other figures, where they are not known (a logits file)
+        n_test = r["n_test"]
+        line = (f"| {label} | {_known(errors)} | {_known(errors, lambda e: f'{100 * e / n_test:.2f}')} | "
+                f"{_known(r['params'], '{:,}'.format)} | {_known(r['epochs'])} | "
+                f"{_known(r['seconds'], lambda s: f'{s / 60:.1f} min')} |")
         lines.append(line + f" {PAPER[role]} | {PYTORCH_REIMPLEMENTATION[role]} |" if paper else line)
     return "\n".join(lines)
+
+
+def _known(value, form=str):
+    return "-" if value is None else form(value)
 
 
 def correction_table(correction, absent):
@@ -73,8 +81,9 @@ def runs_table(run_dirs):
             raise UserError(f"{d} has no results.json: give finished distill run folders")
         res = read_json(f, "results of a distill run")
         m = res.get("models")
-        ok = isinstance(m, dict) and all(isinstance(r, dict) and isinstance(r.get("test_errors"), int)
-                                         and isinstance(r.get("seconds", 0), (int, float))
+        ok = isinstance(m, dict) and all(isinstance(r, dict) and (
+            isinstance(r.get("test_errors"), int) or r.get("test_errors") is None and "source" in r)
+            and isinstance(r.get("seconds") or 0, (int, float))
                                          for r in m.values())
         if not ok or not isinstance(res.get("student_config"), dict):
             raise UserError(f"{f} is not the results file of a distill run (damaged?): run the "
@@ -86,11 +95,11 @@ def runs_table(run_dirs):
                             "means takes runs of the same data")
         data = data or (d, mine)
         for role in roles:
-            if role in m:
+            if role in m and m[role]["test_errors"] is not None:
                 errs[role].append(m[role]["test_errors"])
         minutes = sum(r["seconds"] for r in m.values() if "source" not in r) / 60
         lines.append(f"| {d.name} | {res['student_config'].get('seed', '-')} | " +
-                     " | ".join(str(m[r]["test_errors"]) if r in m else "-" for r in roles) +
+                     " | ".join(_known(m[r]["test_errors"]) if r in m else "-" for r in roles) +
                      f" | {minutes:.1f} min |")
 
     def stat(v):

@@ -107,12 +107,14 @@ def read(path, backend, n_images, n_classes, max_shift):
     return TeacherLogits(backend.asarray(host), max_shift)
 
 
-def compute(net, data, path, max_shift=0, log=print, stop=None, chunk=10000):
+def compute(net, data, path, max_shift=0, log=print, stop=None, chunk=10000, progress_every=10.0):
     """The teacher ``net``'s logits on ``data["x_train"]`` in evaluation mode, for every
     shift up to ``max_shift`` pixels; cached in ``path`` (read back when it exists).
 
-    ``stop`` (a :class:`nnkd.train.StopFlag`) is checked every ``chunk`` images; the
-    file is written whole at the end or not at all.
+    ``stop`` (a :class:`nnkd.train.StopFlag`) is checked every ``chunk`` images, and a
+    progress line is logged every ``progress_every`` seconds; the file is written whole
+    at the end or not at all.  ``net`` is an nnkd network, or anything with its ``sizes``,
+    ``backend`` and ``predict_logits`` (:class:`nnkd.teachers.OnnxTeacher`).
     """
     path = Path(path)
     X = data["x_train"]
@@ -121,7 +123,7 @@ def compute(net, data, path, max_shift=0, log=print, stop=None, chunk=10000):
         cached = read(path, net.backend, n, C, max_shift)
         log(f"teacher logits: cached in {path}")
         return cached
-    t0 = time.perf_counter()
+    t0 = last = time.perf_counter()
     xp = net.backend.xp
     moves = shifts(max_shift)
     z = xp.empty((len(moves), n, C), dtype=np.float32)
@@ -136,6 +138,11 @@ def compute(net, data, path, max_shift=0, log=print, stop=None, chunk=10000):
                 raise Interrupted(f"stopped by {stop.signal} while computing the teacher's logits "
                                   f"(shift {k + 1} of {len(moves)}); nothing of them was written")
             z[k, i:i + chunk] = net.predict_logits(images[i:i + chunk])
+            if time.perf_counter() - last >= progress_every:
+                last = time.perf_counter()
+                done = k * n + min(i + chunk, n)
+                log(f"teacher logits: {done:,} of {len(moves) * n:,} images (shift {k + 1} of {len(moves)}), "
+                    f"{last - t0:.0f} s")
     logits = TeacherLogits(z, max_shift)  # checks that every value is finite
     atomic_write(path, lambda f: np.save(f, net.backend.to_host(logits.on_disk())))
     log(f"teacher logits: {len(moves)} x {n} images in {time.perf_counter() - t0:.1f} s -> {path}")

@@ -47,9 +47,12 @@ def spec_from_args(args):
         cfgs["teacher"] = replace(cfgs["teacher"], **t)
         absent = _absent_classes(args)
     source = _teacher_source(args)
-    if source and args.command == "distill" and (args.teacher_epochs is not None or args.teacher_lr is not None):
+    logits_file = getattr(args, "teacher_logits", None)  # two teachers: RunSpec.validate refuses them
+    if logits_file and args.retrain_teacher:
+        raise UserError("--retrain-teacher trains a teacher, --teacher-logits brings its logits: give one")
+    if (source or logits_file) and args.command == "distill" and (args.teacher_epochs is not None or args.teacher_lr is not None):
         raise UserError("--teacher-epochs and --teacher-lr set up a teacher to train: add --retrain-teacher, "
-                        f"or leave them out to distill from {source}")
+                        f"or leave them out to distill from {source or logits_file}")
     grid = None
     if args.command == "sweep":
         grid = SweepGrid(temperatures=_numbers("--temperatures", args.temperatures, float),
@@ -62,7 +65,9 @@ def spec_from_args(args):
     return RunSpec(command=args.command, dataset=dataset, preset=args.preset, teacher=cfgs["teacher"],
                    student=cfgs["student"], validation=args.validation or (10000 if absent else 0),
                    train_limit=args.train_limit if args.train_limit is not None else limit,
-                   teacher_checkpoint=source, baseline=not getattr(args, "no_baseline", False),
+                   teacher_checkpoint=source, teacher_logits=logits_file and str(Path(logits_file).expanduser().absolute()),
+                   teacher_outputs=getattr(args, "teacher_outputs", None) or "logits",
+                   baseline=not getattr(args, "no_baseline", False),
                    absent_classes=absent, sweep=grid)
 
 
@@ -112,12 +117,15 @@ def _fit_absent_classes(spec, args, n_classes):
 
 
 def _teacher_source(args):
-    """--teacher CKPT, else the shipped teacher (MNIST only), else None: train one."""
+    """--teacher CKPT (or MODEL.onnx), else the shipped teacher (MNIST only, without --teacher-logits),
+    else None: train one."""
     if args.command not in ("distill", "sweep") or getattr(args, "retrain_teacher", False):
         return None
     if args.teacher:  # kept absolute in run.json, so --resume works from any folder
         return str(expand_path(args.teacher, "--teacher").absolute())
-    shipped = pretrained("teacher") if args.dataset == "mnist" else None  # SHA-256 checked
+    if args.dataset != "mnist" or getattr(args, "teacher_logits", None):
+        return None
+    shipped = pretrained("teacher")  # SHA-256 checked
     return str(shipped) if shipped else None
 
 
@@ -127,6 +135,7 @@ def _prepare(spec, args, log):
     yet is checked by its published sizes).  Returns (backend, dataset, teacher or None)."""
     from ..checkpoint import load_model
     from ..data import NotCached, load, published
+    from ..teachers import is_onnx, open_teacher
     backend = get_backend(args.backend)
     labels = None
     try:
@@ -154,7 +163,10 @@ def _prepare(spec, args, log):
         raise UserError(f"{args.resume}/run.json holds a setting that cannot be used: {exc.field} "
                         f"{exc.problem}") from None
     teacher = None
-    if spec.teacher_checkpoint:
+    if spec.teacher_logits or is_onnx(spec.teacher_checkpoint):
+        resume = getattr(args, "resume", None)  # a logits file is then in the run folder
+        teacher = open_teacher(spec, ds, backend, cache=resume and Path(resume) / "teacher_logits.npy")
+    elif spec.teacher_checkpoint:
         teacher = load_model(spec.teacher_checkpoint, backend, data_checksum=ds.checksum,
                              dataset=spec.dataset)
         sizes = teacher[0].sizes

@@ -87,6 +87,12 @@ def _add_overrides(p, table, prefix=""):
                        type=typ, default=None, help=help_)
 
 
+def _add_teacher_outputs(p):
+    p.add_argument("--teacher-outputs", default=None, choices=("logits", "probabilities"),
+                   help="what an ONNX teacher outputs (default logits); probabilities: their log is "
+                   "softened at the temperature")
+
+
 def build_parser():
     parser = Parser(prog=Path(sys.argv[0]).name or "main.py", description="nnkd: knowledge distillation on NumPy/CuPy "
                     "(Hinton, Vinyals & Dean 2015, MNIST)")
@@ -95,7 +101,12 @@ def build_parser():
 
     p = sub.add_parser("distill", help="the main job: teacher, baseline and distilled student, table")
     _add_common(p, "distill")
-    p.add_argument("--teacher", default=None, help="teacher checkpoint.npz to distill from")
+    p.add_argument("--teacher", default=None, help="teacher to distill from: a checkpoint.npz, or an ONNX "
+                   "model (.onnx, input float32 [N, features] = pixels / 255; pip install -e .[onnx])")
+    _add_teacher_outputs(p)
+    p.add_argument("--teacher-logits", default=None, metavar="FILE.npy",
+                   help="distill from logits computed elsewhere: (N, classes) for the N training images, "
+                   "(shifts, N, classes) with --transfer-jitter (see docs/any-teacher.md)")
     p.add_argument("--retrain-teacher", action="store_true",
                    help="train the teacher from scratch instead of using the shipped one")
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline student")
@@ -126,7 +137,9 @@ def build_parser():
                    help="run each cell as a task on the Dask cluster of this scheduler (started with "
                    "`dask scheduler`, workers with `dask worker tcp://HOST:PORT`); the sweep folder "
                    "(--out) must be on a filesystem every worker shares, at the same path")
-    p.add_argument("--teacher", default=None, help="teacher checkpoint.npz (default: the shipped one)")
+    p.add_argument("--teacher", default=None, help="teacher checkpoint.npz or ONNX model .onnx (default: "
+                   "the shipped one)")
+    _add_teacher_outputs(p)
     p.add_argument("--backend", default="numpy", help="numpy (default, CPU) or cupy (NVIDIA GPU)")
     p.add_argument("--dry-run", action="store_true", help="check the settings, print them and stop")
     p.add_argument("--preset", default="fast", help="student settings of this preset (default fast)")
@@ -190,6 +203,8 @@ def flag_of(name, command):
         return "--widths"
     return {"validation": "--validation", "train_limit": "--train-limit", "dataset": "--dataset",
             "backend": "--backend", "softmax_temperature": "--softmax-temperature", "out": "--out", "force": "--force",
+            "teacher_checkpoint": "--teacher", "teacher_logits": "--teacher-logits",
+            "teacher_outputs": "--teacher-outputs",
             "absent_classes": "--omit-digit/--only-digits"}.get(name)
 
 
