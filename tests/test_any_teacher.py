@@ -1,7 +1,7 @@
 """``distill --teacher model.onnx`` and ``distill --teacher-logits FILE.npy``: a teacher from any
 framework gives the distilled student the same logits an nnkd teacher does.
 
-On the 8x8 digits (``tests/data/digits8x8.npz``): an nnkd network exported to ONNX gives the
+On the 8x8 digits (``nnkd/examples/digits8x8.npz``): an nnkd network exported to ONNX gives the
 logits of its ``.npz`` within onnxruntime's float32 rounding (the bound of
 tests/test_onnx_export.py: 1e-5 of the row's largest |logit|, at least 1e-5), for every
 shift of a jittered transfer set; a hand-built graph with a convolution gives what NumPy
@@ -16,13 +16,14 @@ import pytest
 
 from nnkd import TrainConfig, get_backend, train
 from nnkd.batches import shift_into, shifts
+from nnkd.install import example_data
 from tests.conftest import ROOT, error_lines, main_py
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-DIGITS = ROOT / "tests" / "data" / "digits8x8.npz"
+DIGITS = example_data("digits8x8")
 DATASET = f"npz:{DIGITS}"
 RTOL = 1e-5
 QUICK = ["--dataset", DATASET, "--preset", "smoke", "--epochs", "1", "--no-baseline"]
