@@ -272,7 +272,7 @@ class Trainer:
                 self.save()
 
 
-def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=print, stop=None,
+def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=None, stop=None,
           data_checksum=None, check_every=None, name="", lock=True):
     """Train one model, resuming from ``stage_dir/checkpoint.npz`` if it exists.
 
@@ -284,6 +284,7 @@ def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=print, stop
             :class:`~nnkd.transfer.TeacherLogits`, or an array ``(N, C)`` (row i belongs to
             ``x_train[i]``) or ``(shifts, N, C)`` with ``cfg.transfer_jitter``.  Training is
             then distillation at ``cfg.temperature``; None trains on hard labels.
+        log: called with each progress line (e.g. ``print``); None: quiet.
         stop: a :class:`StopFlag`; when set, training stops after the current step.
         check_every: steps between finiteness checks of the loss (each one reads a
             number back from the device); default 1 on NumPy, 50 on CuPy.
@@ -297,6 +298,7 @@ def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=print, stop
 
     Returns ``(net, summary)``; ``summary`` has test errors, epochs, seconds, params.
     """
+    log = log or (lambda line: None)
     try:
         teacher = teacher_logits
         if teacher is not None and not isinstance(teacher, TeacherLogits):

@@ -140,9 +140,10 @@ def compute(net, data, path, max_shift=0, log=print, stop=None, chunk=10000, pro
             z[k, i:i + chunk] = net.predict_logits(images[i:i + chunk])
             if time.perf_counter() - last >= progress_every:
                 last = time.perf_counter()
-                done = k * n + min(i + chunk, n)
-                log(f"teacher logits: {done:,} of {len(moves) * n:,} images (shift {k + 1} of {len(moves)}), "
-                    f"{last - t0:.0f} s")
+                done, total = k * n + min(i + chunk, n), len(moves) * n
+                left = (last - t0) * (total - done) / done
+                log(f"teacher logits: {done:,} of {total:,} images (shift {k + 1} of {len(moves)}), "
+                    f"{last - t0:.0f} s, about {left:.0f} s left")
     logits = TeacherLogits(z, max_shift)  # checks that every value is finite
     atomic_write(path, lambda f: np.save(f, net.backend.to_host(logits.on_disk())))
     log(f"teacher logits: {len(moves)} x {n} images in {time.perf_counter() - t0:.1f} s -> {path}")

@@ -218,7 +218,7 @@ def cmd_train(args):
     else:
         spec = spec_from_args(args)
         out = _new_run_dir(args)
-    log = Log()
+    log = Log(echo=not args.quiet)
     backend, ds, teacher = _prepare(spec, args, log)
     if args.dry_run:
         return _print_spec(spec)
@@ -234,6 +234,8 @@ def cmd_train(args):
                 _, table = run_distill(spec, backend, ds, out, log=log, stop=stop, teacher=teacher)
                 log("")
                 log(table)
+                if args.quiet:
+                    print(table)
                 log(f"\nwall time {(time.perf_counter() - t0) / 60:.1f} min; results in {out / 'results.md'}")
             else:
                 train_alone(spec, backend, ds, out, log=log, stop=stop)
@@ -315,7 +317,7 @@ def cmd_sweep(args):
     _check_sweep_folder(out, spec)
     if wanted(spec.sweep):
         require_dask()
-    log = Log()
+    log = Log(echo=not args.quiet)
     backend, ds, teacher = _prepare(spec, args, log)
     if args.dry_run:
         return _print_spec(spec)
@@ -332,6 +334,8 @@ def cmd_sweep(args):
             raise Interrupted(f"{exc}; continue with the same command") from None
     log("")
     log(table)
+    if args.quiet:
+        print(table)
     log(f"\nwall time {(time.perf_counter() - t0) / 60:.1f} min; results in {out / 'results.md'}")
     return 0
 

@@ -67,6 +67,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def _add_common(p, default_out):
+    p.add_argument("--quiet", action="store_true",
+                   help="print only errors and the final table; the run's log.txt has every line")
     p.add_argument("--dry-run", action="store_true",
                    help="check every setting against the data, print the run's settings and stop "
                    "(writes nothing)")
@@ -142,6 +144,8 @@ def build_parser():
     _add_teacher_outputs(p)
     p.add_argument("--backend", default="numpy", help="numpy (default, CPU) or cupy (NVIDIA GPU)")
     p.add_argument("--dry-run", action="store_true", help="check the settings, print them and stop")
+    p.add_argument("--quiet", action="store_true",
+                   help="print only errors and the final table; the sweep's log.txt has every line")
     p.add_argument("--preset", default="fast", help="student settings of this preset (default fast)")
     p.add_argument("--out", default=None, help="sweep folder; the same command again continues it "
                    "(with --scheduler: on a filesystem every Dask worker shares)")
