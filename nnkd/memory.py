@@ -20,12 +20,16 @@ def available_memory():
         return None
 
 
+def parameters(sizes):
+    """Weights and biases of dense layers of widths ``sizes``."""
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
 def training_bytes(sizes, batch_size):
     """Training a network of layer widths ``sizes``: parameters, their gradients, two optimizer
     buffers and scratch, plus the activations of a batch (evaluation runs batches of 10,000)."""
-    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     batch = max(batch_size, 10000)
-    return FLOAT32 * (4 * n_params + 4 * batch * sum(sizes))
+    return FLOAT32 * (4 * parameters(sizes) + 4 * batch * sum(sizes))
 
 
 def logits_bytes(shifts, n_images, n_classes):

@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from . import teachers, transfer
+from . import memory, teachers, transfer
 from .checkpoint import load_model
 from .data import device_data
 from .evaluation import bias_correction
@@ -70,7 +70,11 @@ def run_distill(spec, backend, ds, out_dir, log=print, stop=None, teacher=None):
         t_cfg = spec.teacher
         t_arch, t_config = t_cfg.arch, asdict(t_cfg)
         log(f"teacher: training {t_cfg.arch}, {count(t_cfg.epochs, 'epoch')}")
-        teacher, rows["teacher"] = train(t_cfg, backend, data, out_dir / "teacher", name="teacher", **common)
+        # The students' epochs in teacher epochs: a step costs about as much as the parameters.
+        students = (1 + spec.baseline) * s_cfg.epochs * memory.parameters(s_cfg.sizes()) \
+            / memory.parameters(t_cfg.sizes())
+        teacher, rows["teacher"] = train(t_cfg, backend, data, out_dir / "teacher", name="teacher",
+                                         later_epochs=students, **common)
 
     t_logits = time.perf_counter()
     compute = teacher.transfer_logits if outside else functools.partial(transfer.compute, teacher)
@@ -86,6 +90,7 @@ def run_distill(spec, backend, ds, out_dir, log=print, stop=None, teacher=None):
     if spec.baseline:
         log(f"baseline student: {s_cfg.arch}, hard labels, {count(s_cfg.epochs, 'epoch')}")
         nets["student"], rows["student"] = train(s_cfg, backend, data, out_dir / "student",
+                                                 later_epochs=s_cfg.epochs,
                                                  name="student", **common)
     moved = f"jittered by up to {s_cfg.transfer_jitter} px" if s_cfg.transfer_jitter else "not jittered"
     log(f"distilled student: {s_cfg.arch}, T={s_cfg.temperature:g}, soft weight {s_cfg.soft_weight:g}, "

@@ -165,6 +165,7 @@ class Trainer:
         self.epoch = 0          # epochs completed
         self.saved_epoch = 0    # epochs held by the checkpoint on disk
         self.seconds = 0.0      # training time so far, over all sessions
+        self.later_epochs = 0   # epochs of this model's cost that the run trains after this stage
 
     def resume(self):
         """Load the stage's checkpoint if there is one; keep only the metrics it covers."""
@@ -261,19 +262,21 @@ class Trainer:
         while self.epoch < cfg.epochs:
             row = self.run_epoch()
             files.append_metrics(self.metrics_path, row)
-            left = (cfg.epochs - self.epoch) * (self.seconds - t_first) / (self.epoch - first)
+            per_epoch = (self.seconds - t_first) / (self.epoch - first)
+            left = (cfg.epochs - self.epoch) * per_epoch
+            run_left = f" (run {_fmt_time(left + self.later_epochs * per_epoch)})" if self.later_epochs else ""
             val = f"{100 * row['val_err']:5.2f}%" if "val_err" in row else "   -  "
             test = f"{row['test_errors']:4d}" if "test_errors" in row else "   -"
             self.log(f"  epoch {self.epoch:4d}/{cfg.epochs}  loss {row['loss']:.4f}  train err "
                      f"{100 * row['train_err']:5.2f}%  val err {val}  test {test}  "
                      f"lr {row['lr']:.4g}  mom {row['momentum']:.3f}  {row['examples_per_s']:7.0f} ex/s  "
-                     f"left {_fmt_time(left)}")
+                     f"left {_fmt_time(left)}{run_left}")
             if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs:
                 self.save()
 
 
 def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=None, stop=None,
-          data_checksum=None, check_every=None, name="", lock=True):
+          data_checksum=None, check_every=None, name="", lock=True, later_epochs=0):
     """Train one model, resuming from ``stage_dir/checkpoint.npz`` if it exists.
 
     Args:
@@ -289,6 +292,8 @@ def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=None, stop=
         check_every: steps between finiteness checks of the loss (each one reads a
             number back from the device); default 1 on NumPy, 50 on CuPy.
         name: what the model is (``teacher``, ``student``), for messages naming its settings.
+        later_epochs: what the run trains after this model, in epochs of this model's cost; the
+            progress lines then give the time left for the whole run too.
         lock: hold ``stage_dir``'s lock while training (:class:`nnkd.files.RunLock`; a second
             process training in the same folder is refused); False when the caller holds it.
 
@@ -306,6 +311,7 @@ def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=None, stop=
         with training_conditions(backend) as workers:
             t = Trainer(cfg, backend, data, stage_dir, teacher, log, stop, data_checksum, check_every,
                         name, workers)  # every check, before anything is written
+            t.later_epochs = later_epochs
             with RunLock(stage_dir) if lock else contextlib.nullcontext():
                 t.resume()
                 t.fit()
