@@ -38,21 +38,20 @@ def spec_from_args(args):
     changes = {name: getattr(args, name) for _, name, _, _ in table if getattr(args, name, None) is not None}
     cfgs[role] = replace(cfgs[role], seed=getattr(args, "seed", 0), **changes)
     absent = []
+    teacher_flags = {}
     if args.command == "distill":
-        t = {"seed": args.seed}
-        if args.teacher_epochs is not None:
-            t["epochs"] = args.teacher_epochs
-        if args.teacher_lr is not None:
-            t["lr"] = args.teacher_lr
-        cfgs["teacher"] = replace(cfgs["teacher"], **t)
+        teacher_flags = {name: getattr(args, "teacher_" + name) for _, name, _, _ in OVERRIDES
+                         if getattr(args, "teacher_" + name) is not None}
+        cfgs["teacher"] = replace(cfgs["teacher"], seed=args.seed, **teacher_flags)
         absent = _absent_classes(args)
     source = _teacher_source(args)
     logits_file = getattr(args, "teacher_logits", None)  # two teachers: RunSpec.validate refuses them
     if logits_file and args.retrain_teacher:
         raise UserError("--retrain-teacher trains a teacher, --teacher-logits brings its logits: give one")
-    if (source or logits_file) and args.command == "distill" and (args.teacher_epochs is not None or args.teacher_lr is not None):
-        raise UserError("--teacher-epochs and --teacher-lr set up a teacher to train: add --retrain-teacher, "
-                        f"or leave them out to distill from {source or logits_file}")
+    if (source or logits_file) and teacher_flags:
+        given = ", ".join("--teacher-" + name.replace("_", "-") for name in teacher_flags)
+        raise UserError(f"{given} set up a teacher to train: add --retrain-teacher, or leave them out to "
+                        f"distill from {source or logits_file}")
     grid = None
     if args.command == "sweep":
         grid = SweepGrid(temperatures=_numbers("--temperatures", args.temperatures, float),

@@ -83,10 +83,12 @@ def _add_common(p, default_out):
                    help="use only the first N training images (default: all; smoke preset: 5000)")
 
 
-def _add_overrides(p, table, prefix=""):
+def _add_overrides(p, table, prefix="", model=""):
+    """One flag per field of ``table``; ``prefix`` (``teacher-``) and ``model`` (``students``)
+    say which model the flags set where a command trains several."""
     for flag, name, typ, help_ in table:
         p.add_argument(flag.replace("--", "--" + prefix), dest=prefix.replace("-", "_") + name,
-                       type=typ, default=None, help=help_)
+                       type=typ, default=None, help=f"{model}: {help_}" if model else help_)
 
 
 def _add_teacher_outputs(p):
@@ -118,9 +120,8 @@ def build_parser():
     p.add_argument("--only-digits", default=None, metavar="D,D[,...]",
                    help="keep only these classes in the students' transfer set (paper: 7,8)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a stopped run")
-    _add_overrides(p, OVERRIDES + DISTILL_OVERRIDES)
-    p.add_argument("--teacher-epochs", type=int, default=None, help="teacher epochs (when training one)")
-    p.add_argument("--teacher-lr", type=float, default=None, help="teacher lr0 (when training one)")
+    _add_overrides(p, OVERRIDES + DISTILL_OVERRIDES, model="students")
+    _add_overrides(p, OVERRIDES, prefix="teacher-", model="teacher (with --retrain-teacher)")
 
     for name, role in (("train-teacher", "teacher"), ("train-student", "student")):
         p = sub.add_parser(name, help=f"train the {role} alone ({'dropout, jitter, max-norm' if role == 'teacher' else 'no regularization'})")
@@ -193,8 +194,9 @@ def flag_of(name, command):
     """The flag that sets the field ``name`` (``student.lr``) in ``command``, or None."""
     role, _, field = name.rpartition(".")
     own = flag_role(command)
-    if role == "teacher" and command == "distill" and field in ("epochs", "lr"):
-        return f"--teacher-{field}"
+    if role == "teacher" and command == "distill" and field != "seed":
+        flag = next((f for f, name, _, _ in OVERRIDES if name == field), None)
+        return flag and flag.replace("--", "--teacher-")
     if field == "seed" and role:
         return "--seed"
     if role in ("", own):
