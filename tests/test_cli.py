@@ -89,3 +89,29 @@ def test_shipped_teacher_matches_its_checksum():
     from tests.conftest import ROOT
     assert pretrained("teacher") == ROOT / "nnkd" / "pretrained" / "teacher" / "checkpoint.npz"
     assert pretrained("no-such-model") is None
+
+
+def test_a_batch_larger_than_the_restricted_transfer_set_is_refused_before_the_teacher_trains(tmp_path):
+    out = tmp_path / "r"
+    r = run("distill", "--preset", "smoke", "--retrain-teacher", "--only-digits", "7,8", "--validation", "100",
+            "--train-limit", "1100", "--batch-size", "500", "--epochs", "1", "--teacher-epochs", "1",
+            "--out", str(out))
+    assert r.returncode == 2 and "--batch-size 500 is larger than the 204" in r.stderr, r.stderr
+    assert not out.exists()
+
+
+def test_resume_refuses_other_flags_and_lengthens_only_where_the_schedule_allows(tmp_path):
+    out = tmp_path / "r"
+    common = ["train-student", "--preset", "smoke", "--train-limit", "1000"]
+    assert run(*common, "--epochs", "1", "--lr-schedule", "exp", "--out", str(out)).returncode == 0
+    r = run("train-student", "--resume", str(out), "--epochs", "3", "--lr", "5", "--dataset", "fashion-mnist")
+    assert r.returncode == 2 and "leave out --dataset, --lr" in r.stderr, r.stderr
+    r = run("train-student", "--resume", str(out), "--epochs", "2")
+    assert r.returncode == 0 and "lengthening" in r.stdout and "epoch    2/2" in r.stdout, r.stdout + r.stderr
+    assert '"epochs": 2' in (out / "run.json").read_text()
+    r = run("train-student", "--resume", str(out), "--epochs", "1")
+    assert r.returncode == 2 and "not shorten" in r.stderr, r.stderr
+    cos = tmp_path / "c"
+    assert run(*common, "--epochs", "1", "--out", str(cos)).returncode == 0
+    r = run("train-student", "--resume", str(cos), "--epochs", "2")
+    assert r.returncode == 2 and "cosine schedule" in r.stderr, r.stderr
