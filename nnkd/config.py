@@ -151,7 +151,6 @@ class TrainConfig:
     def sizes(self, n_in=None, n_out=None):
         return parse_arch(self.arch, n_in, n_out)
 
-
     def validate(self, n_train=None, n_in=784, n_out=10, image_side=28, prefix="", warn=None):
         """Raise :class:`SettingError` (field names prefixed by ``prefix``) for any value that
         cannot train; call ``warn(line)`` for one that will train badly."""
