@@ -178,7 +178,6 @@ def _prepare(spec, args, log):
 def _print_spec(spec):
     print("settings are valid; nothing was written (--dry-run):")
     print(json.dumps(spec.to_dict(), indent=1))
-    return 0
 
 
 def _fit_arch(spec, args, n_in, n_classes):
@@ -203,6 +202,28 @@ def _header(args, spec, out, backend):
         (f"\n{note}" if note else "")
 
 
+def _start(spec, args, out):
+    """How every training command begins: load and check everything (writing nothing), then,
+    unless --dry-run, the run's first log line.  Returns ``(log, backend, dataset, teacher)``,
+    or None once --dry-run has printed the settings."""
+    log = Log(echo=not args.quiet)
+    backend, ds, teacher = _prepare(spec, args, log)
+    if args.dry_run:
+        _print_spec(spec)
+        return None
+    log(_header(args, spec, out, backend))
+    return log, backend, ds, teacher
+
+
+def _show_table(log, table, args, t0, out):
+    """How a distill or a sweep ends: its table (printed even with --quiet), and the wall time."""
+    log("")
+    log(table)
+    if args.quiet:
+        print(table)
+    log(f"\nwall time {(time.perf_counter() - t0) / 60:.1f} min; results in {out / 'results.md'}")
+
+
 def cmd_train(args):
     """distill, train-teacher, train-student: new or resumed."""
     from ..pipeline import run_distill, train_alone
@@ -217,11 +238,10 @@ def cmd_train(args):
     else:
         spec = spec_from_args(args)
         out = _new_run_dir(args)
-    log = Log(echo=not args.quiet)
-    backend, ds, teacher = _prepare(spec, args, log)
-    if args.dry_run:
-        return _print_spec(spec)
-    log(_header(args, spec, out, backend))
+    started = _start(spec, args, out)
+    if started is None:
+        return 0
+    log, backend, ds, teacher = started
     stop = _install_stop()
     t0 = time.perf_counter()
     # Checked again holding the folder's lock: another command may have started in it meanwhile.
@@ -231,11 +251,7 @@ def cmd_train(args):
         try:
             if spec.command == "distill":
                 _, table = run_distill(spec, backend, ds, out, log=log, stop=stop, teacher=teacher)
-                log("")
-                log(table)
-                if args.quiet:
-                    print(table)
-                log(f"\nwall time {(time.perf_counter() - t0) / 60:.1f} min; results in {out / 'results.md'}")
+                _show_table(log, table, args, t0, out)
             else:
                 train_alone(spec, backend, ds, out, log=log, stop=stop)
         except Interrupted as exc:
@@ -316,11 +332,10 @@ def cmd_sweep(args):
     _check_sweep_folder(out, spec)
     if wanted(spec.sweep):
         require_dask()
-    log = Log(echo=not args.quiet)
-    backend, ds, teacher = _prepare(spec, args, log)
-    if args.dry_run:
-        return _print_spec(spec)
-    log(_header(args, spec, out, backend))
+    started = _start(spec, args, out)
+    if started is None:
+        return 0
+    log, backend, ds, teacher = started
     t0 = time.perf_counter()
     # The cluster first: an unreachable scheduler is refused before anything is written.
     cluster = SweepCluster(spec.sweep.scheduler, spec.sweep.jobs, log) if wanted(spec.sweep) else nullcontext()
@@ -331,11 +346,7 @@ def cmd_sweep(args):
             _, table = run_sweep(spec, backend, ds, teacher[0], out, log=log, cluster=cluster)
         except Interrupted as exc:
             raise Interrupted(f"{exc}; continue with the same command") from None
-    log("")
-    log(table)
-    if args.quiet:
-        print(table)
-    log(f"\nwall time {(time.perf_counter() - t0) / 60:.1f} min; results in {out / 'results.md'}")
+    _show_table(log, table, args, t0, out)
     return 0
 
 
