@@ -1,0 +1,237 @@
+"""The training loop as a whole, on hard labels: the learning rate and momentum that each
+epoch's optimizer steps really use (watched at the optimizer, not read from the metrics the
+loop writes), and every refusal of a resume, through the Python API and the command line."""
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+from nnkd import checkpoint
+from nnkd.errors import Interrupted, UserError
+from nnkd.optim import SGD
+from nnkd.train import StopFlag, TrainConfig, train
+
+from .conftest import error_lines, host, main_py
+
+N, BATCH = 200, 50
+STEPS = N // BATCH      # optimizer steps per epoch
+EPOCHS = 4
+
+
+def blobs(backend, n=N, d=64, seed=0):
+    """Ten Gaussian blobs of 8x8 "images"."""
+    rng = np.random.default_rng(seed)
+    centers = rng.random((10, d), dtype=np.float32)
+    y = rng.integers(0, 10, n + 100)
+    x = np.clip(centers[y] + 0.3 * rng.standard_normal((n + 100, d)).astype(np.float32), 0, 1)
+    return {"x_train": backend.asarray(x[:n]), "y_train": backend.asarray(y[:n]),
+            "x_test": backend.asarray(x[n:]), "y_test": backend.asarray(y[n:]), "image_shape": (8, 8)}
+
+
+def cfg(**kw):
+    base = dict(arch="64-16-10", epochs=EPOCHS, batch_size=BATCH, lr=0.1, lr_schedule="exp", lr_decay=0.5,
+                momentum_start=0.5, momentum_end=0.9, momentum_epochs=3, momentum_form="paper",
+                init_std=0.1, max_norm=15.0, dropout_hidden=0.2)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def expected_lr(c, epoch):
+    """The schedules, written out again here from their definitions (epoch counts from 0)."""
+    return {"exp": c.lr * c.lr_decay ** epoch,
+            "cosine": c.lr / 2 * (1 + math.cos(epoch / c.epochs * math.pi)),
+            "constant": c.lr}[c.lr_schedule]
+
+
+def expected_momentum(c, epoch):
+    if epoch >= c.momentum_epochs:
+        return c.momentum_end
+    return c.momentum_start + epoch / c.momentum_epochs * (c.momentum_end - c.momentum_start)
+
+
+class StepSpy:
+    """Stands between the trainer and :meth:`SGD.step`: records the learning rate and momentum
+    of every step, and checks on the first weight matrix that the step applied the update of
+    the optimizer's momentum form with exactly those rates."""
+
+    def __init__(self, monkeypatch):
+        self.rates = []
+        real = SGD.step
+
+        def step(opt, lr, momentum):
+            v0 = host(opt.velocity[0]).astype(np.float64)
+            g = host(opt.params[0].grad).astype(np.float64)
+            w0 = host(opt.params[0].data).astype(np.float64)
+            real(opt, lr, momentum)
+            rate = (1 - momentum) * lr if opt.form == "paper" else lr
+            v1 = host(opt.velocity[0])
+            np.testing.assert_allclose(v1, momentum * v0 - rate * g, rtol=1e-4, atol=1e-7)
+            np.testing.assert_allclose(host(opt.params[0].data), w0 + v1, rtol=1e-5, atol=1e-6)
+            self.rates.append((lr, momentum))
+
+        monkeypatch.setattr(SGD, "step", step)
+
+    def per_epoch(self):
+        """One (lr, momentum) per epoch; every step of an epoch must use the same."""
+        assert len(self.rates) % STEPS == 0, len(self.rates)
+        epochs = [self.rates[i:i + STEPS] for i in range(0, len(self.rates), STEPS)]
+        for steps in epochs:
+            assert len(set(steps)) == 1, steps
+        return [steps[0] for steps in epochs]
+
+
+def quiet(line):
+    pass
+
+
+def metrics(stage):
+    return [json.loads(line) for line in (stage / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("form", ["paper", "classic"])
+@pytest.mark.parametrize("schedule", ["exp", "cosine", "constant"])
+def test_each_epoch_trains_with_its_scheduled_rates(backend, tmp_path, monkeypatch, schedule, form):
+    """Every epoch's lr and momentum differ from the next one's (momentum ramps over 3 of the 4
+    epochs), so a schedule read one epoch early or late fails."""
+    c = cfg(lr_schedule=schedule, momentum_form=form)
+    spy = StepSpy(monkeypatch)
+    train(c, backend, blobs(backend), tmp_path / "s", log=quiet)
+    used = spy.per_epoch()
+    assert len(used) == EPOCHS
+    for epoch, (lr, mom) in enumerate(used):
+        assert lr == pytest.approx(expected_lr(c, epoch), rel=1e-12, abs=1e-15), (epoch, used)
+        assert mom == pytest.approx(expected_momentum(c, epoch), rel=1e-12), (epoch, used)
+    assert [(r["lr"], r["momentum"]) for r in metrics(tmp_path / "s")] == used
+
+
+def test_known_schedule_values():
+    """The independent formulas above, against numbers worked out by hand."""
+    c = cfg(lr_schedule="cosine")
+    assert [round(expected_lr(c, e), 6) for e in range(4)] == [0.1, 0.085355, 0.05, 0.014645]
+    assert [round(expected_momentum(c, e), 6) for e in range(5)] == [0.5, 0.633333, 0.766667, 0.9, 0.9]
+    assert [expected_lr(cfg(), e) for e in range(3)] == [0.1, 0.05, 0.025]
+
+
+def test_a_resumed_run_continues_the_schedule_at_its_epoch(tmp_path, monkeypatch):
+    from nnkd.backend import get_backend
+    be = get_backend()
+    data, c = blobs(be), cfg(lr_schedule="cosine")
+    stop = StopFlag()
+
+    def log(line):
+        if "epoch    2/" in line:
+            stop.signal = "SIGINT"
+
+    with pytest.raises(Interrupted, match="holds epoch 2"):
+        train(c, be, data, tmp_path / "s", log=log, stop=stop)
+    spy = StepSpy(monkeypatch)
+    train(c, be, data, tmp_path / "s", log=quiet)
+    used = spy.per_epoch()
+    assert used == [(pytest.approx(expected_lr(c, e)), pytest.approx(expected_momentum(c, e)))
+                    for e in (2, 3)], used
+    assert [r["epoch"] for r in metrics(tmp_path / "s")] == [1, 2, 3, 4]
+
+
+# ---- refusals on resume, through the Python API ------------------------------------------------
+
+def trained_stage(tmp_path, **kw):
+    from nnkd.backend import get_backend
+    be = get_backend()
+    data = blobs(be)
+    stage = tmp_path / "s"
+    train(cfg(epochs=1), be, data, stage, log=quiet, data_checksum="aaaa", **kw)
+    return be, data, stage, (stage / "checkpoint.npz").read_bytes()
+
+
+@pytest.mark.parametrize("change", [dict(lr=0.2), dict(momentum_form="classic"), dict(seed=1),
+                                    dict(lr_schedule="cosine"), dict(epochs=2)],
+                         ids=lambda d: next(iter(d)))
+def test_resume_with_another_configuration_is_refused(tmp_path, change):
+    be, data, stage, before = trained_stage(tmp_path)
+    with pytest.raises(UserError, match="another configuration"):
+        train(cfg(**dict(dict(epochs=1), **change)), be, data, stage, log=quiet, data_checksum="aaaa")
+    assert (stage / "checkpoint.npz").read_bytes() == before
+
+
+def test_resume_on_other_data_is_refused(tmp_path):
+    be, data, stage, before = trained_stage(tmp_path)
+    with pytest.raises(UserError, match="other data"):
+        train(cfg(epochs=1), be, data, stage, log=quiet, data_checksum="bbbb")
+    assert (stage / "checkpoint.npz").read_bytes() == before
+
+
+def test_resume_of_another_architecture_is_refused(tmp_path):
+    be, data, stage, before = trained_stage(tmp_path)
+    with pytest.raises(UserError, match="another architecture"):
+        train(cfg(epochs=1, arch="64-12-10"), be, data, stage, log=quiet, data_checksum="aaaa")
+    assert (stage / "checkpoint.npz").read_bytes() == before
+
+
+def test_resume_with_the_same_settings_and_data_is_accepted(tmp_path):
+    be, data, stage, before = trained_stage(tmp_path)
+    _, summary = train(cfg(epochs=1), be, data, stage, log=quiet, data_checksum="aaaa")
+    assert summary["epochs"] == 1 and [r["epoch"] for r in metrics(stage)] == [1]
+    assert (stage / "checkpoint.npz").read_bytes() == before  # nothing left to train
+
+
+# ---- refusals on resume, through the command line (the 8x8 digits: seconds) ---------------------
+
+DIGITS = "tests/data/digits8x8.npz"
+
+
+def one_line_exit_2(r):
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    (line,) = error_lines(r.stderr)
+    return line
+
+
+@pytest.fixture
+def digits_run(tmp_path):
+    """A finished one-epoch train-student run on a copy of the digits file."""
+    from tests.conftest import ROOT
+    copy = tmp_path / "digits.npz"
+    shutil.copy(ROOT / DIGITS, copy)
+    run = tmp_path / "run"
+    r = main_py("train-student", "--dataset", f"npz:{copy}", "--preset", "smoke", "--epochs", "1",
+                "--out", str(run), timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return copy, run, (run / "student" / "checkpoint.npz").read_bytes()
+
+
+def rewrite_npz(path, **changes):
+    arrays = dict(np.load(path))
+    for name, change in changes.items():
+        arrays[name] = change(arrays[name].copy())
+    np.savez(path, **arrays)
+
+
+def test_cli_resume_refusals(digits_run, tmp_path):
+    copy, run, before = digits_run
+    spec = json.loads((run / "run.json").read_text())
+
+    def resume(command="train-student"):
+        return main_py(command, "--resume", str(run), timeout=120)
+
+    # Another command.
+    assert "made by `train-student`" in one_line_exit_2(resume("train-teacher"))
+    # Another configuration in run.json than in the checkpoint.
+    other = json.loads(json.dumps(spec))
+    other["configs"]["student"]["lr"] = 0.07
+    (run / "run.json").write_text(json.dumps(other))
+    assert "another configuration" in one_line_exit_2(resume())
+    (run / "run.json").write_text(json.dumps(spec))
+    # Another dataset, of the same shapes: run.json names a different file.
+    other_file = tmp_path / "other.npz"
+    shutil.copy(copy, other_file)
+    rewrite_npz(other_file, x_train=lambda x: x[::-1])
+    other = dict(spec, dataset=f"npz:{other_file}")
+    (run / "run.json").write_text(json.dumps(other))
+    assert "other data" in one_line_exit_2(resume())
+    (run / "run.json").write_text(json.dumps(spec))
+    # The same dataset name, but its data changed since (one training label).
+    rewrite_npz(copy, y_train=lambda y: np.where(np.arange(y.size) == 0, (y + 1) % 10, y))
+    assert "other data" in one_line_exit_2(resume())
+    assert (run / "student" / "checkpoint.npz").read_bytes() == before
