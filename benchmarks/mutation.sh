@@ -7,6 +7,7 @@
 #   pip install "mutmut==2.5.1"             # a developer's tool, in no extra of setup.cfg
 #   benchmarks/mutation.sh                  # every module below
 #   benchmarks/mutation.sh losses optim     # some of them
+#   benchmarks/mutation.sh data:idx data:splits  # one file of nnkd/data/ with the data tests
 #   MUTATION_DIR=/tmp/m benchmarks/mutation.sh train
 #
 # mutmut 2 rewrites the file it mutates, so everything runs in a copy of the work tree
@@ -40,7 +41,8 @@ command -v mutmut >/dev/null || { echo 'mutmut is not installed: pip install "mu
 modules=("$@")
 [ ${#modules[@]} -gt 0 ] || modules=("${ORDER[@]}")
 for m in "${modules[@]}"; do
-  [ -n "${PATHS[$m]:-}" ] || { echo "unknown module $m: one of ${ORDER[*]}" >&2; exit 2; }
+  if [[ $m == data:* ]]; then PATHS[$m]=nnkd/data/${m#data:}.py; TESTS[$m]=${TESTS[data]}; fi
+  [ -e "$ROOT/${PATHS[$m]:-none}" ] || { echo "unknown module $m: one of ${ORDER[*]}, data:FILE" >&2; exit 2; }
 done
 
 # The copy: files git tracks or would track (so data/, the MNIST cache link, comes along).
@@ -50,10 +52,11 @@ cd "$WORK"
 
 for m in "${modules[@]}"; do
   echo "== $m: ${PATHS[$m]} against ${TESTS[$m]}"
-  # -x: the first failing test kills the mutant; no GPU, no slow tests; the subprocess run of
-  # `gradcheck` repeats the in-process checks.
+  # -x: the first failing test kills the mutant; no GPU, no slow tests; the two subprocess runs
+  # of `gradcheck` repeat the in-process checks.
   runner="python3 -m pytest -x -q -p no:cacheprovider -m 'not slow and not gpu' \
---deselect tests/test_gradcheck.py::test_gradcheck_command_prints_table ${TESTS[$m]}"
+--deselect tests/test_gradcheck.py::test_gradcheck_command_prints_table \
+--deselect tests/test_gradcheck.py::test_gradcheck_cupy_without_gpu_is_one_clear_line ${TESTS[$m]}"
   nice -n 19 mutmut run --paths-to-mutate "${PATHS[$m]}" --runner "$runner" --tests-dir tests \
     --test-time-multiplier 3 --test-time-base 10 --simple-output --no-progress || true
 done

@@ -35,8 +35,9 @@ def _cupy_or_reason():
 _CUPY, _CUPY_REASON = _cupy_or_reason()
 
 
-@pytest.fixture(params=["numpy", "cupy"])
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
 def backend(request):
+    """NumPy, and CuPy (marked ``gpu``; skipped where no GPU is usable)."""
     if request.param == "cupy":
         if _CUPY is None:
             pytest.skip(f"CuPy backend unavailable: {_CUPY_REASON}")
