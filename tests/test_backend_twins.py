@@ -168,3 +168,31 @@ def test_losses_and_gradients_by_definition(backend):
     ce, gce = losses.cross_entropy(zd, yd)
     assert float(host(ce)) == pytest.approx(np.mean(sp.logsumexp(z, axis=1) - z[np.arange(5), y]), rel=1e-12)
     np.testing.assert_allclose(host(gce), (sp.softmax(z, axis=1) - onehot) / 5, rtol=1e-10, atol=1e-14)
+
+
+def test_loss_defaults_and_temperatures(backend):
+    """T = 1 and T = 2 alike; left out, T is 1, the soft weight 1 and the hard weight 0."""
+    rng = np.random.default_rng(4)
+    z, t = rng.standard_normal((6, 10)) * 3, rng.standard_normal((6, 10))
+    y = rng.integers(0, 10, 6)
+    p = sp.softmax(t, axis=1)
+    zd, yd, pd = backend.asarray(z), backend.asarray(y), backend.asarray(p)
+    for T in (1.0, 2.0):
+        np.testing.assert_allclose(host(losses.log_softmax(zd, T)), sp.log_softmax(z / T, axis=1), rtol=1e-12)
+        np.testing.assert_allclose(host(losses.softmax(zd, T)), sp.softmax(z / T, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(host(losses.log_softmax(zd)), sp.log_softmax(z, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(host(losses.softmax(zd)), sp.softmax(z, axis=1), rtol=1e-12)
+    soft_ce = np.mean(-(p * sp.log_softmax(z, axis=1)).sum(1))
+    assert float(host(losses.soft_cross_entropy(zd, pd)[0])) == pytest.approx(soft_ce, rel=1e-12)
+    soft_ce_T2 = np.mean(-(p * sp.log_softmax(z / 2, axis=1)).sum(1))
+    loss, _ = losses.distillation_loss(zd, yd, pd, 2.0, report_kl=False)
+    assert float(host(loss)) == pytest.approx(4 * soft_ce_T2, rel=1e-12)
+
+
+def test_entropy_counts_zero_probabilities_as_zero(backend):
+    p = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]])
+    assert float(host(losses.entropy(backend.asarray(p)))) == pytest.approx(np.log(2) / 2, rel=1e-12)
+    # One-hot soft targets: the KL the loss reports is the hard cross-entropy, finite.
+    z = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    kl, _ = losses.distillation_loss(backend.asarray(z), None, backend.asarray(np.eye(3)[[0, 1]]), 1.0)
+    assert float(host(kl)) == pytest.approx(-np.mean(sp.log_softmax(z, axis=1)[[0, 1], [0, 1]]), rel=1e-12)
