@@ -196,3 +196,13 @@ def test_entropy_counts_zero_probabilities_as_zero(backend):
     z = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
     kl, _ = losses.distillation_loss(backend.asarray(z), None, backend.asarray(np.eye(3)[[0, 1]]), 1.0)
     assert float(host(kl)) == pytest.approx(-np.mean(sp.log_softmax(z, axis=1)[[0, 1], [0, 1]]), rel=1e-12)
+
+
+def test_sgd_form_defaults_to_the_papers_and_refuses_unknown_ones(backend):
+    p = param(backend, [1.0, -2.0], [0.5, 1.0])
+    opt = SGD([p])
+    assert opt.form == "paper"
+    opt.step(lr=2.0, momentum=0.5)
+    np.testing.assert_allclose(host(p.data), [0.5, -3.0])  # the paper form's step, as above
+    with pytest.raises(ValueError, match=r"^momentum form must be one of \('paper', 'classic'\), got 'heavy'$"):
+        SGD([p], form="heavy")
