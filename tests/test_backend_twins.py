@@ -206,3 +206,24 @@ def test_sgd_form_defaults_to_the_papers_and_refuses_unknown_ones(backend):
     np.testing.assert_allclose(host(p.data), [0.5, -3.0])  # the paper form's step, as above
     with pytest.raises(ValueError, match=r"^momentum form must be one of \('paper', 'classic'\), got 'heavy'$"):
         SGD([p], form="heavy")
+
+
+def test_max_norm_defaults_constrain_every_hidden_layer(backend):
+    """By default: squared length 15 on the units of every hidden layer, not the output's."""
+    m = MaxNorm()
+    assert m.norm_bound == pytest.approx(np.sqrt(15.0)) and m.layers == "hidden" and not m.include_bias
+    layers = [dense(backend, [[4.0], [0.0]], [0.0]), dense(backend, [[0.0], [5.0]], [0.0]),
+              dense(backend, [[6.0], [0.0]], [0.0])]
+    m.apply(layers)
+    s = np.sqrt(15.0)
+    np.testing.assert_allclose(host(layers[0].W.data), [[s], [0.0]])
+    np.testing.assert_allclose(host(layers[1].W.data), [[0.0], [s]])
+    np.testing.assert_allclose(host(layers[2].W.data), [[6.0], [0.0]])
+
+
+def test_max_norm_refuses_bad_settings():
+    for kw, message in ((dict(bound=0.0), r"^max-norm bound must be positive, got 0.0$"),
+                        (dict(layers="first"), r"^max-norm layers must be one of \('hidden', 'all', 'none'\), "
+                                               r"got 'first'$")):
+        with pytest.raises(ValueError, match=message):
+            MaxNorm(**kw)
