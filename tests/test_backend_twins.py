@@ -227,3 +227,18 @@ def test_max_norm_refuses_bad_settings():
                                                r"got 'first'$")):
         with pytest.raises(ValueError, match=message):
             MaxNorm(**kw)
+
+
+@pytest.mark.parametrize("bound", [1.0, 15.0])
+def test_max_norm_rescales_every_unit_over_the_bound(backend, bound):
+    """Just over the bound, in the second hidden layer when the first is within it, for a
+    bound below 2 and above it (where its square and its double differ)."""
+    over = 1.5 * bound  # the squared length of the unit over the bound
+    within = dense(backend, [[np.sqrt(bound / 2)], [0.0]], [0.0])
+    beyond = dense(backend, [[0.0], [np.sqrt(over)]], [0.0])
+    output = dense(backend, [[9.0], [9.0]], [0.0])
+    MaxNorm(bound, squared=True).apply([within, beyond, output])
+    np.testing.assert_allclose(host(within.W.data), [[np.sqrt(bound / 2)], [0.0]])
+    np.testing.assert_allclose(host(beyond.W.data), [[0.0], [np.sqrt(bound)]])
+    MaxNorm(over * 1.1, squared=True).apply([beyond, output])  # within a looser bound: unchanged
+    np.testing.assert_allclose(host(beyond.W.data), [[0.0], [np.sqrt(bound)]])

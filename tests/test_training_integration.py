@@ -115,6 +115,20 @@ def test_known_schedule_values():
     assert [expected_lr(cfg(), e) for e in range(3)] == [0.1, 0.05, 0.025]
 
 
+def test_schedule_functions_defaults():
+    """The paper's schedule when nothing else is said: lr0 * 0.998^epoch, momentum from 0.5 to
+    0.99 over 500 epochs."""
+    from nnkd.optim import learning_rate, momentum_at
+    assert learning_rate(3, 2.0) == pytest.approx(2.0 * 0.998 ** 3, rel=1e-15)
+    assert learning_rate(3, 2.0, "constant") == 2.0
+    assert learning_rate(1, 2.0, "cosine", epochs=3) == pytest.approx(1.5, rel=1e-15)
+    assert [momentum_at(e) for e in (0, 100, 499, 500, 501)] == pytest.approx(
+        [0.5, 0.598, 0.99 - 0.49 / 500, 0.99, 0.99], rel=1e-15)
+    assert momentum_at(0, 0.5, 0.9, 0) == 0.9 and momentum_at(7, 0.5, 0.9, 0) == 0.9
+    with pytest.raises(ValueError, match="^unknown learning-rate schedule 'step'$"):
+        learning_rate(0, 1.0, "step")
+
+
 def test_a_resumed_run_continues_the_schedule_at_its_epoch(tmp_path, monkeypatch):
     from nnkd.backend import get_backend
     be = get_backend()
