@@ -125,6 +125,7 @@ def test_schedule_functions_defaults():
     assert [momentum_at(e) for e in (0, 100, 499, 500, 501)] == pytest.approx(
         [0.5, 0.598, 0.99 - 0.49 / 500, 0.99, 0.99], rel=1e-15)
     assert momentum_at(0, 0.5, 0.9, 0) == 0.9 and momentum_at(7, 0.5, 0.9, 0) == 0.9
+    assert momentum_at(0, 0.5, 0.9, 1) == 0.5 and momentum_at(1, 0.5, 0.9, 1) == 0.9
     with pytest.raises(ValueError, match="^unknown learning-rate schedule 'step'$"):
         learning_rate(0, 1.0, "step")
 
