@@ -28,8 +28,8 @@ declare -A PATHS=(
 )
 declare -A TESTS=(
   [losses]="tests/test_gradcheck.py tests/test_backend_twins.py"
-  [optim]="tests/test_gradcheck.py tests/test_backend_twins.py tests/test_training_integration.py"
-  [layers]="tests/test_layers.py tests/test_gradcheck.py tests/test_backend_twins.py"
+  [optim]="tests/test_gradcheck.py tests/test_backend_twins.py tests/test_training_integration.py tests/test_parallel.py"
+  [layers]="tests/test_layers.py tests/test_gradcheck.py tests/test_backend_twins.py tests/test_parallel.py"
   [batches]="tests/test_batches.py tests/test_train.py"
   [train]="tests/test_train.py tests/test_training_integration.py"
   [checkpoint]="tests/test_train.py tests/test_training_integration.py tests/test_files.py"

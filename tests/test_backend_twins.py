@@ -242,3 +242,30 @@ def test_max_norm_rescales_every_unit_over_the_bound(backend, bound):
     np.testing.assert_allclose(host(beyond.W.data), [[0.0], [np.sqrt(bound)]])
     MaxNorm(over * 1.1, squared=True).apply([beyond, output])  # within a looser bound: unchanged
     np.testing.assert_allclose(host(beyond.W.data), [[0.0], [np.sqrt(bound)]])
+
+
+def test_dense_init_draws_the_papers_weights(backend):
+    d = Dense.init(300, 200, backend, np.random.default_rng(0))
+    W, b = host(d.W.data), host(d.b.data)
+    assert W.dtype == b.dtype == np.float32 and W.shape == (300, 200) and b.shape == (200,)
+    assert abs(W.std() - 0.01) < 2e-4 and abs(W.mean()) < 2e-4 and not b.any()
+
+
+class NoDraws:
+    def __getattr__(self, name):
+        raise AssertionError(f"a draw ({name}) from the dropout generator")
+
+
+def test_dropout_is_the_identity_in_evaluation_and_at_rate_zero(backend):
+    from nnkd.layers import Dropout
+    x = np.random.default_rng(0).random((8, 6), dtype=np.float32)
+    for rate, train in ((0.5, False), (0.0, True), (0.0, False)):
+        d = Dropout(rate)
+        d.rng = NoDraws()
+        xd = backend.asarray(x.copy())
+        np.testing.assert_array_equal(host(d.forward(xd, train)), x)
+        g = backend.asarray(np.ones((8, 6), np.float32))
+        np.testing.assert_array_equal(host(d.backward(g)), 1.0)
+    for rate in (-0.1, 1.0, 1.5):
+        with pytest.raises(ValueError, match=rf"^dropout rate must be in \[0, 1\), got {rate}$"):
+            Dropout(rate)
