@@ -150,6 +150,25 @@ def test_a_resumed_run_continues_the_schedule_at_its_epoch(tmp_path, monkeypatch
     assert [r["epoch"] for r in metrics(tmp_path / "s")] == [1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("bound", [0.3, 0.6])
+def test_training_keeps_hidden_units_within_the_max_norm(backend, tmp_path, bound):
+    """After every step (so after training) no hidden unit's squared length exceeds the bound,
+    which the unconstrained run exceeds."""
+    data = blobs(backend)
+    free, _ = train(cfg(max_norm=0.0, lr=1.0, epochs=2), backend, data, tmp_path / "free", log=quiet)
+    net, _ = train(cfg(max_norm=bound, lr=1.0, epochs=2), backend, data, tmp_path / "s", log=quiet)
+    sq = lambda n: (host(n.dense[0].W.data).astype(np.float64) ** 2).sum(axis=0)  # noqa: E731
+    assert sq(free).max() > 1.5 * bound
+    assert sq(net).max() <= bound * (1 + 1e-5)
+
+
+def test_a_step_takes_mnist_sized_images_by_default():
+    from nnkd.backend import get_backend
+    from nnkd.train import Step
+    step = Step(cfg(arch="784-16-10", jitter=2), cfg(arch="784-16-10").build(get_backend()))
+    assert step.image_shape == (28, 28)
+
+
 # ---- refusals on resume, through the Python API ------------------------------------------------
 
 def trained_stage(tmp_path, **kw):
