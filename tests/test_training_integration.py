@@ -169,6 +169,61 @@ def test_a_step_takes_mnist_sized_images_by_default():
     assert step.image_shape == (28, 28)
 
 
+def test_epoch_metrics_count_the_steps_errors_and_loss(tmp_path):
+    """With a learning rate too small to move the weights, the first epoch's training error and
+    mean loss are the initial network's, counted here over the whole training set."""
+    from nnkd import losses
+    from nnkd.backend import get_backend
+    be = get_backend()
+    data = blobs(be)
+    c = cfg(lr=1e-12, lr_schedule="constant", momentum_start=0.0, momentum_end=0.0, momentum_epochs=0,
+            max_norm=0.0, dropout_hidden=0.0, epochs=1)
+    initial = c.build(be)
+    z = initial.forward(data["x_train"], train=False)
+    train(c, be, data, tmp_path / "s", log=quiet)
+    (row,) = metrics(tmp_path / "s")
+    assert row["train_err"] == (z.argmax(axis=1) != data["y_train"]).sum() / N
+    assert 0.5 < row["train_err"] < 1.0  # an untrained network: most are wrong
+    assert row["loss"] == pytest.approx(float(losses.cross_entropy(z, data["y_train"])[0]), rel=1e-5)
+
+
+def test_count_errors_by_chunks_equals_a_count_over_all(backend):
+    from nnkd.train import count_errors
+    data = blobs(backend)
+    net = cfg().build(backend)
+    x, y = data["x_train"], data["y_train"]
+    want = int((host(net.forward(x, train=False)).argmax(axis=1) != host(y)).sum())
+    assert 0 < want < N
+    for chunk in (7, 50, 10000):
+        assert count_errors(net, x, y, batch_size=chunk) == want, chunk
+    assert count_errors(net, x, y) == want
+
+
+def test_dropout_is_active_in_training_steps(tmp_path):
+    from nnkd.backend import get_backend
+    be = get_backend()
+    data = blobs(be)
+    a, _ = train(cfg(epochs=1, dropout_hidden=0.0), be, data, tmp_path / "a", log=quiet)
+    b, _ = train(cfg(epochs=1, dropout_hidden=0.5), be, data, tmp_path / "b", log=quiet)
+    assert not np.array_equal(a.dense[0].W.data, b.dense[0].W.data)
+
+
+def test_divergence_message_names_the_models_setting(tmp_path):
+    from nnkd.backend import get_backend
+    from nnkd.errors import TrainingDiverged
+    be = get_backend()
+    with pytest.raises(TrainingDiverged, match="lower `teacher.lr` and train again"):
+        train(cfg(lr=1e20, momentum_form="classic", max_norm=0.0, dropout_hidden=0.0, lr_schedule="constant"),
+              be, blobs(be),
+              tmp_path / "s", log=quiet, name="teacher")
+
+
+def test_time_left_reads_as_minutes_or_hours():
+    from nnkd.train import _fmt_time
+    assert [_fmt_time(s) for s in (0, 59.6, 61, 3599, 3600, 3725, 7322, 36061)] == \
+        ["0:00", "1:00", "1:01", "59:59", "1:00:00", "1:02:05", "2:02:02", "10:01:01"]
+
+
 # ---- refusals on resume, through the Python API ------------------------------------------------
 
 def trained_stage(tmp_path, **kw):
