@@ -4,6 +4,7 @@ loop writes), and every refusal of a resume, through the Python API and the comm
 
 import json
 import math
+import re
 import shutil
 
 import numpy as np
@@ -142,8 +143,13 @@ def test_a_resumed_run_continues_the_schedule_at_its_epoch(tmp_path, monkeypatch
 
     with pytest.raises(Interrupted, match="holds epoch 2"):
         train(c, be, data, tmp_path / "s", log=log, stop=stop)
+    saved = checkpoint.load(tmp_path / "s" / "checkpoint.npz")[1]["seconds"]
     spy = StepSpy(monkeypatch)
-    train(c, be, data, tmp_path / "s", log=quiet)
+    lines = []
+    train(c, be, data, tmp_path / "s", log=lines.append)
+    assert lines[0] == f"resuming {tmp_path / 's'} at epoch 3 of 4"
+    row = metrics(tmp_path / "s")[2]
+    assert saved > 0 and row["seconds"] == pytest.approx(saved + N / row["examples_per_s"], rel=1e-9)
     used = spy.per_epoch()
     assert used == [(pytest.approx(expected_lr(c, e)), pytest.approx(expected_momentum(c, e)))
                     for e in (2, 3)], used
@@ -212,7 +218,9 @@ def test_divergence_message_names_the_models_setting(tmp_path):
     from nnkd.backend import get_backend
     from nnkd.errors import TrainingDiverged
     be = get_backend()
-    with pytest.raises(TrainingDiverged, match="lower `teacher.lr` and train again"):
+    # The first step's loss is finite, the second's is not; nothing was saved yet.
+    with pytest.raises(TrainingDiverged, match=r"^the loss became inf at epoch 1, step 2 \(lr 1e\+20\); the last "
+                       r"good checkpoint \(.*checkpoint.npz, epoch 0\) is kept: lower `teacher.lr` and train again$"):
         train(cfg(lr=1e20, momentum_form="classic", max_norm=0.0, dropout_hidden=0.0, lr_schedule="constant"),
               be, blobs(be),
               tmp_path / "s", log=quiet, name="teacher")
@@ -222,6 +230,43 @@ def test_time_left_reads_as_minutes_or_hours():
     from nnkd.train import _fmt_time
     assert [_fmt_time(s) for s in (0, 59.6, 61, 3599, 3600, 3725, 7322, 36061)] == \
         ["0:00", "1:00", "1:01", "59:59", "1:00:00", "1:02:05", "2:02:02", "10:01:01"]
+
+
+def test_checkpoint_metadata_says_what_was_trained_where(tmp_path):
+    from nnkd.backend import get_backend
+    be = get_backend()
+    c = cfg(epochs=2, seed=5)
+    stage = tmp_path / "new" / "nested" / "s"  # folders made as needed
+    train(c, be, blobs(be), stage, log=quiet, data_checksum="abcd")
+    _, meta = checkpoint.load(stage / "checkpoint.npz")
+    rows = metrics(stage)
+    assert rows[0]["seconds"] == pytest.approx(N / rows[0]["examples_per_s"], rel=1e-9)  # from 0
+    assert meta["seconds"] == rows[-1]["seconds"] > rows[0]["seconds"] > 0
+    assert meta["epoch"] == 2 and meta["data_checksum"] == "abcd" and meta["backend"] == "numpy"
+    assert type(meta["cpu_threads"]) is int and meta["cpu_threads"] >= 1
+    assert meta["rng"] == {"seed": 5, "next_epoch": 2, "scheme": "per-epoch generators from (seed, epoch)"}
+    assert json.loads((stage / "config.json").read_text()) == meta["config"]
+
+
+def test_training_takes_the_datas_image_shape_and_classes(tmp_path):
+    """8x8 images jittered, three classes: the data's own sizes, not MNIST's."""
+    from nnkd.backend import get_backend
+    be = get_backend()
+    data = blobs(be)
+    for key in ("y_train", "y_test"):
+        data[key] = data[key] % 3
+    data["n_classes"] = 3
+    net, summary = train(cfg(arch="64-16-3", jitter=1), be, data, tmp_path / "s", log=quiet)
+    assert net.sizes == [64, 16, 3] and len(metrics(tmp_path / "s")) == EPOCHS
+
+
+def test_interrupted_before_any_checkpoint_says_so(tmp_path):
+    from nnkd.backend import get_backend
+    be = get_backend()
+    stop = StopFlag()
+    stop.signal = "SIGTERM"
+    with pytest.raises(Interrupted, match=r"^stopped by SIGTERM at epoch 1, step 1; the checkpoint .* holds epoch 0 "):
+        train(cfg(), be, blobs(be), tmp_path / "s", log=quiet, stop=stop)
 
 
 # ---- refusals on resume, through the Python API ------------------------------------------------
@@ -240,14 +285,17 @@ def trained_stage(tmp_path, **kw):
                          ids=lambda d: next(iter(d)))
 def test_resume_with_another_configuration_is_refused(tmp_path, change):
     be, data, stage, before = trained_stage(tmp_path)
-    with pytest.raises(UserError, match="another configuration"):
+    message = rf"^{re.escape(str(stage / 'checkpoint.npz'))} was written with another configuration; resume " \
+        r"with the same settings or start a new run folder$"
+    with pytest.raises(UserError, match=message):
         train(cfg(**dict(dict(epochs=1), **change)), be, data, stage, log=quiet, data_checksum="aaaa")
     assert (stage / "checkpoint.npz").read_bytes() == before
 
 
 def test_resume_on_other_data_is_refused(tmp_path):
     be, data, stage, before = trained_stage(tmp_path)
-    with pytest.raises(UserError, match="other data"):
+    message = rf"^{re.escape(str(stage / 'checkpoint.npz'))} was trained on other data \(checksum differs\)$"
+    with pytest.raises(UserError, match=message):
         train(cfg(epochs=1), be, data, stage, log=quiet, data_checksum="bbbb")
     assert (stage / "checkpoint.npz").read_bytes() == before
 
