@@ -6,6 +6,7 @@ import json
 import math
 import re
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -237,11 +238,13 @@ def test_checkpoint_metadata_says_what_was_trained_where(tmp_path):
     be = get_backend()
     c = cfg(epochs=2, seed=5)
     stage = tmp_path / "new" / "nested" / "s"  # folders made as needed
+    start = time.perf_counter()
     train(c, be, blobs(be), stage, log=quiet, data_checksum="abcd")
+    elapsed = time.perf_counter() - start
     _, meta = checkpoint.load(stage / "checkpoint.npz")
     rows = metrics(stage)
     assert rows[0]["seconds"] == pytest.approx(N / rows[0]["examples_per_s"], rel=1e-9)  # from 0
-    assert meta["seconds"] == rows[-1]["seconds"] > rows[0]["seconds"] > 0
+    assert elapsed > meta["seconds"] == rows[-1]["seconds"] > rows[0]["seconds"] > 0
     assert meta["epoch"] == 2 and meta["data_checksum"] == "abcd" and meta["backend"] == "numpy"
     assert type(meta["cpu_threads"]) is int and meta["cpu_threads"] >= 1
     assert meta["rng"] == {"seed": 5, "next_epoch": 2, "scheme": "per-epoch generators from (seed, epoch)"}
@@ -260,12 +263,40 @@ def test_training_takes_the_datas_image_shape_and_classes(tmp_path):
     assert net.sizes == [64, 16, 3] and len(metrics(tmp_path / "s")) == EPOCHS
 
 
+def test_validation_and_test_errors_are_recorded_when_asked(tmp_path):
+    """Validation error every epoch, of the network as it is after that epoch; test errors every
+    ``eval_every`` epochs and after the last."""
+    from nnkd.backend import get_backend
+    from nnkd.train import count_errors
+    be = get_backend()
+    data = blobs(be, n=N + 60)
+    for part in ("x", "y"):
+        data[f"{part}_val"], data[f"{part}_train"] = data[f"{part}_train"][N:], data[f"{part}_train"][:N]
+    net, summary = train(cfg(eval_every=3), be, data, tmp_path / "s", log=quiet)
+    rows = metrics(tmp_path / "s")
+    assert [("val_err" in r, "test_errors" in r) for r in rows] == [(True, False), (True, False),
+                                                                    (True, True), (True, True)]
+    assert rows[-1]["val_err"] == count_errors(net, data["x_val"], data["y_val"]) / 60
+    assert rows[-1]["test_errors"] == summary["test_errors"]
+
+
+def test_a_loss_checked_every_few_steps_is_still_checked_at_an_epochs_end(tmp_path):
+    """The GPU's way (a finiteness check every 50 steps), here every 10 of 4 steps: a loss that
+    goes infinite at step 2 is found at step 4, the epoch's last."""
+    from nnkd.backend import get_backend
+    from nnkd.errors import TrainingDiverged
+    be = get_backend()
+    with pytest.raises(TrainingDiverged, match=r"^the loss became \S+ at epoch 1, step 4 "):
+        train(cfg(lr=1e20, momentum_form="classic", max_norm=0.0, dropout_hidden=0.0, lr_schedule="constant"),
+              be, blobs(be), tmp_path / "s", log=quiet, check_every=10)
+
+
 def test_interrupted_before_any_checkpoint_says_so(tmp_path):
     from nnkd.backend import get_backend
     be = get_backend()
     stop = StopFlag()
     stop.signal = "SIGTERM"
-    with pytest.raises(Interrupted, match=r"^stopped by SIGTERM at epoch 1, step 1; the checkpoint .* holds epoch 0 "):
+    with pytest.raises(Interrupted, match=r"^stopped by SIGTERM at epoch 1, step 1; the checkpoint .* holds epoch 0 \(later steps are discarded\)$"):
         train(cfg(), be, blobs(be), tmp_path / "s", log=quiet, stop=stop)
 
 
