@@ -291,6 +291,101 @@ def test_a_loss_checked_every_few_steps_is_still_checked_at_an_epochs_end(tmp_pa
               be, blobs(be), tmp_path / "s", log=quiet, check_every=10)
 
 
+class Clock:
+    """A stand-in for time.perf_counter that moves 10 s at every reading."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 10.0
+        return self.now
+
+
+EPOCH_LINE = re.compile(r"  epoch +(\d+)/(\d+)  loss (\S+)  train err +(\S+)%  val err +(\S+)%  test +(\S+)  "
+                        r"lr (\S+)  mom (\S+) +(\d+) ex/s  left (\S+)")
+
+
+def test_epoch_log_lines_show_the_epochs_metrics(tmp_path, monkeypatch):
+    """Each epoch's line holds the numbers of its metrics row, and the time left at the mean
+    time per epoch so far (every epoch takes 10 s of a stand-in clock here)."""
+    import sys
+    from nnkd.backend import get_backend
+    from nnkd.train import _fmt_time
+    monkeypatch.setattr(sys.modules["nnkd.train"], "time", Clock())
+    be = get_backend()
+    data = blobs(be, n=N + 60)
+    for part in ("x", "y"):
+        data[f"{part}_val"], data[f"{part}_train"] = data[f"{part}_train"][N:], data[f"{part}_train"][:N]
+    lines = []
+    _, summary = train(cfg(eval_every=2), be, data, tmp_path / "s", log=lines.append)
+    rows = metrics(tmp_path / "s")
+    assert [r["seconds"] for r in rows] == [10.0, 20.0, 30.0, 40.0] and summary["seconds"] == 40.0
+    epoch_lines = [EPOCH_LINE.fullmatch(line) for line in lines if line.startswith("  epoch")]
+    assert len(epoch_lines) == EPOCHS and all(epoch_lines), lines
+    for e, (m, r) in enumerate(zip(epoch_lines, rows), 1):
+        assert (int(m[1]), int(m[2])) == (e, EPOCHS)
+        assert float(m[3]) == pytest.approx(r["loss"], abs=1e-4)
+        assert float(m[4]) == pytest.approx(100 * r["train_err"], abs=0.005)
+        assert float(m[5]) == pytest.approx(100 * r["val_err"], abs=0.005)
+        assert m[6] == (str(r["test_errors"]) if e % 2 == 0 else "-")
+        assert float(m[7]) == pytest.approx(r["lr"], rel=1e-3) and float(m[8]) == pytest.approx(r["momentum"], abs=1e-3)
+        assert int(m[9]) == round(N / 10)
+        assert m[10] == _fmt_time((EPOCHS - e) * 10.0), m[10]
+
+
+def test_time_left_after_a_resume_counts_this_sessions_epochs(tmp_path, monkeypatch):
+    import sys
+    from nnkd.backend import get_backend
+    monkeypatch.setattr(sys.modules["nnkd.train"], "time", Clock())
+    be = get_backend()
+    data, stop = blobs(be), StopFlag()
+
+    def log(line):
+        if "epoch    2/" in line:
+            stop.signal = "SIGINT"
+
+    with pytest.raises(Interrupted):
+        train(cfg(), be, data, tmp_path / "s", log=log, stop=stop)
+    monkeypatch.setattr(sys.modules["nnkd.train"], "time", Clock())  # this session's epochs: 10 s each
+    lines = []
+    train(cfg(), be, data, tmp_path / "s", log=lines.append)
+    epoch_lines = [line for line in lines if line.startswith("  epoch")]
+    assert epoch_lines[0].startswith("  epoch    3/4  ") and epoch_lines[0].endswith("  left 0:10")
+    assert epoch_lines[1].endswith("  left 0:00") and "  val err    -    test " in epoch_lines[1]
+
+
+def test_checkpoints_are_written_every_few_epochs_and_at_the_end(tmp_path, monkeypatch):
+    from nnkd.backend import get_backend
+    saved = []
+    real = checkpoint.save
+    monkeypatch.setattr(checkpoint, "save", lambda path, arrays, meta: (saved.append(meta["epoch"]),
+                                                                       real(path, arrays, meta)))
+    be = get_backend()
+    _, summary = train(cfg(checkpoint_every=3), be, blobs(be), tmp_path / "s", log=quiet)
+    assert saved == [3, 4]
+    assert summary["epochs"] == EPOCHS and summary["params"] == 64 * 16 + 16 + 16 * 10 + 10
+
+
+def test_exported_weights_keep_the_metadata_and_drop_the_optimizer(tmp_path):
+    from nnkd.backend import get_backend
+    from nnkd.train import export_weights
+    be = get_backend()
+    train(cfg(epochs=1), be, blobs(be), tmp_path / "s", log=quiet)
+    src, dst = tmp_path / "s" / "checkpoint.npz", tmp_path / "w.npz"
+    export_weights(src, dst, note="x")
+    arrays, meta = checkpoint.load(dst)
+    full, full_meta = checkpoint.load(src)
+    assert sorted(arrays) == ["W0", "W1", "b0", "b1"] and any(k.startswith("velocity") for k in full)
+    for k in arrays:
+        np.testing.assert_array_equal(arrays[k], full[k])
+    assert meta["weights_only"] is True and meta["note"] == "x"
+    assert {k: v for k, v in meta.items() if k not in ("weights_only", "note")} == full_meta
+    with pytest.raises(UserError, match="already exists"):
+        export_weights(src, dst)
+    export_weights(src, dst, force=True)
+
+
 def test_interrupted_before_any_checkpoint_says_so(tmp_path):
     from nnkd.backend import get_backend
     be = get_backend()
