@@ -14,7 +14,8 @@
 # ($MUTATION_DIR, default /tmp/nnkd-mutation), never in the work tree itself.  The copy is
 # refreshed from the work tree at every start; its .mutmut-cache keeps the results, so a
 # second run retests only the mutants that survived or timed out (with the new tests).
-# One process, under nice: the machine stays usable.  Afterwards:
+# One process, under nice: the machine stays usable.  Stop it with Ctrl-C (a kill of mutmut alone
+# leaves its test worker running); the next start puts the mutated file back.  Afterwards:
 #   cd /tmp/nnkd-mutation && mutmut results && mutmut show ID
 set -euo pipefail
 
@@ -49,6 +50,7 @@ done
 mkdir -p "$WORK"
 (cd "$ROOT" && git ls-files -z -co --exclude-standard | tar -cf - --null -T -) | (cd "$WORK" && tar -xf -)
 cd "$WORK"
+find nnkd -name '*.py.bak' -delete   # mutmut's backups, left by a run that was stopped
 
 for m in "${modules[@]}"; do
   echo "== $m: ${PATHS[$m]} against ${TESTS[$m]}"
