@@ -21,6 +21,26 @@ def main_py(*args, timeout=600, **kw):
                           timeout=timeout, **kw)
 
 
+TRAINING_COMMANDS = ("distill", "train-teacher", "train-student", "sweep")
+
+
+def capped(*args):
+    """A training command's ``args`` with its training cut to seconds (1 epoch on 1,000
+    images), for the tests that expect a refusal: if the refusal is lost, the command trains
+    briefly and the test fails at once instead of at its timeout.  A flag ``args`` already
+    gives is kept (argparse would take the last one), and a resume is left as it is."""
+    args = list(args)
+    if not args or args[0] not in TRAINING_COMMANDS or "--resume" in args:
+        return args
+    caps = [("--epochs", "1"), ("--train-limit", "1000")]
+    if "--retrain-teacher" in args:
+        caps.append(("--teacher-epochs", "1"))
+    for flag, value in caps:
+        if flag not in args:
+            args += [flag, value]
+    return args
+
+
 def error_lines(stderr):
     return [line for line in stderr.splitlines() if line.startswith("error:")]
 
@@ -35,8 +55,9 @@ def _cupy_or_reason():
 _CUPY, _CUPY_REASON = _cupy_or_reason()
 
 
-@pytest.fixture(params=["numpy", "cupy"])
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
 def backend(request):
+    """NumPy, and CuPy (marked ``gpu``; skipped where no GPU is usable)."""
     if request.param == "cupy":
         if _CUPY is None:
             pytest.skip(f"CuPy backend unavailable: {_CUPY_REASON}")

@@ -2,7 +2,11 @@
 
 import pytest
 
-from tests.conftest import main_py as run
+from tests.conftest import capped, main_py
+
+
+def run(*args):
+    return main_py(*capped(*args))
 
 
 BAD = [
@@ -17,7 +21,7 @@ BAD = [
     (["train-teacher", "--dropout-input", "-0.1"], "outside [0, 1)"),
     (["train-student", "--epochs", "0"], "--epochs must be a positive"),
     (["train-student", "--batch-size", "-5"], "--batch-size must be a positive"),
-    (["train-student", "--batch-size", "70000"], "larger than the 60000 training examples"),
+    (["train-student", "--batch-size", "70000", "--train-limit", "60000"], "larger than the 60000 training examples"),
     (["train-student", "--arch", "784-abc-10"], "malformed"),
     (["train-student", "--arch", "780-800-10"], "starts with 780"),
     (["train-student", "--arch", "784-800-11"], "ends with 11"),

@@ -279,11 +279,11 @@ def test_distill_on_a_users_npz_dataset(tmp_path):
 
 
 def test_bad_npz_through_the_command_line_is_one_line(tmp_path):
-    from tests.conftest import error_lines, main_py
+    from tests.conftest import capped, error_lines, main_py
     bad = tmp_path / "bad.npz"
     np.savez(bad, x_train=np.zeros((4, 3)), y_train=np.zeros(5, np.int64), x_test=np.zeros((2, 3)),
              y_test=np.zeros(2, np.int64))
-    r = main_py("train-student", "--dataset", f"npz:{bad}", "--out", str(tmp_path / "run"))
+    r = main_py(*capped("train-student", "--dataset", f"npz:{bad}", "--out", str(tmp_path / "run")))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     (line,) = error_lines(r.stderr)
     assert str(bad) in line

@@ -12,7 +12,7 @@ from nnkd.evaluation import _errors_after_correction, bias_correction
 from nnkd.install import extra_hint
 from nnkd.tables import runs_table
 from nnkd.transfer import TeacherLogits, without_classes
-from tests.conftest import main_py
+from tests.conftest import capped, main_py
 
 
 class FixedLogits:
@@ -104,7 +104,7 @@ BAD = [
 def test_bad_input_is_one_clear_line(args, message, tmp_path):
     out = tmp_path / "run"
     extra = ["--out", str(out)] if args[0] in ("distill", "sweep") else []
-    r = main_py(*args, *extra)
+    r = main_py(*capped(*args, *extra))
     assert r.returncode == 2, r.stdout + r.stderr
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert "Traceback" not in r.stderr and len(errors) == 1 and message in errors[0], r.stderr
@@ -115,7 +115,7 @@ def test_teacher_trained_on_other_data_is_refused(tmp_path):
     ckpt = tmp_path / "teacher.npz"
     checkpoint.save(ckpt, {"W0": np.zeros((784, 10), np.float32), "b0": np.zeros(10, np.float32)},
                     {"config": {"arch": "784-10"}, "epoch": 1, "data_checksum": "0123456789abcdef"})
-    r = main_py("distill", "--teacher", str(ckpt), "--out", str(tmp_path / "run"))
+    r = main_py(*capped("distill", "--teacher", str(ckpt), "--out", str(tmp_path / "run")))
     assert r.returncode == 2 and "trained on other data than mnist" in r.stderr, r.stderr
     assert not (tmp_path / "run").exists()
 

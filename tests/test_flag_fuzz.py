@@ -11,7 +11,7 @@ import argparse
 import pytest
 
 from nnkd import cli
-from tests.conftest import error_lines, main_py
+from tests.conftest import capped, error_lines, main_py
 
 pytestmark = pytest.mark.mnist
 
@@ -90,13 +90,13 @@ def test_case_count():
 ], ids=lambda a: " ".join(a))
 def test_issue_examples_exit_2_before_anything_is_written(args, tmp_path):
     out = tmp_path / "run"
-    r = main_py(*args, "--out", str(out))
+    r = main_py(*capped(*args, "--out", str(out)))
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert len(error_lines(r.stderr)) == 1, r.stderr
     assert not out.exists()
 
 
 def test_memory_estimate_is_in_the_message(tmp_path):
-    r = main_py("train-student", "--arch", "784-99999999999-10", "--out", str(tmp_path / "run"))
+    r = main_py(*capped("train-student", "--arch", "784-99999999999-10", "--out", str(tmp_path / "run")))
     (line,) = error_lines(r.stderr)
     assert "--arch" in line and "TiB" in line and "available" in line, line

@@ -32,11 +32,30 @@ def test_smoke_distill_end_to_end(smoke_run):
         assert (out / name).exists(), name
     res = json.loads((out / "results.json").read_text())
     m = res["models"]
-    assert m["teacher"]["test_errors"] < m["student"]["test_errors"]
-    assert m["distilled"]["test_errors"] < m["student"]["test_errors"], "distillation should help"
-    assert "| student 784-64-64-10, distilled at T=8 |" in stdout and "| 74 | 111 |" in stdout
+    errors = {role: m[role]["test_errors"] for role in ("teacher", "student", "distilled")}
+    # Test errors of 10,000 with seeds 0, 1, 2 (2-core EPYC): teacher 502/550/509, student
+    # 697/688/653, distilled 679/690/668; near 9,000 when images and labels are out of step.
+    assert errors["teacher"] < 700 and errors["student"] < 900 and errors["distilled"] < 900, errors
+    assert errors["teacher"] < errors["student"], errors
+    assert errors["distilled"] < errors["student"], "distillation should help at seed 0"
+    assert f"| student 784-64-64-10, distilled at T=8 | {errors['distilled']} |" in stdout
     logits = np.load(out / "teacher_logits.npy", allow_pickle=False)
     assert logits.shape == (5000, 10) and logits.dtype == np.float32
+
+
+def test_smoke_models_fit_their_own_training_labels(smoke_run):
+    """The training error of the last epoch (seeds 0, 1, 2: teacher 12.3 to 12.6 %, with
+    dropout and jitter; students 0.1 to 0.3 % and 3.7 to 4.0 %), and the teacher's logits
+    against the labels of the images they belong to (177 to 194 wrong of 5,000)."""
+    from nnkd.data import load
+    out, _ = smoke_run
+    last = {role: json.loads((out / role / "metrics.jsonl").read_text().splitlines()[-1])
+            for role in ("teacher", "student", "distilled")}
+    assert last["teacher"]["train_err"] < 0.2 and last["student"]["train_err"] < 0.02 \
+        and last["distilled"]["train_err"] < 0.08, last
+    labels = load(log=lambda s: None).train_labels[:5000]
+    wrong = int((np.load(out / "teacher_logits.npy").argmax(axis=1) != labels).sum())
+    assert wrong < 350, wrong
 
 
 def test_table_matches_independent_evaluation(smoke_run):
@@ -106,7 +125,7 @@ def test_sigint_saves_and_says_how_to_resume(tmp_path):
 
 
 def test_diverging_run_exits_nonzero_with_advice(tmp_path):
-    r = main_py("train-student", "--preset", "smoke", "--lr", "1e6", "--out", str(tmp_path / "run"))
+    r = main_py("train-student", "--preset", "smoke", "--lr", "1e6", "--epochs", "2", "--out", str(tmp_path / "run"))
     assert r.returncode == 3
     assert "Traceback" not in r.stderr and "lower --lr" in r.stderr and "epoch 1, step" in r.stderr
 

@@ -15,7 +15,7 @@ import pytest
 
 from nnkd import checkpoint
 from nnkd.files import RunLock
-from tests.conftest import ROOT, error_lines, main_py
+from tests.conftest import ROOT, capped, error_lines, main_py
 
 pytestmark = pytest.mark.mnist
 
@@ -67,7 +67,7 @@ def test_damaged_checkpoint_given_to_evaluate_and_distill(runs, tmp_path, kind):
     bad = damaged(tmp_path, kind, good).rename(tmp_path / "ckpt.npz")
     assert str(bad) in one_line_exit_2(main_py("evaluate", str(bad)))
     out = tmp_path / "run"
-    assert str(bad) in one_line_exit_2(main_py("distill", "--teacher", str(bad), "--out", str(out)))
+    assert str(bad) in one_line_exit_2(main_py(*capped("distill", "--teacher", str(bad), "--out", str(out))))
     assert not out.exists()
 
 
@@ -167,7 +167,7 @@ def test_sigterm_during_the_teacher_logits_stops_within_a_second(runs, tmp_path)
     teacher = runs / "student" / "student" / "checkpoint.npz"
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "main.py", "distill", "--teacher", str(teacher),
-                             "--transfer-jitter", "4", "--out", str(out)], cwd=ROOT,
+                             "--transfer-jitter", "4", "--epochs", "1", "--out", str(out)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (out / "log.txt").exists() or "teacher:" not in (out / "log.txt").read_text():

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Mutation testing of nnkd's core: mutmut plants one small bug at a time (a changed
+# operator, constant, comparison, argument...) and runs the fast tests of that module;
+# a mutant the tests still pass ("survived") is a bug the suite would miss.
+# Not run by CI (it takes tens of minutes); the score and the survivors are in docs/mutation.md.
+#
+#   pip install "mutmut==2.5.1"             # a developer's tool, in no extra of setup.cfg
+#   benchmarks/mutation.sh                  # every module below
+#   benchmarks/mutation.sh losses optim     # some of them
+#   benchmarks/mutation.sh data:idx data:splits  # one file of nnkd/data/ with the data tests
+#   MUTATION_DIR=/tmp/m benchmarks/mutation.sh train
+#
+# mutmut 2 rewrites the file it mutates, so everything runs in a copy of the work tree
+# ($MUTATION_DIR, default /tmp/nnkd-mutation), never in the work tree itself.  The copy is
+# refreshed from the work tree at every start; its .mutmut-cache keeps the results, so a
+# second run retests only the mutants that survived or timed out (with the new tests).
+# One process, under nice: the machine stays usable.  Stop it with Ctrl-C (a kill of mutmut alone
+# leaves its test worker running); the next start puts the mutated file back.  Afterwards:
+#   cd /tmp/nnkd-mutation && mutmut results && mutmut show ID
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${MUTATION_DIR:-/tmp/nnkd-mutation}
+
+# module -> the file(s) it mutates and the fast tests that judge each mutant.
+declare -A PATHS=(
+  [losses]=nnkd/losses.py [optim]=nnkd/optim.py [layers]=nnkd/layers.py [batches]=nnkd/batches.py
+  [train]=nnkd/train.py [checkpoint]=nnkd/checkpoint.py [data]=nnkd/data/
+)
+declare -A TESTS=(
+  [losses]="tests/test_gradcheck.py tests/test_backend_twins.py"
+  [optim]="tests/test_gradcheck.py tests/test_backend_twins.py tests/test_training_integration.py tests/test_parallel.py"
+  [layers]="tests/test_layers.py tests/test_gradcheck.py tests/test_backend_twins.py tests/test_parallel.py"
+  [batches]="tests/test_batches.py tests/test_train.py"
+  [train]="tests/test_train.py tests/test_training_integration.py"
+  [checkpoint]="tests/test_train.py tests/test_training_integration.py tests/test_files.py"
+  [data]="tests/test_data.py tests/test_dataset_npz.py tests/test_mnist_pinned.py"
+)
+ORDER=(losses optim layers batches train checkpoint data)
+
+command -v mutmut >/dev/null || { echo 'mutmut is not installed: pip install "mutmut==2.5.1"' >&2; exit 2; }
+modules=("$@")
+[ ${#modules[@]} -gt 0 ] || modules=("${ORDER[@]}")
+for m in "${modules[@]}"; do
+  if [[ $m == data:* ]]; then PATHS[$m]=nnkd/data/${m#data:}.py; TESTS[$m]=${TESTS[data]}; fi
+  [ -e "$ROOT/${PATHS[$m]:-none}" ] || { echo "unknown module $m: one of ${ORDER[*]}, data:FILE" >&2; exit 2; }
+done
+
+# The copy: files git tracks or would track (so data/, the MNIST cache link, comes along).
+mkdir -p "$WORK"
+(cd "$ROOT" && git ls-files -z -co --exclude-standard | tar -cf - --null -T -) | (cd "$WORK" && tar -xf -)
+cd "$WORK"
+find nnkd -name '*.py.bak' -delete   # mutmut's backups, left by a run that was stopped
+
+for m in "${modules[@]}"; do
+  echo "== $m: ${PATHS[$m]} against ${TESTS[$m]}"
+  # -x: the first failing test kills the mutant; no GPU, no slow tests; the two subprocess runs
+  # of `gradcheck` repeat the in-process checks.
+  runner="python3 -m pytest -x -q -p no:cacheprovider -m 'not slow and not gpu' \
+--deselect tests/test_gradcheck.py::test_gradcheck_command_prints_table \
+--deselect tests/test_gradcheck.py::test_gradcheck_cupy_without_gpu_is_one_clear_line ${TESTS[$m]}"
+  nice -n 19 mutmut run --paths-to-mutate "${PATHS[$m]}" --runner "$runner" --tests-dir tests \
+    --test-time-multiplier 3 --test-time-base 10 --simple-output --no-progress || true
+done
+mutmut results
