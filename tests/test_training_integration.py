@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from nnkd import checkpoint
+from nnkd.install import example_data
 from nnkd.network import Network
 from nnkd.errors import Interrupted, UserError
 from nnkd.optim import SGD
@@ -221,8 +222,9 @@ def test_divergence_message_names_the_models_setting(tmp_path):
     from nnkd.errors import TrainingDiverged
     be = get_backend()
     # The first step's loss is finite, the second's is not; nothing was saved yet.
-    with pytest.raises(TrainingDiverged, match=r"^the loss became inf at epoch 1, step 2 \(lr 1e\+20\); the last "
-                       r"good checkpoint \(.*checkpoint.npz, epoch 0\) is kept: lower `teacher.lr` and train again$"):
+    with pytest.raises(TrainingDiverged, match=r"^the loss became inf at epoch 1, step 2 \(lr 1e\+20\); .*the likely "
+                       r"cause is a learning rate too high for this model \(lower `teacher.lr`\); the last good "
+                       r"checkpoint \(.*checkpoint.npz, epoch 0\) is kept$"):
         train(cfg(lr=1e20, momentum_form="classic", max_norm=0.0, dropout_hidden=0.0, lr_schedule="constant"),
               be, blobs(be),
               tmp_path / "s", log=quiet, name="teacher")
@@ -370,7 +372,7 @@ def test_checkpoints_are_written_every_few_epochs_and_at_the_end(tmp_path, monke
 
 def test_exported_weights_keep_the_metadata_and_drop_the_optimizer(tmp_path):
     from nnkd.backend import get_backend
-    from nnkd.train import export_weights
+    from nnkd.checkpoint import export_weights
     be = get_backend()
     train(cfg(epochs=1), be, blobs(be), tmp_path / "s", log=quiet)
     src, dst = tmp_path / "s" / "checkpoint.npz", tmp_path / "w.npz"
@@ -408,7 +410,7 @@ def trained_stage(tmp_path, **kw):
 
 
 @pytest.mark.parametrize("change", [dict(lr=0.2), dict(momentum_form="classic"), dict(seed=1),
-                                    dict(lr_schedule="cosine"), dict(epochs=2)],
+                                    dict(lr_schedule="cosine")],
                          ids=lambda d: next(iter(d)))
 def test_resume_with_another_configuration_is_refused(tmp_path, change):
     be, data, stage, before = trained_stage(tmp_path)
@@ -417,6 +419,20 @@ def test_resume_with_another_configuration_is_refused(tmp_path, change):
     with pytest.raises(UserError, match=message):
         train(cfg(**dict(dict(epochs=1), **change)), be, data, stage, log=quiet, data_checksum="aaaa")
     assert (stage / "checkpoint.npz").read_bytes() == before
+
+
+def test_resume_lengthens_an_exp_schedule_but_not_a_cosine_one(tmp_path):
+    from nnkd.backend import get_backend
+    be, data = get_backend(), blobs(get_backend())
+    lines = []
+    train(cfg(epochs=1), be, data, tmp_path / "exp", log=quiet)
+    train(cfg(epochs=2), be, data, tmp_path / "exp", log=lines.append)
+    assert any("lengthening" in line for line in lines) and "epoch    2/2" in " ".join(lines)
+    train(cfg(epochs=1, lr_schedule="cosine"), be, data, tmp_path / "cos", log=quiet)
+    with pytest.raises(UserError, match="another configuration"):
+        train(cfg(epochs=2, lr_schedule="cosine"), be, data, tmp_path / "cos", log=quiet)
+    with pytest.raises(UserError, match="holds 2 epochs already"):
+        train(cfg(epochs=1), be, data, tmp_path / "exp", log=quiet)
 
 
 def test_resume_on_other_data_is_refused(tmp_path):
@@ -443,7 +459,7 @@ def test_resume_with_the_same_settings_and_data_is_accepted(tmp_path):
 
 # ---- refusals on resume, through the command line (the 8x8 digits: seconds) ---------------------
 
-DIGITS = "tests/data/digits8x8.npz"
+DIGITS = example_data("digits8x8")
 
 
 def one_line_exit_2(r):
@@ -457,7 +473,7 @@ def digits_run(tmp_path):
     """A finished one-epoch train-student run on a copy of the digits file."""
     from tests.conftest import ROOT
     copy = tmp_path / "digits.npz"
-    shutil.copy(ROOT / DIGITS, copy)
+    shutil.copy(DIGITS, copy)
     run = tmp_path / "run"
     r = main_py("train-student", "--dataset", f"npz:{copy}", "--preset", "smoke", "--epochs", "1",
                 "--out", str(run), timeout=120)
