@@ -495,3 +495,27 @@ def test_a_folder_where_a_cache_file_goes_is_named(tmp_path):
     with pytest.raises(DataError, match=r"train-labels-idx1-ubyte in the dataset cache \(it is a folder\)"):
         write_atomically(tmp_path / "train-labels-idx1-ubyte", b"data")
     assert [p.name for p in tmp_path.iterdir()] == ["train-labels-idx1-ubyte"]  # no temporary left
+
+
+def test_a_download_reports_its_size_and_the_time_left(monkeypatch):
+    import io
+    from nnkd.data import sources
+
+    class Response:
+        headers = {"Content-Length": str(3 * 2**16)}
+
+        def __init__(self):
+            self.body = io.BytesIO(b"x" * 3 * 2**16)
+
+        def read(self, n):
+            return self.body.read(n)
+
+    monkeypatch.setattr(sources, "PROGRESS_EVERY", 0.0)
+    lines = []
+    token = sources.PROGRESS.set(lines.append)
+    try:
+        assert sources._download(Response(), "f.gz") == b"x" * 3 * 2**16
+    finally:
+        sources.PROGRESS.reset(token)
+    assert len(lines) == 3 and lines[-1].startswith("f.gz: 0.2 of 0.2 MB, about 0 s left"), lines
+    assert sources._download(Response(), "f.gz") == b"x" * 3 * 2**16 and len(lines) == 3  # quiet by default

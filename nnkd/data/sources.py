@@ -6,7 +6,9 @@ Each source returns uncompressed IDX bytes already checked against the dataset's
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,29 @@ from .idx import gunzip
 
 if TYPE_CHECKING:
     from .registry import Spec
+
+# Where a download reports its progress: a callable taking one line, set by the caller of
+# :meth:`Source.fetch` for the duration of a fetch (None: quiet).
+PROGRESS: contextvars.ContextVar = contextvars.ContextVar("nnkd_fetch_progress", default=None)
+PROGRESS_EVERY = 5.0  # seconds between progress lines
+
+
+def _download(response, name: str) -> bytes:
+    """The body of ``response``, read in parts, with a progress line (size, time left) every
+    :data:`PROGRESS_EVERY` seconds to :data:`PROGRESS`."""
+    total = int(response.headers.get("Content-Length") or 0)
+    log, parts, done = PROGRESS.get(), [], 0
+    t0 = last = time.perf_counter()
+    while part := response.read(1 << 16):
+        parts.append(part)
+        done += len(part)
+        now = time.perf_counter()
+        if log and now - last >= PROGRESS_EVERY:
+            last = now
+            left = f", about {(now - t0) * (total - done) / done:.0f} s left" if total else ""
+            log(f"{name}: {done / 2**20:.1f} of {total / 2**20:.1f} MB{left}" if total
+                else f"{name}: {done / 2**20:.1f} MB{left}")
+    return b"".join(parts)
 
 
 def verify(spec: "Spec", name: str, data: bytes | bytearray, origin: str) -> None:
@@ -60,7 +85,7 @@ class Mirror(Source):
             url = self.url + name + ".gz"
             try:
                 with urllib.request.urlopen(url, timeout=self.timeout) as response:
-                    gz = response.read()
+                    gz = _download(response, name + ".gz")
             except Exception as e:  # URLError, HTTPError, timeouts, resets, bad URLs
                 reason = getattr(e, "reason", None) or e
                 raise SourceFailed(f"unreachable ({one_line(reason)})") from None
