@@ -515,3 +515,29 @@ def test_cli_resume_refusals(digits_run, tmp_path):
     rewrite_npz(copy, y_train=lambda y: np.where(np.arange(y.size) == 0, (y + 1) % 10, y))
     assert "other data" in one_line_exit_2(resume())
     assert (run / "student" / "checkpoint.npz").read_bytes() == before
+
+
+def test_the_distillation_step_uses_the_logits_of_the_images_it_sees(tmp_path):
+    """Through Step: the batch is jittered, and the loss is the distillation objective of the
+    student's logits against the teacher's logits of exactly those shifted images."""
+    from nnkd import losses, transfer
+    from nnkd.backend import get_backend
+    from nnkd.batches import jitter
+    from nnkd.train import Step
+    be = get_backend("numpy")
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 784), dtype=np.float32)
+    Y = rng.integers(0, 10, 40)
+    student_cfg = TrainConfig(arch="784-8-10", transfer_jitter=1, temperature=3.0, soft_weight=1.0,
+                              hard_weight=0.5, init_std=0.1)
+    student = Network.from_settings(student_cfg, be)
+    teacher = Network.from_settings(TrainConfig(arch="784-16-10", seed=1, init_std=0.1), be)
+    logits = transfer.compute(teacher, {"x_train": X}, tmp_path / "z.npy", max_shift=1, log=quiet)
+    idx = rng.permutation(40)[:16]
+    xb, xj = X[idx].copy(), np.empty((16, 784), np.float32)
+    k = jitter(xb, xj, 1, np.random.default_rng(7))
+    assert len(set(k)) > 1  # several shifts in the batch
+    want, _ = losses.distillation_loss(student.forward(xj.copy(), train=True), Y[idx],
+                                       teacher.forward(xj.copy(), train=False), 3.0, 1.0, 0.5)
+    loss, _ = Step(student_cfg, student)(X, Y, idx, 0.0, 0.0, np.random.default_rng(7), logits)
+    assert float(loss) == pytest.approx(float(want), rel=1e-5)
