@@ -119,3 +119,18 @@ def test_resume_refuses_other_flags_and_lengthens_only_where_the_schedule_allows
     assert run(*common, "--epochs", "1", "--out", str(cos)).returncode == 0
     r = run("train-student", "--resume", str(cos), "--epochs", "2")
     assert r.returncode == 2 and "cosine schedule" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args,message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_the_installed_command_answers_the_same(args, message, tmp_path):
+    """The `nnkd` console script (what pip installs) gives the same one line as main.py."""
+    import shutil
+    import subprocess
+    nnkd = shutil.which("nnkd")
+    if nnkd is None:
+        pytest.skip("the nnkd command is not installed here (pip install -e .)")
+    extra = [] if args[0] == "evaluate" else ["--out", str(tmp_path / "run")]
+    r = subprocess.run([nnkd, *args, *extra], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert len(errors) == 1 and message in errors[0], r.stderr
