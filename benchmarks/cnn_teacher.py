@@ -163,8 +163,9 @@ def distill(out, seeds, extra, log):
         runs = []
         for seed in seeds:
             run = (out / f"distill-{name}-seed{seed}").resolve()
-            cmd = [sys.executable, "main.py", "distill", *teacher, "--no-baseline", "--seed", str(seed), *extra]
-            cmd += ["--resume", str(run)] if (run / "run.json").exists() else ["--out", str(run)]
+            cmd = [sys.executable, "main.py", "distill"]  # a started run continues with its own settings
+            cmd += ["--resume", str(run)] if (run / "run.json").exists() else \
+                [*teacher, "--no-baseline", "--seed", str(seed), *extra, "--out", str(run)]
             log("$ " + " ".join(cmd[1:]))
             r = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
             tail = r.stdout.splitlines()[-6:] + r.stderr.splitlines()
