@@ -44,6 +44,7 @@ for name in "${!ARGS[@]}"; do
       [ -e "$run/teacher/checkpoint.npz" ] || { echo "$name: no checkpoint yet"; continue; }
       mkdir -p "$KEPT/$name/teacher"
       cp "$run/run.json" "$run/log.txt" "$KEPT/$name/"
+      [ -e "$DIR/$name.out" ] && cp "$DIR/$name.out" "$KEPT/$name.console.log"
       cp "$run/teacher/checkpoint.npz" "$run/teacher/checkpoint.json" "$run/teacher/config.json" \
          "$run/teacher/metrics.jsonl" "$KEPT/$name/teacher/"
       echo "$name: epoch $(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['epoch'])" \
