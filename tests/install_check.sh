@@ -87,6 +87,18 @@ run=$(ls -d runs/distill-*) || fail "the smoke distill wrote no runs/distill-* u
 grep -qF "teacher: $teacher" "$run/log.txt" || fail "the smoke distill did not use the shipped teacher"
 out=$(nnkd evaluate "$run/distilled/checkpoint.npz") && grep -q "^test errors: " <<<"$out" || fail "nnkd evaluate"
 
+step "the README's other commands that need no extra and no GPU: own data, a sweep, report, gradcheck"
+digits=$("$VPY" -c "import nnkd; print(nnkd.example_data())")
+nnkd data --dataset "npz:$digits" > "$WORK/data.log" 2>&1 || { tail -5 "$WORK/data.log"; fail "nnkd data --dataset npz:"; }
+nnkd distill --dataset "npz:$digits" --epochs 1 --teacher-epochs 1 --out own > "$WORK/own.log" 2>&1 \
+  || { tail -5 "$WORK/own.log"; fail "nnkd distill --dataset npz: (a teacher trained for the data)"; }
+[ -f own/teacher/checkpoint.npz ] && [ -f own/results.md ] || fail "the own-data distill lacks its teacher or table"
+nnkd sweep --preset smoke --epochs 1 --widths 30 --temperatures 2 --seeds 0 --train-limit 1000 --out sweep \
+  > "$WORK/sweep.log" 2>&1 || { tail -5 "$WORK/sweep.log"; fail "nnkd sweep"; }
+[ -f sweep/results.md ] || fail "the sweep wrote no results.md"
+out=$(nnkd report "$run") && grep -q "^| mean" <<<"$out" || fail "nnkd report"
+out=$(nnkd gradcheck) && grep -q " 0 failed$" <<<"$out" || fail "nnkd gradcheck: $(tail -1 <<<"$out")"
+
 step "advice for a missing extra names the installed package"
 err=$(nnkd export "$run/distilled/checkpoint.npz" m.onnx --format onnx 2>&1) && fail "export to ONNX without onnx succeeded"
 grep -qF 'pip install "nnkd[onnx]"' <<<"$err" || fail "the missing-onnx advice is: $err"
