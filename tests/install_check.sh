@@ -103,6 +103,17 @@ step "advice for a missing extra names the installed package"
 err=$(nnkd export "$run/distilled/checkpoint.npz" m.onnx --format onnx 2>&1) && fail "export to ONNX without onnx succeeded"
 grep -qF 'pip install "nnkd[onnx]"' <<<"$err" || fail "the missing-onnx advice is: $err"
 
+step "with the onnx and dask extras: export to ONNX, distill from the ONNX model, a sweep on a local Dask cluster"
+"$VPY" -m pip install -q "$WHEEL[onnx,dask]" || fail "pip could not install the wheel's onnx and dask extras"
+listing > "$WORK/site-before.txt"  # the extras are the user's install; nnkd must still write nothing there
+nnkd export "$run/distilled/checkpoint.npz" student.onnx --format onnx > /dev/null || fail "nnkd export --format onnx"
+nnkd distill --teacher student.onnx --no-baseline --epochs 1 --train-limit 1000 --out from-onnx \
+  > "$WORK/onnx.log" 2>&1 || { tail -5 "$WORK/onnx.log"; fail "nnkd distill --teacher student.onnx"; }
+[ -f from-onnx/results.md ] || fail "the distill from an ONNX teacher wrote no results.md"
+nnkd sweep --preset smoke --epochs 1 --widths 30 --temperatures 2,4 --seeds 0 --train-limit 1000 --jobs 2 \
+  --out sweep-dask > "$WORK/dask.log" 2>&1 || { tail -5 "$WORK/dask.log"; fail "nnkd sweep --jobs 2"; }
+[ -f sweep-dask/results.md ] || fail "the Dask sweep wrote no results.md"
+
 step "the README's Python API example"
 "$PY" - "$REPO/README.md" > api_example.py <<'EOF'
 import re, sys
