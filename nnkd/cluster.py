@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .errors import Interrupted, TrainingDiverged, UserError
 from .install import extra_hint
+from .tables import count
 from .version import __version__
 
 RETRIES = 2                 # more tries of a task that raised (a worker's lost ones: the scheduler's)
@@ -89,7 +90,7 @@ def _task(fn, job, folder, threads):
     from threadpoolctl import threadpool_limits
     address = get_worker().address
     n = threads.get(address, 1)
-    where = f"Dask worker {address} (pid {os.getpid()}, {n} BLAS thread{'s' * (n > 1)})"
+    where = f"Dask worker {address} (pid {os.getpid()}, {count(n, 'BLAS thread')})"
     try:
         if not os.path.exists(os.path.join(folder, MARKER)):
             raise UserError(f"{where} cannot see the sweep folder {folder}: it must be on a filesystem "
@@ -169,7 +170,7 @@ class SweepCluster:
         n = len(self.client.nthreads())
         if self.local is not None:
             return f"a local Dask cluster of {n} single-threaded worker processes"
-        return f"the Dask cluster at {self.scheduler} ({n} worker{'s' * (n != 1)} now)"
+        return f"the Dask cluster at {self.scheduler} ({count(n, 'worker')} now)"
 
     def check_workers(self, folder):
         """Every worker must see ``folder`` and run this nnkd; sets each one's BLAS threads

@@ -158,12 +158,14 @@ class Adam(Optimizer):
             w, g = p.data, p.grad
             xp = array_module(w)
 
-            def rows(r):
+            def rows(r):  # in place, through the scratch buffer s: no allocation in a step
                 m[r] *= b1
-                m[r] += (1 - b1) * g[r]
+                xp.multiply(g[r], 1 - b1, out=s[r])
+                m[r] += s[r]
                 v[r] *= b2
                 xp.multiply(g[r], g[r], out=s[r])
-                v[r] += (1 - b2) * s[r]
+                s[r] *= 1 - b2
+                v[r] += s[r]
                 xp.sqrt(v[r], out=s[r])
                 s[r] /= root_c2
                 s[r] += eps

@@ -14,6 +14,7 @@ from pathlib import Path
 from .config import RunSpec
 from .errors import UserError
 from .files import RunLock, read_json, write_text
+from .tables import count
 
 
 def silence_stdout():
@@ -104,7 +105,7 @@ def remove_leftover_parts(folder, log):
         except OSError:
             pass
     if found:
-        log(f"removed {len(found)} temporary file{'s' * (len(found) != 1)} left by a write that was "
+        log(f"removed {count(len(found), 'temporary file')} left by a write that was "
             f"cut off: {', '.join(str(p) for p in found)}")
 
 

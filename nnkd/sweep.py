@@ -27,6 +27,7 @@ from . import transfer
 from .errors import Interrupted, UserError
 from .files import RunLock, read_json, write_text
 from .runs import Log
+from .tables import count
 
 
 def temperature_text(t):
@@ -125,7 +126,7 @@ def run_sweep(spec, backend, ds, teacher, out_dir, log=print, cluster=None):
     t0 = time.perf_counter()
 
     def start(where):
-        log(f"sweep: {total} cell{'s' * (total != 1)}, {total - len(jobs)} already done, {len(jobs)} to train" +
+        log(f"sweep: {count(total, 'cell')}, {total - len(jobs)} already done, {len(jobs)} to train" +
             (f" {where}; each cell logs to its own folder" if jobs else ""))
 
     def report(i, s):

@@ -31,6 +31,7 @@ from . import transfer
 from .data import to_float32
 from .errors import UserError
 from .files import atomic_write, read_array
+from .install import extra_hint
 
 ONNX_SUFFIX = ".onnx"
 OUTPUTS = ("logits", "probabilities")
@@ -51,7 +52,7 @@ def _import_ort():
         import onnxruntime
     except ImportError:
         raise UserError("distilling from an ONNX model needs onnxruntime, which is not installed: "
-                        "pip install -e .[onnx]") from None
+                        f"{extra_hint('onnx')}") from None
     return onnxruntime
 
 

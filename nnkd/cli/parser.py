@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..version import __version__
 from ..config import flag_role
+from ..install import extra_hint
 from ..presets import PRESETS
 
 def _word(meanings):
@@ -106,7 +107,7 @@ def build_parser():
     p = sub.add_parser("distill", help="the main job: teacher, baseline and distilled student, table")
     _add_common(p, "distill")
     p.add_argument("--teacher", default=None, help="teacher to distill from: a checkpoint.npz, or an ONNX "
-                   "model (.onnx, input float32 [N, features] = pixels / 255; pip install -e .[onnx])")
+                   f"model (.onnx, input float32 [N, features] = pixels / 255; {extra_hint('onnx')})")
     _add_teacher_outputs(p)
     p.add_argument("--teacher-logits", default=None, metavar="FILE.npy",
                    help="distill from logits computed elsewhere: (N, classes) for the N training images, "
