@@ -28,3 +28,25 @@ def test_unknown_module_is_refused_before_anything_runs(tmp_path):
                        env={"PATH": "/usr/bin:/bin", "MUTATION_DIR": str(tmp_path / "m")})
     assert r.returncode == 2 and ("unknown module" in r.stderr or "mutmut is not installed" in r.stderr)
     assert not (tmp_path / "m").exists()
+
+
+def judge(tmp_path, source):
+    """The judge of the `losses` mutants, run over two test files holding ``source``."""
+    (tmp_path / "tests").mkdir()
+    for name in ("test_gradcheck.py", "test_backend_twins.py"):
+        (tmp_path / "tests" / name).write_text(source)
+    return subprocess.run(["bash", str(SCRIPT), "--judge", "losses"], cwd=tmp_path,
+                          capture_output=True, text=True).returncode
+
+
+def test_the_judge_passes_a_mutant_only_when_every_test_passes(tmp_path):
+    assert judge(tmp_path, "def test_fine():\n    pass\n") == 0
+
+
+def test_the_judge_kills_a_mutant_that_breaks_an_import(tmp_path):
+    # pytest exits with 2 on a collection error; mutmut would count that as a survivor
+    assert judge(tmp_path, "import no_such_module_anywhere\n") == 1
+
+
+def test_the_judge_kills_a_mutant_that_fails_a_test(tmp_path):
+    assert judge(tmp_path, "def test_wrong():\n    assert 1 == 2\n") == 1
