@@ -145,6 +145,17 @@ def test_a_damaged_member_header_is_caught_whatever_it_raises(tmp_path):
         assert msg.startswith(f"checkpoint {p} is truncated or corrupted (") and msg.endswith(f"); {ADVICE}"), msg
 
 
+
+def test_a_file_that_cannot_be_read(tmp_path, monkeypatch):
+    p = tmp_path / "c.npz"
+    checkpoint.save(p, WEIGHTS, {"epoch": 1})
+
+    def refused(*args, **kwargs):  # root reads any file, so the refusal is simulated
+        raise PermissionError(13, "Permission denied", str(p))
+    monkeypatch.setattr(checkpoint, "open", refused, raising=False)
+    assert message(checkpoint.load, p) == \
+        f"cannot read checkpoint {p}: Permission denied; check its permissions"
+
 # ---- load: the metadata ---------------------------------------------------------------------------
 
 def test_an_npz_of_another_program(tmp_path):
