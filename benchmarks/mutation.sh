@@ -16,7 +16,11 @@
 # second run retests only the mutants that survived or timed out (with the new tests).
 # One process, under nice: the machine stays usable.  Stop it with Ctrl-C (a kill of mutmut alone
 # leaves its test worker running); the next start puts the mutated file back.  Afterwards:
+#   benchmarks/mutation.sh --score         # per file: mutants, killed, timed out, survived, untested
 #   cd /tmp/nnkd-mutation && mutmut results && mutmut show ID
+# Never run `mutmut show` (or `mutmut results`) while a run is going: it records the lines of
+# the file as they are on disk, with the mutant in place, and the run then stops on a lookup
+# error.  --score only reads the cache.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,6 +51,25 @@ if [ "${1:-}" = --judge ]; then
     --deselect tests/test_gradcheck.py::test_gradcheck_command_prints_table \
     --deselect tests/test_gradcheck.py::test_gradcheck_cupy_without_gpu_is_one_clear_line ${TESTS[$m]} \
     || exit 1
+  exit 0
+fi
+if [ "${1:-}" = --score ]; then
+  [ -e "$WORK/.mutmut-cache" ] || { echo "no results in $WORK: run benchmarks/mutation.sh first" >&2; exit 2; }
+  python3 - "$WORK/.mutmut-cache" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+counts = {}
+for name, status, n in db.execute(
+        "SELECT SourceFile.filename, Mutant.status, COUNT(*) FROM Mutant JOIN Line ON Mutant.line = Line.id "
+        "JOIN SourceFile ON Line.sourcefile = SourceFile.id GROUP BY 1, 2"):
+    counts.setdefault(name, {})[status] = n
+print(f"{'file':28} {'mutants':>8} {'killed':>7} {'timeout':>8} {'survived':>9} {'untested':>9} {'killed %':>9}")
+for name, c in sorted(counts.items()):
+    killed = c.get("ok_killed", 0) + c.get("ok_suspicious", 0)
+    run = sum(c.values()) - c.get("untested", 0) - c.get("skipped", 0)
+    print(f"{name:28} {sum(c.values()):8} {killed:7} {c.get('bad_timeout', 0):8} {c.get('bad_survived', 0):9} "
+          f"{c.get('untested', 0):9} {100 * killed / run if run else 0:9.1f}")
+PY
   exit 0
 fi
 command -v mutmut >/dev/null || { echo 'mutmut is not installed: pip install "mutmut==2.5.1"' >&2; exit 2; }

@@ -2,6 +2,8 @@
 that judges one (so a rename cannot leave the mutation tool testing nothing)."""
 
 import re
+import sys
+from pathlib import Path
 import subprocess
 
 from tests.conftest import ROOT
@@ -50,3 +52,25 @@ def test_the_judge_kills_a_mutant_that_breaks_an_import(tmp_path):
 
 def test_the_judge_kills_a_mutant_that_fails_a_test(tmp_path):
     assert judge(tmp_path, "def test_wrong():\n    assert 1 == 2\n") == 1
+
+
+def test_the_score_counts_each_file_from_the_cache(tmp_path):
+    import sqlite3
+    db = sqlite3.connect(tmp_path / ".mutmut-cache")
+    db.executescript("""
+        CREATE TABLE SourceFile (id INTEGER PRIMARY KEY, filename TEXT);
+        CREATE TABLE Line (id INTEGER PRIMARY KEY, sourcefile INTEGER, line TEXT, line_number INTEGER);
+        CREATE TABLE Mutant (id INTEGER PRIMARY KEY, line INTEGER, "index" INTEGER, status TEXT);
+        INSERT INTO SourceFile VALUES (1, 'nnkd/a.py');
+        INSERT INTO Line VALUES (1, 1, 'x = 1', 0);
+        INSERT INTO Mutant VALUES (1, 1, 0, 'ok_killed'), (2, 1, 1, 'ok_killed'), (3, 1, 2, 'ok_suspicious'),
+                                  (4, 1, 3, 'bad_survived'), (5, 1, 4, 'untested');""")
+    db.commit()
+    r = subprocess.run(["bash", str(SCRIPT), "--score"], capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin:" + str(Path(sys.executable).parent),
+                            "MUTATION_DIR": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1].split() == ["nnkd/a.py", "5", "3", "0", "1", "1", "75.0"]
+    r = subprocess.run(["bash", str(SCRIPT), "--score"], capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "MUTATION_DIR": str(tmp_path / "none")})
+    assert r.returncode == 2 and "no results in" in r.stderr
