@@ -234,7 +234,7 @@ def load_model(path, backend, data_checksum=None, dataset=None):
                         "teacher trained on it, or train one")
     try:
         net = Network.from_settings(cfg, backend)
-    except (SettingError, ValueError) as exc:
+    except (SettingError, ValueError, TypeError) as exc:  # TypeError: a value of the wrong kind
         raise UserError(f"checkpoint {path}: its config cannot build a network ({exc})") from None
     for name, p in net.params:
         a = arrays.get(name)

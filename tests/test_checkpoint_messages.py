@@ -325,17 +325,18 @@ def test_export_keeps_the_weights_and_the_metadata_only(tmp_path):
 
 
 @pytest.mark.parametrize("name,weight", [("W0", True), ("b12", True), ("W", False), ("b", False),
-                                         ("velocity0", False), ("Wx", False), ("bias", False), ("x0", False)])
+                                         ("velocity0", False), ("Wx", False), ("bias", False), ("x0", False),
+                                         ("X0", False)])
 def test_which_arrays_are_weights(name, weight):
     assert checkpoint.is_weight(name) is weight
 
 
 # ---- load_model ----------------------------------------------------------------------------------
 
-def model_file(tmp_path, arrays=None, **meta):
-    cfg = TrainConfig(arch="12-6-10")
+def model_file(tmp_path, arrays=None, config=(), **meta):
+    cfg = dict(asdict(TrainConfig(arch="12-6-10")), **dict(config))
     p = tmp_path / "m.npz"
-    checkpoint.save(p, WEIGHTS if arrays is None else arrays, dict({"config": asdict(cfg), "epoch": 1}, **meta))
+    checkpoint.save(p, WEIGHTS if arrays is None else arrays, dict({"config": cfg, "epoch": 1}, **meta))
     return p
 
 
@@ -365,3 +366,16 @@ def test_load_model_refusals(tmp_path):
     assert message(checkpoint.load_model, p, be) == \
         (f"checkpoint {p} has no 'config' in its metadata: it is not a trained nnkd model; give a "
          "checkpoint.npz written by nnkd")
+
+
+@pytest.mark.parametrize("config,why", [
+    ({"arch": "12-x-10"}, "architecture '12-x-10' is malformed: expected widths joined by '-', such as "
+                          "784-1200-1200-10"),
+    ({"dropout_input": 1.5}, "its config cannot build a network (dropout rate must be in [0, 1), got 1.5)"),
+    ({"init_std": -1.0}, "its config cannot build a network (scale < 0)"),
+    ({"dropout_hidden": "a"}, "its config cannot build a network ('>' not supported between instances of "
+                              "'str' and 'int')"),
+], ids=["arch", "dropout", "init", "a-string"])
+def test_load_model_of_a_config_that_cannot_build_a_network(tmp_path, config, why):
+    p = model_file(tmp_path, config=config)
+    assert message(checkpoint.load_model, p, get_backend("numpy")) == f"checkpoint {p}: {why}"
