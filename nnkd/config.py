@@ -20,7 +20,8 @@ import numpy as np
 
 from . import memory
 from .errors import UserError
-from .network import parse_arch
+from .layers import INITS
+from .network import INPUTS, parse_arch
 from .optim import MOMENTUM_FORMS, OPTIMIZERS, SCHEDULES, MaxNorm
 
 COMMANDS = ("distill", "train-teacher", "train-student", "sweep")
@@ -121,6 +122,8 @@ class TrainConfig:
     max_norm_bias: bool = False
     max_norm_layers: str = "hidden"
     init_std: float = 0.01
+    init: str = "normal"             # normal: N(0, init_std^2), biases 0; uniform: U(+-1/sqrt(fan-in))
+    inputs: str = "unit"             # unit: features as given; centered: 2x - 1 first (pixels to [-1, 1])
     seed: int = 0
     temperature: float = 20.0        # the fields below are used when training on soft targets
     soft_weight: float = 1.0
@@ -189,6 +192,8 @@ class TrainConfig:
         _number(name("init_std"), self.init_std, 0.0, 10.0, lo_open=True,
                 hint=" (all-equal initial weights never break the symmetry between units)")
         _float32(name("init_std"), self.init_std)
+        _choice(name("init"), self.init, INITS)
+        _choice(name("inputs"), self.inputs, INPUTS)
         _whole(name("seed"), self.seed, 0, MAX_SEED)
         _number(name("temperature"), self.temperature, *TEMPERATURE_RANGE,
                 hint=" (softmax(z / T) and the T^2 weight must stay finite in float32)")

@@ -90,6 +90,27 @@ class Layer:
         raise NotImplementedError
 
 
+INITS = ("normal", "uniform")  # Dense.init's schemes
+
+
+class Centre(Layer):
+    """Pixels from [0, 1] to [-1, 1]: ``y = 2x - 1``, as torchvision's
+    ``Normalize((0.5,), (0.5,))``.  It comes before input dropout, which then sets a
+    dropped pixel to 0, mid-grey, where on [0, 1] pixels it sets it to black.  No
+    parameters.  It writes a buffer of its own: the caller's ``x`` is left as it was."""
+
+    def forward(self, x, train):
+        xp = array_module(x)
+        y = self._buffer("y", x.shape, xp, x.dtype)
+        xp.multiply(x, 2, out=y)
+        y -= 1
+        return y
+
+    def backward(self, gy, need_gx=True):
+        gy *= 2
+        return gy
+
+
 class Dense(Layer):
     """Fully connected layer ``y = x @ W + b``.
 
@@ -105,9 +126,18 @@ class Dense(Layer):
         self.x = None
 
     @classmethod
-    def init(cls, n_in, n_out, backend, host_rng, std=0.01, dtype=np.float32):
-        """Weights from N(0, std^2) (the paper's 0.01), biases 0.  The draw happens on
-        the host so that both backends start from the same numbers for a seed."""
+    def init(cls, n_in, n_out, backend, host_rng, std=0.01, dtype=np.float32, scheme="normal"):
+        """``scheme`` "normal": weights from N(0, std^2) (the paper's 0.01), biases 0;
+        "uniform": weights and biases from U(-1/sqrt(n_in), 1/sqrt(n_in)), PyTorch's
+        default for ``nn.Linear`` (``std`` unused).  The draw happens on the host so that
+        both backends start from the same numbers for a seed."""
+        if scheme == "uniform":
+            bound = 1.0 / np.sqrt(n_in)
+            W = host_rng.uniform(-bound, bound, size=(n_in, n_out)).astype(dtype)
+            b = host_rng.uniform(-bound, bound, size=n_out).astype(dtype)
+            return cls(backend.asarray(W), backend.asarray(b))
+        if scheme != "normal":
+            raise ValueError(f"init scheme must be one of {', '.join(INITS)}, got {scheme!r}")
         W = host_rng.normal(0.0, std, size=(n_in, n_out)).astype(dtype)
         return cls(backend.asarray(W), backend.xp.zeros(n_out, dtype=dtype))
 

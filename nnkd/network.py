@@ -3,7 +3,9 @@
 import numpy as np
 
 from .errors import UserError
-from .layers import Dense, Dropout, ReLU
+from .layers import INITS, Centre, Dense, Dropout, ReLU
+
+INPUTS = ("unit", "centered")  # pixels as the network sees them: [0, 1], or 2x - 1 in [-1, 1]
 
 
 def parse_arch(spec, n_in=None, n_out=None):
@@ -35,7 +37,8 @@ class Network:
 
         Dropout(0.2) Dense(784,1200) ReLU Dropout(0.5) Dense(1200,1200) ReLU Dropout(0.5) Dense(1200,10)
 
-    Dropout layers with rate 0 are left out.  ``forward`` returns the logits.
+    Dropout layers with rate 0 are left out; with ``inputs="centered"`` a :class:`Centre` layer
+    comes first.  ``forward`` returns the logits.
 
     Args:
         sizes: widths, e.g. ``[784, 1200, 1200, 10]``.
@@ -43,16 +46,23 @@ class Network:
         seed: seeds the host generator that draws the initial weights.
         dropout_input, dropout_hidden: dropout rates in [0, 1).
         init_std: standard deviation of the initial weights (paper: 0.01).
+        init: "normal" (N(0, init_std^2) weights, zero biases) or "uniform"
+            (U(-1/sqrt(fan-in), 1/sqrt(fan-in)) weights and biases, PyTorch's default).
+        inputs: "unit" (the features as given) or "centered" (a :class:`Centre` layer
+            first maps [0, 1] pixels to [-1, 1], before input dropout).
         dtype: float32 for training, float64 for gradient checks.
     """
 
     def __init__(self, sizes, backend, seed=0, dropout_input=0.0, dropout_hidden=0.0,
-                 init_std=0.01, dtype=np.float32):
+                 init_std=0.01, dtype=np.float32, init="normal", inputs="unit"):
+        if inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {', '.join(INPUTS)}, got {inputs!r}")
         self.sizes = list(sizes)
         self.backend = backend
         self.dtype = np.dtype(dtype)
+        self.inputs = inputs
         host_rng = np.random.default_rng(seed)
-        self.layers = []
+        self.layers = [Centre()] if inputs == "centered" else []
         self.dense = []
         self.dropouts = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -60,7 +70,7 @@ class Network:
             if rate > 0:
                 self.dropouts.append(Dropout(rate))
                 self.layers.append(self.dropouts[-1])
-            dense = Dense.init(n_in, n_out, backend, host_rng, std=init_std, dtype=dtype)
+            dense = Dense.init(n_in, n_out, backend, host_rng, std=init_std, dtype=dtype, scheme=init)
             self.dense.append(dense)
             self.layers.append(dense)
             if i < len(sizes) - 2:
@@ -69,11 +79,12 @@ class Network:
     @classmethod
     def from_settings(cls, settings, backend, dtype=np.float32):
         """A freshly initialized network as ``settings`` describe it (any object with ``arch``,
-        ``seed``, ``dropout_input``, ``dropout_hidden`` and ``init_std``, such as a
-        :class:`~nnkd.config.TrainConfig`)."""
+        ``seed``, ``dropout_input``, ``dropout_hidden`` and ``init_std``, and optionally
+        ``init`` and ``inputs``, such as a :class:`~nnkd.config.TrainConfig`)."""
         return cls(parse_arch(settings.arch), backend, seed=settings.seed,
                    dropout_input=settings.dropout_input, dropout_hidden=settings.dropout_hidden,
-                   init_std=settings.init_std, dtype=dtype)
+                   init_std=settings.init_std, dtype=dtype, init=getattr(settings, "init", "normal"),
+                   inputs=getattr(settings, "inputs", "unit"))
 
     def set_workers(self, workers):
         """Run the layers' large operations by parts on ``workers`` (see

@@ -12,7 +12,9 @@ later; nnkd's ``onnx`` extra asks for 1.16 or later).  Its graph, for weights ``
   ``probabilities`` = ``softmax(logits / T)``, same shape.
 
 Dropout is inverted in nnkd (scaled in training, the identity in evaluation), so the
-evaluation network is exactly the dense layers and ReLUs above.  Only the weights are
+evaluation network is exactly the dense layers and ReLUs above.  A network with centered
+inputs (``2x - 1`` first) is exported with that map folded into its first layer
+(``2 W0`` and ``b0 - sum of W0's rows``), so every exported model takes the features as given.  Only the weights are
 exported: optimizer state in the checkpoint (``velocity*``) is ignored.  ``onnx`` is an
 optional dependency (the ``onnx`` extra), imported only here, inside
 :func:`export_onnx`.
@@ -87,8 +89,12 @@ def _weights(src):
     from .checkpoint import load_model
     net, meta = load_model(src, get_backend("numpy"))
     state = net.state()  # W0, b0, ... only: never the velocity arrays
-    layers = [(np.ascontiguousarray(state[f"W{i}"], np.float32),
-               np.ascontiguousarray(state[f"b{i}"], np.float32)) for i in range(len(net.dense))]
+    layers = [(state[f"W{i}"].astype(np.float64), state[f"b{i}"].astype(np.float64))
+              for i in range(len(net.dense))]
+    if net.inputs == "centered":  # (2x - 1) @ W0 + b0 == x @ (2 W0) + (b0 - sum of W0's rows)
+        W0, b0 = layers[0]
+        layers[0] = (2 * W0, b0 - W0.sum(axis=0))
+    layers = [(np.ascontiguousarray(W, np.float32), np.ascontiguousarray(b, np.float32)) for W, b in layers]
     return list(net.sizes), layers, meta
 
 

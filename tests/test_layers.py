@@ -75,3 +75,46 @@ def test_state_round_trip(backend):
     b.load_state(a.state())
     for (_, p), (_, q) in zip(a.params, b.params):
         np.testing.assert_array_equal(host(p.data), host(q.data))
+
+
+def test_uniform_init_is_pytorchs_linear_default(backend):
+    net = Network([784, 1200, 10], backend, init="uniform", seed=3)
+    for dense, fan_in in zip(net.dense, (784, 1200)):
+        bound = 1 / np.sqrt(fan_in)
+        W, b = host(dense.W.data), host(dense.b.data)
+        for a in (W, b):
+            assert a.dtype == np.float32 and np.abs(a).max() <= bound and np.abs(a).max() > 0.5 * bound
+        assert abs(W.std() - bound / np.sqrt(3)) < 0.01 * bound  # U(-c, c) has std c / sqrt(3)
+    again = Network([784, 1200, 10], backend, init="uniform", seed=3)
+    np.testing.assert_array_equal(host(again.dense[1].b.data), host(net.dense[1].b.data))
+    with pytest.raises(ValueError, match="init scheme must be one of normal, uniform, got 'he'"):
+        Network([4, 2], backend, init="he")
+
+
+def test_centered_inputs_are_two_x_minus_one_before_input_dropout(backend):
+    xp = backend.xp
+    net = Network([50, 40, 10], backend, dropout_input=0.5, inputs="centered")
+    assert [type(l).__name__ for l in net.layers][:3] == ["Centre", "Dropout", "Dense"]
+    x = xp.asarray(np.random.default_rng(0).random((64, 50), dtype=np.float32))
+    kept = x.copy()
+    net.set_rng(backend.rng(0))
+    net.forward(kept, train=True)
+    np.testing.assert_array_equal(host(kept), host(x))  # the caller's array is left as it was
+    centred = host(net.dropouts[0].mask) * (2 * host(x) - 1)  # dropped pixels are 0: mid-grey
+    np.testing.assert_allclose(host(net.dense[0].x), centred, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="inputs must be one of unit, centered, got 'signed'"):
+        Network([4, 2], backend, inputs="signed")
+
+
+def test_a_centered_network_is_a_unit_network_with_its_first_layer_folded(backend):
+    """(2x - 1) @ W0 + b0 == x @ (2 W0) + (b0 - sum of W0's rows), in evaluation (float64)."""
+    xp = backend.xp
+    centered = Network([30, 20, 10], backend, init="uniform", inputs="centered", dtype=np.float64)
+    unit = Network([30, 20, 10], backend, init="uniform", dtype=np.float64)
+    state = {k: host(v) for k, v in centered.state().items()}
+    state["b0"] = state["b0"] - state["W0"].sum(axis=0)
+    state["W0"] = 2 * state["W0"]
+    unit.load_state({k: xp.asarray(v) for k, v in state.items()})
+    x = xp.asarray(np.random.default_rng(1).random((16, 30)))
+    np.testing.assert_allclose(host(centered.forward(x, train=False)), host(unit.forward(x, train=False)),
+                               rtol=1e-12, atol=1e-12)

@@ -198,3 +198,17 @@ def test_npz_stays_the_default(digits_ckpt, tmp_path):
     assert export(src, tmp_path / "w.npz") == 0
     arrays, meta = load(tmp_path / "w.npz")
     assert meta["weights_only"] and not any(k.startswith("velocity") for k in arrays)
+
+
+def test_a_centered_network_is_exported_with_its_centring_folded_in(tmp_path):
+    """Trained on 2x - 1 of its inputs: the ONNX model takes the features as given and agrees."""
+    pytest.importorskip("onnx")
+    cfg = TrainConfig(arch="64-32-10", dropout_input=0.2, epochs=3, lr=0.05, init="uniform", inputs="centered")
+    data = digits()
+    train(cfg, get_backend("numpy"), data, tmp_path / "model", log=quiet)
+    ckpt = tmp_path / "model" / "checkpoint.npz"
+    dest = tmp_path / "centered.onnx"
+    assert export(ckpt, dest, "--format", "onnx") == 0
+    x = data["x_test"]
+    _, ref = check_model(ckpt, dest, x, 64, 10, "digits 64-32-10, centered inputs")
+    assert (ref.argmax(1) == data["y_test"]).mean() > 0.8  # it learned: the check compares a real model

@@ -47,6 +47,10 @@ OVERRIDES = [
      "whether the bias counts in a unit's length: yes or no"),
     ("--max-norm-layers", "max_norm_layers", str, "hidden (paper), all or none"),
     ("--init-std", "init_std", float, "std of the initial weights (paper: 0.01)"),
+    ("--init", "init", str, "normal (N(0, init-std^2) weights, zero biases; default) or uniform "
+     "(weights and biases from U(-1/sqrt(fan-in), 1/sqrt(fan-in)), PyTorch's default)"),
+    ("--inputs", "inputs", str, "unit (features as given: pixels / 255 in [0, 1]; default) or centered "
+     "(2x - 1 in [-1, 1] before input dropout, as torchvision's Normalize((0.5,), (0.5,)))"),
     ("--checkpoint-every", "checkpoint_every", int, "epochs between checkpoints"),
     ("--eval-every", "eval_every", int, "epochs between test-set evaluations in the log"),
 ]
