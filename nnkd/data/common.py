@@ -27,11 +27,12 @@ def one_line(text: object) -> str:
 
 
 def show(path: Path | str) -> str:
-    """A path as the user would type it: relative to the working folder when inside it."""
+    """A path as the user would type it: relative to the working folder when inside it.
+    Symbolic links are not followed, so a link is named as it was given."""
     path = Path(path)
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError, RuntimeError):  # RuntimeError: a loop of symbolic links
+        return str(Path(os.path.abspath(path)).relative_to(Path.cwd()))
+    except (ValueError, OSError):  # OSError: the working folder is gone
         return str(path)
 
 

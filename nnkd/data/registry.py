@@ -194,7 +194,7 @@ def load(name: str = "mnist", root: str | os.PathLike | None = None,
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(SPECS)}, "
                         f"or {NPZ_PREFIX}PATH for your own .npz file")
     spec = SPECS[name]
-    cache_dir = Path(root).expanduser() if root is not None else default_root()
+    cache_dir = expand_path(str(root), "dataset cache folder") if root is not None else default_root()
     cache_dir = cache_dir / name
     where = show(cache_dir)
 

@@ -89,7 +89,7 @@ def _mnist_pickle_to_idx(obj, where: str) -> dict[str, bytes]:
         raise SourceFailed(f"{where}: not a (train, valid, test) tuple of pairs") from None
     for a in (tx, ty, vx, vy, sx, sy):
         if not isinstance(a, np.ndarray):
-            raise SourceFailed(f"{where}: holds a {type(a).__name__}, expected arrays")
+            raise SourceFailed(f"{where}: holds {type(a).__name__} values where arrays belong")
     for x, y in ((tx, ty), (vx, vy), (sx, sy)):
         if x.ndim != 2 or x.shape[1] != 784 or y.shape != (len(x),) \
                 or x.dtype.kind != "f" or y.dtype.kind not in "iu":
