@@ -38,7 +38,7 @@ declare -A TESTS=(
   [batches]="tests/test_batches.py tests/test_train.py"
   [train]="tests/test_train.py tests/test_training_integration.py"
   [checkpoint]="tests/test_checkpoint_messages.py tests/test_files.py tests/test_train.py tests/test_training_integration.py"
-  [data]="tests/test_data.py tests/test_dataset_npz.py tests/test_mnist_pinned.py"
+  [data]="tests/test_data_messages.py tests/test_data.py tests/test_dataset_npz.py tests/test_mnist_pinned.py"
 )
 ORDER=(losses optim layers batches train checkpoint data)
 
