@@ -7,12 +7,16 @@
 #                                            # repository's copy when DIR/NAME is missing), in
 #                                            # the background, one BLAS thread each
 #   bash benchmarks/long_runs.sh save DIR    # copy each run's newest state into the repository
+#   bash benchmarks/long_runs.sh start DIR public-teacher   # some of the runs only
 #
 # The runs, two at a time on a 2-core machine (OpenBLAS's own kernels, one thread each):
 #   paper-teacher  the `paper` preset's teacher, 3000 epochs
 #   long-teacher   the `fast` teacher's recipe at batch 128, lr 0.01 halved every 100 epochs
 #                  (exp decay 0.993092), momentum 0.9 classic, 1000 epochs: the schedule of the
 #                  public 64-error reproduction, chosen before any run (no comparison on test)
+#   public-teacher the public 64-error reproduction's whole recipe, as far as nnkd can state it:
+#                  long-teacher's schedule with its inputs in [-1, 1] (--inputs centered), PyTorch's
+#                  initialization (--init uniform) and no max-norm; chosen before any run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:?usage: bash benchmarks/long_runs.sh start|save DIR}
@@ -21,9 +25,16 @@ KEPT=benchmarks/logs/long-runs
 declare -A ARGS=(
   [paper-teacher]="--preset paper"
   [long-teacher]="--preset fast --epochs 1000 --batch-size 128 --lr 0.01 --lr-schedule exp --lr-decay 0.993092 --momentum-start 0.9 --momentum-end 0.9 --momentum-form classic --eval-every 1 --checkpoint-every 1"
+  [public-teacher]="--preset fast --epochs 1000 --batch-size 128 --lr 0.01 --lr-schedule exp --lr-decay 0.993092 --momentum-start 0.9 --momentum-end 0.9 --momentum-form classic --max-norm 0 --init uniform --inputs centered --eval-every 1 --checkpoint-every 1"
 )
+shift 2
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=("${!ARGS[@]}")
+for name in "${names[@]}"; do
+  [ -n "${ARGS[$name]:-}" ] || { echo "unknown run $name: one of ${!ARGS[*]}" >&2; exit 2; }
+done
 mkdir -p "$DIR"
-for name in "${!ARGS[@]}"; do
+for name in "${names[@]}"; do
   run="$DIR/$name"
   case "$MODE" in
     start)
