@@ -45,9 +45,14 @@ ORDER=(losses optim layers batches train checkpoint data)
 if [ "${1:-}" = --judge ]; then
   # The tests that judge one mutant of module $2.  -x: the first failing test kills it; no GPU,
   # no slow tests; the two subprocess runs of `gradcheck` repeat the in-process checks.
+  # No network: a mutant that breaks a file name must fail, not fetch the data again.
   m=$2; [[ $m == data:* ]] && m=data
+  export PIP_NO_INDEX=1 http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 \
+    HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9
+  marks="not slow and not gpu"
+  [ -e data/mnist/t10k-labels-idx1-ubyte ] || marks="$marks and not mnist"  # no MNIST to read
   # shellcheck disable=SC2086
-  python3 -m pytest -x -q -p no:cacheprovider -m 'not slow and not gpu' \
+  python3 -m pytest -x -q -p no:cacheprovider -m "$marks" \
     --deselect tests/test_gradcheck.py::test_gradcheck_command_prints_table \
     --deselect tests/test_gradcheck.py::test_gradcheck_cupy_without_gpu_is_one_clear_line ${TESTS[$m]} \
     || exit 1
@@ -84,6 +89,10 @@ done
 mkdir -p "$WORK"
 (cd "$ROOT" && git ls-files -z -co --exclude-standard | tar -cf - --null -T -) | (cd "$WORK" && tar -xf -)
 cd "$WORK"
+# MNIST: a copy of the verified files of the work tree's cache, never a link to it, so that a
+# mutant (a file name changed) cannot write into that cache; the judge keeps the network out.
+rm -rf data/mnist && mkdir -p data/mnist
+if [ -e "$ROOT/data/mnist/t10k-labels-idx1-ubyte" ]; then cp "$ROOT"/data/mnist/*-idx?-ubyte data/mnist/; fi
 find nnkd -name '*.py.bak' -delete   # mutmut's backups, left by a run that was stopped
 
 for m in "${modules[@]}"; do
