@@ -519,3 +519,58 @@ def test_a_download_reports_its_size_and_the_time_left(monkeypatch):
         sources.PROGRESS.reset(token)
     assert len(lines) == 3 and lines[-1].startswith("f.gz: 0.2 of 0.2 MB, about 0 s left"), lines
     assert sources._download(Response(), "f.gz") == b"x" * 3 * 2**16 and len(lines) == 3  # quiet by default
+
+
+# ---- the edges the messages do not show -------------------------------------------------------------
+
+def test_the_canonical_file_names():
+    assert FILES == ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                     "t10k-labels-idx1-ubyte")
+
+
+def test_read_bytes_when_the_size_on_disk_is_not_what_is_read(tmp_path, monkeypatch):
+    from nnkd.data import common
+    p = tmp_path / "f"
+    p.write_bytes(b"0123456789")
+    real = os.fstat
+
+    class Stat:
+        def __init__(self, st, extra):
+            self.st_size = st.st_size + extra
+
+    for extra in (5, -4):  # the file shrank, or grew, after its size was taken
+        monkeypatch.setattr(common.os, "fstat", lambda fd, extra=extra: Stat(real(fd), extra))
+        got = common.read_bytes(p)
+        assert bytes(got) == b"0123456789" and isinstance(got, bytearray)
+    if Path("/proc/self/cmdline").exists():  # a file whose size on disk is 0
+        monkeypatch.setattr(common.os, "fstat", real)
+        assert bytes(common.read_bytes(Path("/proc/self/cmdline"))) == Path("/proc/self/cmdline").read_bytes()
+
+
+def test_idx_dimensions_use_all_four_bytes():
+    for dims in ((2 ** 24 + 1,), (1, 2 ** 24 + 3, 1), (1, 1, 2 ** 16 + 5)):
+        header = (0x0800 | len(dims)).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
+        with pytest.raises(DataError) as e:
+            data.parse_idx(header, "f")
+        size = int(np.prod(dims))
+        assert f"header says {' x '.join(map(str, dims))} = {size} data bytes but the file holds 0" in str(e.value)
+
+
+def test_datasets_compare_by_identity_and_print_without_their_arrays():
+    arrays = tiny_arrays()
+    make = lambda: data.Dataset("tiny", arrays[data.TRAIN_IMAGES], arrays[data.TRAIN_LABELS],  # noqa: E731
+                                arrays[data.TEST_IMAGES], arrays[data.TEST_LABELS], "test", Path("."), "abc",
+                                10, (28, 28))
+    a, b = make(), make()
+    assert a != b and a == a and len({a, b}) == 2
+    assert "array" not in repr(a) and len(repr(a)) < 300
+
+
+def test_the_wheels_pickle_reader_takes_python_2_strings_and_old_numpy_names():
+    from nnkd.data import wheel
+    assert wheel.unpickle_arrays(b"\x80\x02U\x02\xff\xe9q\x00.", "p") == "\xff\xe9"  # a Python 2 str
+    new = pickle.dumps(np.arange(6, dtype=np.uint8).reshape(2, 3), protocol=3)  # names as text
+    assert b"numpy._core.multiarray" in new
+    old = new.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")  # as the wheel's pickle names it
+    for blob in (new, old):
+        np.testing.assert_array_equal(wheel.unpickle_arrays(blob, "p"), np.arange(6).reshape(2, 3))
