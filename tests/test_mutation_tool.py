@@ -1,10 +1,11 @@
-"""benchmarks/mutation.sh names files that exist: every module it mutates and every test file
-that judges one (so a rename cannot leave the mutation tool testing nothing)."""
+"""benchmarks/mutation.sh: it names files that exist (every module it mutates and every test
+file that judges one, so a rename cannot leave the mutation tool testing nothing), its judge
+counts every failing test run as a kill, and its score reads the cache."""
 
 import re
+import subprocess
 import sys
 from pathlib import Path
-import subprocess
 
 from tests.conftest import ROOT
 
