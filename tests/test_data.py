@@ -612,3 +612,30 @@ def test_a_wheel_source_is_frozen():
     source = next(s for s in data.registry.SPECS["mnist"].sources if isinstance(s, PyPIWheel))
     with pytest.raises(dataclasses.FrozenInstanceError):
         source.requirement = "other==1"
+
+
+class FakeResponse:
+    def __init__(self, parts, length=None):
+        self.parts = list(parts)
+        self.headers = {} if length is None else {"Content-Length": str(length)}
+
+    def read(self, n):
+        return self.parts.pop(0) if self.parts else b""
+
+
+@pytest.mark.parametrize("length,lines", [
+    (4 << 20, ["f: 1.0 of 4.0 MB, about 15 s left", "f: 3.0 of 4.0 MB, about 3 s left"]),
+    (None, ["f: 1.0 MB", "f: 3.0 MB"]),
+], ids=["size-known", "size-unknown"])
+def test_download_progress_lines_every_five_seconds(monkeypatch, length, lines):
+    """Parts of 1 MB arrive at 5, 7 and 10 s: a line at 5 s (exactly the interval) and at 10 s."""
+    from nnkd.data import sources
+    clock = iter([0.0, 5.0, 7.0, 10.0])
+    monkeypatch.setattr(sources.time, "perf_counter", lambda: next(clock))
+    got = []
+    token = sources.PROGRESS.set(got.append)
+    try:
+        body = sources._download(FakeResponse([b"a" * (1 << 20), b"b" * (1 << 20), b"c" * (1 << 20)], length), "f")
+    finally:
+        sources.PROGRESS.reset(token)
+    assert got == lines and len(body) == 3 << 20 and body[-1:] == b"c"
