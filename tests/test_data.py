@@ -639,3 +639,41 @@ def test_download_progress_lines_every_five_seconds(monkeypatch, length, lines):
     finally:
         sources.PROGRESS.reset(token)
     assert got == lines and len(body) == 3 << 20 and body[-1:] == b"c"
+
+
+def test_a_mirror_download_asks_with_a_short_timeout_and_reports_the_gz_file(tmp_path, monkeypatch):
+    """An offline machine falls through to the next source after 3 s per mirror, not minutes."""
+    from nnkd.data import sources
+    name = data.TEST_LABELS
+    gz = gzip.compress(tiny_files()[name])
+    opened, lines = [], []
+
+    class Opened(FakeResponse):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def urlopen(url, timeout):
+        opened.append((url, timeout))
+        return Opened([gz], len(gz))
+    monkeypatch.setattr(sources.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(sources, "PROGRESS_EVERY", 0.0)
+    mirror = data.Mirror("https://example.invalid/mnist/", "sha256", {name: hashlib.sha256(gz).hexdigest()})
+    token = sources.PROGRESS.set(lines.append)
+    try:
+        got = mirror.fetch(tiny_spec(mirror), [name], tmp_path)
+    finally:
+        sources.PROGRESS.reset(token)
+    assert got == {name: tiny_files()[name]}
+    assert opened == [(f"https://example.invalid/mnist/{name}.gz", 3.0)]
+    assert lines and all(line.startswith(f"{name}.gz: ") for line in lines)
+
+
+@pytest.mark.parametrize("source", [data.Mirror("u/", "md5", {}), data.DirectorySource(Path("d"))],
+                         ids=["mirror", "folder"])
+def test_sources_are_frozen(source):
+    import dataclasses
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        source.kind = "other"
