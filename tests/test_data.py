@@ -677,3 +677,27 @@ def test_sources_are_frozen(source):
     import dataclasses
     with pytest.raises(dataclasses.FrozenInstanceError):
         source.kind = "other"
+
+
+def test_the_named_datasets_specs():
+    import dataclasses
+    for name, spec in data.registry.SPECS.items():
+        assert spec.name == name and spec.advice and set(spec.sha256) == set(FILES)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            spec.name = "other"
+        ds = data.published(name)
+        assert ds.train_images.shape == (60000, 784) and ds.test_images.shape == (10000, 784)
+        assert ds.train_labels.shape == (60000,) and ds.test_labels.shape == (10000,)
+
+
+def test_device_data_keeps_every_training_image_unless_asked():
+    from nnkd.backend import get_backend
+    arrays = tiny_arrays()
+    ds = data.Dataset("tiny", arrays[data.TRAIN_IMAGES].reshape(N_TRAIN, -1), arrays[data.TRAIN_LABELS],
+                      arrays[data.TEST_IMAGES].reshape(N_TEST, -1), arrays[data.TEST_LABELS], "test",
+                      Path("."), "abc", 10, (28, 28))
+    d = data.device_data(ds, get_backend("numpy"))
+    assert sorted(d) == ["image_shape", "n_classes", "x_test", "x_train", "y_test", "y_train"]
+    assert d["x_train"].shape == (N_TRAIN, 784) and d["image_shape"] == (28, 28) and d["n_classes"] == 10
+    d = data.device_data(ds, get_backend("numpy"), validation=2)
+    assert d["x_train"].shape == (N_TRAIN - 2, 784) and d["x_val"].shape == (2, 784)
