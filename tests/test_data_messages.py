@@ -471,8 +471,8 @@ def test_no_home_folder_for_the_cache(monkeypatch, here):
 
 def test_a_root_in_the_home_of_an_unknown_user(monkeypatch):
     register(monkeypatch)
-    assert message(data.load, "tiny", root="~nosuchuser/data", log=quiet).endswith(
-        f" ~nosuchuser/data: {NO_USER}")
+    assert message(data.load, "tiny", root="~nosuchuser/data", log=quiet) == \
+        f"dataset cache folder ~nosuchuser/data: {NO_USER}"
 
 
 def test_describe_a_named_dataset(monkeypatch):
@@ -971,3 +971,45 @@ def test_the_edges_of_what_an_npz_may_hold(changes, n_classes, image_shape):
     ds = data.load("npz:d.npz", log=None)
     assert ds.n_classes == n_classes and ds.image_shape == image_shape
     assert ds.train_images.shape == (12, 16) and ds.train_labels.dtype == np.int64
+
+
+# ---- what a load returns and leaves behind --------------------------------------------------------
+
+def test_a_fetch_takes_the_first_source_that_has_the_files_and_puts_the_signals_back(monkeypatch):
+    first, second = put(Path("one"), tiny_files()), put(Path("two"), tiny_files())
+    register(monkeypatch, data.DirectorySource(first), data.DirectorySource(second))
+    clock = iter([100.0, 102.5])
+    monkeypatch.setattr(registry.time, "perf_counter", lambda: next(clock))
+    mine = lambda signum, frame: None  # noqa: E731
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        lines = []
+        ds = data.load("tiny", root="data", log=lines.append)
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert lines == ["tiny: cache data/tiny: missing", "tiny: folder one: ok, verified (4 files, 2.5 s)"]
+    assert ds.source == "folder one" and ds.image_shape == (28, 28) and ds.n_classes == 10
+    assert ds.train_images.shape == (6, 784) and ds.test_images.shape == (4, 784)
+    assert ds.cache_dir == Path("data") / "tiny" and ds.checksum == registry.checksum("tiny")
+
+
+def test_published_sizes_of_a_named_dataset():
+    ds = data.published("mnist")
+    assert (ds.name, ds.source, ds.image_shape, ds.n_classes) == \
+        ("mnist", "published sizes (not cached yet)", (28, 28), 10)
+    assert ds.cache_dir == registry.default_root() / "mnist" and ds.checksum == registry.checksum("mnist")
+
+
+def test_the_mnist_checksum_is_the_one_the_shipped_teacher_was_trained_on():
+    """A checkpoint keeps its data's checksum: the formula cannot change without refusing every
+    checkpoint trained before, the shipped teacher among them."""
+    import json
+    from nnkd.install import PACKAGE
+    meta = json.loads((PACKAGE / "pretrained" / "teacher" / "checkpoint.json").read_text())
+    assert registry.checksum("mnist") == meta["data_checksum"] == "42fba4f787e0b19e"
+
+
+def test_mnist_is_the_default_dataset():
+    with pytest.raises(data.NotCached, match="^mnist: not cached yet in empty/mnist"):
+        data.load(root="empty", log=quiet, fetch=False)
