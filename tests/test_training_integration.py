@@ -541,3 +541,24 @@ def test_the_distillation_step_uses_the_logits_of_the_images_it_sees(tmp_path):
                                        teacher.forward(xj.copy(), train=False), 3.0, 1.0, 0.5)
     loss, _ = Step(student_cfg, student)(X, Y, idx, 0.0, 0.0, np.random.default_rng(7), logits)
     assert float(loss) == pytest.approx(float(want), rel=1e-5)
+
+
+def test_without_transfer_jitter_the_distillation_step_uses_the_logits_of_its_own_images(tmp_path):
+    """The same through Step, the images unmoved: the teacher's logits of exactly the batch's rows."""
+    from nnkd import losses, transfer
+    from nnkd.backend import get_backend
+    from nnkd.train import Step
+    be = get_backend("numpy")
+    rng = np.random.default_rng(1)
+    X = rng.random((40, 784), dtype=np.float32)
+    Y = rng.integers(0, 10, 40)
+    student_cfg = TrainConfig(arch="784-8-10", temperature=3.0, soft_weight=1.0, hard_weight=0.5,
+                              init_std=0.1)
+    student = Network.from_settings(student_cfg, be)
+    teacher = Network.from_settings(TrainConfig(arch="784-16-10", seed=1, init_std=0.1), be)
+    logits = transfer.compute(teacher, {"x_train": X}, tmp_path / "z.npy", max_shift=0, log=quiet)
+    idx = rng.permutation(40)[:16]
+    want, _ = losses.distillation_loss(student.forward(X[idx].copy(), train=True), Y[idx],
+                                       teacher.forward(X[idx].copy(), train=False), 3.0, 1.0, 0.5)
+    loss, _ = Step(student_cfg, student)(X, Y, idx, 0.0, 0.0, np.random.default_rng(7), logits)
+    assert float(loss) == pytest.approx(float(want), rel=1e-5)
