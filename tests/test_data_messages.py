@@ -999,6 +999,8 @@ def test_published_sizes_of_a_named_dataset():
     assert (ds.name, ds.source, ds.image_shape, ds.n_classes) == \
         ("mnist", "published sizes (not cached yet)", (28, 28), 10)
     assert ds.cache_dir == registry.default_root() / "mnist" and ds.checksum == registry.checksum("mnist")
+    for a in (ds.train_images, ds.train_labels, ds.test_images, ds.test_labels):
+        assert a.dtype == np.uint8 and a.strides == (0,) * a.ndim  # zeros that take no memory
 
 
 def test_the_mnist_checksum_is_the_one_the_shipped_teacher_was_trained_on():
