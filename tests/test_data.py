@@ -691,6 +691,7 @@ def test_the_named_datasets_specs():
 
 
 def test_device_data_keeps_every_training_image_unless_asked():
+    import dataclasses
     from nnkd.backend import get_backend
     arrays = tiny_arrays()
     ds = data.Dataset("tiny", arrays[data.TRAIN_IMAGES].reshape(N_TRAIN, -1), arrays[data.TRAIN_LABELS],
@@ -701,6 +702,9 @@ def test_device_data_keeps_every_training_image_unless_asked():
     assert d["x_train"].shape == (N_TRAIN, 784) and d["image_shape"] == (28, 28) and d["n_classes"] == 10
     d = data.device_data(ds, get_backend("numpy"), validation=2)
     assert d["x_train"].shape == (N_TRAIN - 2, 784) and d["x_val"].shape == (2, 784)
+    features = dataclasses.replace(ds, image_shape=None, n_classes=3)
+    d = data.device_data(features, get_backend("numpy"))
+    assert d["image_shape"] is None and d["n_classes"] == 3
 
 
 def test_the_download_table_entered_twice():

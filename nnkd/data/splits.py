@@ -59,6 +59,6 @@ def device_data(ds, backend, validation: int = 0, train_limit: int | None = None
     out["y_train"] = backend.asarray(y.astype(np.int64))
     out["x_test"] = backend.asarray(to_float32(ds.test_images))
     out["y_test"] = backend.asarray(ds.test_labels.astype(np.int64))
-    out["image_shape"] = getattr(ds, "image_shape", (28, 28))
-    out["n_classes"] = getattr(ds, "n_classes", 10)
+    out["image_shape"] = ds.image_shape
+    out["n_classes"] = ds.n_classes
     return out
