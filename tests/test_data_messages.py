@@ -929,6 +929,11 @@ BAD_ARRAYS = {
                         "y_test has a negative label -1 at index 2; labels must be 0, 1, 2, ..."),
     "labels huge": (dict(y_train=np.array([0, 1, 2, 3, 65536, 70000] * 2)),
                     "y_train has label 65536 at index 4; labels must be below 65536"),
+    "label at the bound": (dict(y_train=np.array([0, 1, 65536, 2, 0, 1] * 2)),
+                           "y_train has label 65536 at index 2; labels must be below 65536"),
+    "not the oblong image": (dict(image_shape=np.array([2, 4]), x_train=np.zeros((12, 4, 2))),
+                             "x_train has shape (12, 4, 2), which does not match image_shape (2, 4): "
+                             "expected (N, 2, 4) or (N, 8)"),
     "train rows": (dict(y_train=np.arange(11) % 3), "x_train has 12 rows but y_train has 11 labels"),
     "test rows": (dict(y_test=np.arange(7) % 3), "x_test has 6 rows but y_test has 7 labels"),
     "no train set": (dict(x_train=np.zeros((0, 16)), y_train=np.zeros(0, int)),
