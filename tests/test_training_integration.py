@@ -427,12 +427,14 @@ def test_resume_lengthens_an_exp_schedule_but_not_a_cosine_one(tmp_path):
     lines = []
     train(cfg(epochs=1), be, data, tmp_path / "exp", log=quiet)
     train(cfg(epochs=2), be, data, tmp_path / "exp", log=lines.append)
-    assert any("lengthening" in line for line in lines) and "epoch    2/2" in " ".join(lines)
+    assert f"lengthening {tmp_path / 'exp'} from 1 to 2 epochs" in lines and "epoch    2/2" in " ".join(lines)
     train(cfg(epochs=1, lr_schedule="cosine"), be, data, tmp_path / "cos", log=quiet)
     with pytest.raises(UserError, match="another configuration"):
         train(cfg(epochs=2, lr_schedule="cosine"), be, data, tmp_path / "cos", log=quiet)
-    with pytest.raises(UserError, match="holds 2 epochs already"):
-        train(cfg(epochs=1), be, data, tmp_path / "exp", log=quiet)
+    with pytest.raises(UserError) as e:
+        train(cfg(epochs=1), be, data, tmp_path / "exp", log=quiet, name="teacher")
+    assert str(e.value) == (f"{tmp_path / 'exp' / 'checkpoint.npz'} holds 2 epochs already: give "
+                            "`teacher.epochs` of at least that to continue it")
 
 
 def test_resume_on_other_data_is_refused(tmp_path):
@@ -562,3 +564,55 @@ def test_without_transfer_jitter_the_distillation_step_uses_the_logits_of_its_ow
                                        teacher.forward(X[idx].copy(), train=False), 3.0, 1.0, 0.5)
     loss, _ = Step(student_cfg, student)(X, Y, idx, 0.0, 0.0, np.random.default_rng(7), logits)
     assert float(loss) == pytest.approx(float(want), rel=1e-5)
+
+
+def test_a_diverging_distillation_names_the_temperature_too(tmp_path):
+    from nnkd import transfer
+    from nnkd.backend import get_backend
+    from nnkd.errors import TrainingDiverged
+    be = get_backend()
+    data = blobs(be)
+    teacher = Network.from_settings(TrainConfig(arch=cfg().arch, seed=1, init_std=0.1), be)
+    logits = transfer.compute(teacher, data, tmp_path / "z.npy", max_shift=0, log=quiet)
+    with pytest.raises(TrainingDiverged) as e:
+        train(cfg(lr=1e20, momentum_form="classic", max_norm=0.0, dropout_hidden=0.0, lr_schedule="constant",
+                  soft_weight=1.0, hard_weight=0.0), be, data, tmp_path / "s", teacher_logits=logits,
+              log=quiet, name="student")
+    assert str(e.value).endswith("the likely cause is a learning rate too high for this model and temperature "
+                                 "(lower `student.lr`, or `student.temperature`); the last good checkpoint "
+                                 f"({tmp_path / 's' / 'checkpoint.npz'}, epoch 0) is kept")
+
+
+def test_logits_for_other_images_are_refused_before_training(tmp_path):
+    from nnkd import transfer
+    from nnkd.backend import get_backend
+    be = get_backend()
+    data = blobs(be)
+    teacher = Network.from_settings(TrainConfig(arch=cfg().arch, seed=1, init_std=0.1), be)
+    fewer = dict(data, x_train=data["x_train"][:-1])
+    logits = transfer.compute(teacher, fewer, tmp_path / "z.npy", max_shift=0, log=quiet)
+    n, classes = data["x_train"].shape[0], 10
+    with pytest.raises(UserError) as e:
+        train(cfg(soft_weight=1.0), be, data, tmp_path / "s", teacher_logits=logits, log=quiet)
+    assert str(e.value) == (f"the teacher's logits are for {n - 1} images x {classes} classes, but the transfer "
+                            f"set has {n} images x {classes} classes: compute them on the same training images")
+    assert not (tmp_path / "s" / "checkpoint.npz").exists()
+
+
+def test_the_time_left_for_this_model_and_for_the_whole_run(tmp_path, monkeypatch):
+    """Each epoch takes 7 s on a fake clock: with 6 epochs of this model's cost after it, the
+    line gives this model's time left and the run's."""
+    import importlib
+    import itertools
+    from nnkd.backend import get_backend
+    be = get_backend()
+    clock = itertools.count(0.0, 7.0)
+    monkeypatch.setattr(importlib.import_module("nnkd.train").time, "perf_counter", lambda: next(clock))
+    lines = []
+    train(cfg(epochs=3), be, blobs(be), tmp_path / "a", log=lines.append, later_epochs=6)
+    ends = [line.split("ex/s")[1].strip() for line in lines if line.lstrip().startswith("epoch")]
+    assert ends == ["left 0:14 (run 0:56)", "left 0:07 (run 0:49)", "left 0:00 (run 0:42)"]
+    lines.clear()
+    train(cfg(epochs=2), be, blobs(be), tmp_path / "b", log=lines.append)
+    ends = [line.split("ex/s")[1].strip() for line in lines if line.lstrip().startswith("epoch")]
+    assert ends == ["left 0:07", "left 0:00"]
