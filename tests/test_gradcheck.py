@@ -251,3 +251,22 @@ def test_gradcheck_cupy_without_gpu_is_one_clear_line():
     assert len(lines) == 1 and lines[0].startswith("error: ") and "cupy" in lines[0].lower()
     assert "Traceback" not in r.stderr
     assert "--backend numpy" in lines[0]
+
+
+def test_adam_state_round_trip_and_its_beta2():
+    """A resumed Adam continues exactly: its slots and its step count come back from the state."""
+    p, q = _one_param([1.0, 2.0], [0.5, -1.0]), _one_param([1.0, 2.0], [0.5, -1.0])
+    opt = Adam([p])
+    assert opt.beta2 == 0.999
+    opt.step(lr=0.1, momentum=0.9)
+    opt.step(lr=0.1, momentum=0.9)
+    q.data[...] = p.data
+    again = Adam([q])
+    again.load_state(opt.state(lambda a: a.copy()), np.asarray)
+    assert again.scalars == opt.scalars
+    opt.step(lr=0.1, momentum=0.9)
+    again.step(lr=0.1, momentum=0.9)
+    np.testing.assert_array_equal(q.data, p.data)
+    Adam([p], beta2=0.0)
+    with pytest.raises(ValueError, match=r"beta2 must be in \[0, 1\), got 1.0"):
+        Adam([p], beta2=1.0)
