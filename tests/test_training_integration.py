@@ -597,6 +597,19 @@ def test_logits_for_other_images_are_refused_before_training(tmp_path):
     assert str(e.value) == (f"the teacher's logits are for {n - 1} images x {classes} classes, but the transfer "
                             f"set has {n} images x {classes} classes: compute them on the same training images")
     assert not (tmp_path / "s" / "checkpoint.npz").exists()
+    with pytest.raises(UserError) as raw:  # the logits as a plain (N, classes) array: the same check
+        train(cfg(soft_weight=1.0), be, data, tmp_path / "s", teacher_logits=logits.logits[0], log=quiet)
+    assert str(raw.value) == str(e.value)
+
+
+def test_train_takes_the_run_folders_lock(tmp_path):
+    from nnkd.backend import get_backend
+    from nnkd.files import RunLock
+    be = get_backend()
+    with RunLock(tmp_path / "s"):
+        with pytest.raises(UserError, match=rf"^{re.escape(str(tmp_path / 's'))} is in use by "):
+            train(cfg(epochs=1), be, blobs(be), tmp_path / "s", log=quiet)
+    assert not (tmp_path / "s" / "checkpoint.npz").exists()
 
 
 def test_the_time_left_for_this_model_and_for_the_whole_run(tmp_path, monkeypatch):
