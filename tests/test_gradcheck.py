@@ -270,3 +270,16 @@ def test_adam_state_round_trip_and_its_beta2():
     Adam([p], beta2=0.0)
     with pytest.raises(ValueError, match=r"beta2 must be in \[0, 1\), got 1.0"):
         Adam([p], beta2=1.0)
+
+
+def test_optimizers_by_name():
+    from types import SimpleNamespace
+    from nnkd.optim import make_optimizer
+    p = _one_param([1.0, 2.0], [0.5, -1.0])
+    settings = SimpleNamespace(beta2=0.99, momentum_form="classic")
+    adam = make_optimizer("adam", [p], settings)
+    assert type(adam) is Adam and adam.beta2 == 0.99
+    assert type(make_optimizer("sgd", [p], settings)) is SGD
+    with pytest.raises(ValueError) as e:
+        make_optimizer("rmsprop", [p], settings)
+    assert str(e.value) == "unknown optimizer 'rmsprop': expected one of sgd, adam"

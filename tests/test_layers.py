@@ -118,3 +118,9 @@ def test_a_centered_network_is_a_unit_network_with_its_first_layer_folded(backen
     x = xp.asarray(np.random.default_rng(1).random((16, 30)))
     np.testing.assert_allclose(host(centered.forward(x, train=False)), host(unit.forward(x, train=False)),
                                rtol=1e-12, atol=1e-12)
+
+
+def test_centre_passes_gradients_back_doubled():
+    from nnkd.layers import Centre
+    gy = np.array([[1.0, -2.0], [0.5, 0.0]])
+    np.testing.assert_array_equal(Centre().backward(gy.copy()), 2 * gy)
