@@ -628,9 +628,9 @@ class FakeResponse:
     (None, ["f: 1.0 MB", "f: 3.0 MB"]),
 ], ids=["size-known", "size-unknown"])
 def test_download_progress_lines_every_five_seconds(monkeypatch, length, lines):
-    """Parts of 1 MB arrive at 5, 7 and 10 s: a line at 5 s (exactly the interval) and at 10 s."""
+    """Parts of 1 MB arrive 5, 7 and 10 s after the start: a line at 5 s (exactly the interval) and at 10 s."""
     from nnkd.data import sources
-    clock = iter([0.0, 5.0, 7.0, 10.0])
+    clock = iter([100.0, 105.0, 107.0, 110.0])
     monkeypatch.setattr(sources.time, "perf_counter", lambda: next(clock))
     got = []
     token = sources.PROGRESS.set(got.append)
