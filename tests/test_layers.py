@@ -87,8 +87,9 @@ def test_uniform_init_is_pytorchs_linear_default(backend):
         assert abs(W.std() - bound / np.sqrt(3)) < 0.01 * bound  # U(-c, c) has std c / sqrt(3)
     again = Network([784, 1200, 10], backend, init="uniform", seed=3)
     np.testing.assert_array_equal(host(again.dense[1].b.data), host(net.dense[1].b.data))
-    with pytest.raises(ValueError, match="init scheme must be one of normal, uniform, got 'he'"):
+    with pytest.raises(ValueError) as e:
         Network([4, 2], backend, init="he")
+    assert str(e.value) == "init scheme must be one of normal, uniform, got 'he'"
 
 
 def test_centered_inputs_are_two_x_minus_one_before_input_dropout(backend):
@@ -102,8 +103,9 @@ def test_centered_inputs_are_two_x_minus_one_before_input_dropout(backend):
     np.testing.assert_array_equal(host(kept), host(x))  # the caller's array is left as it was
     centred = host(net.dropouts[0].mask) * (2 * host(x) - 1)  # dropped pixels are 0: mid-grey
     np.testing.assert_allclose(host(net.dense[0].x), centred, rtol=1e-6, atol=1e-7)
-    with pytest.raises(ValueError, match="inputs must be one of unit, centered, got 'signed'"):
+    with pytest.raises(ValueError) as e:
         Network([4, 2], backend, inputs="signed")
+    assert str(e.value) == "inputs must be one of unit, centered, got 'signed'"
 
 
 def test_a_centered_network_is_a_unit_network_with_its_first_layer_folded(backend):
