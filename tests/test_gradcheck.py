@@ -268,8 +268,9 @@ def test_adam_state_round_trip_and_its_beta2():
     again.step(lr=0.1, momentum=0.9)
     np.testing.assert_array_equal(q.data, p.data)
     Adam([p], beta2=0.0)
-    with pytest.raises(ValueError, match=r"beta2 must be in \[0, 1\), got 1.0"):
+    with pytest.raises(ValueError) as e:
         Adam([p], beta2=1.0)
+    assert str(e.value) == "beta2 must be in [0, 1), got 1.0"
 
 
 def test_optimizers_by_name():
