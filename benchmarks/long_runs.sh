@@ -22,10 +22,11 @@ cd "$(dirname "$0")/.."
 MODE=${1:?usage: bash benchmarks/long_runs.sh start|save DIR}
 DIR=${2:?usage: bash benchmarks/long_runs.sh start|save DIR}
 KEPT=benchmarks/logs/long-runs
+LONG="--preset fast --epochs 1000 --batch-size 128 --lr 0.01 --lr-schedule exp --lr-decay 0.993092 --momentum-start 0.9 --momentum-end 0.9 --momentum-form classic --eval-every 1 --checkpoint-every 1"
 declare -A ARGS=(
   [paper-teacher]="--preset paper"
-  [long-teacher]="--preset fast --epochs 1000 --batch-size 128 --lr 0.01 --lr-schedule exp --lr-decay 0.993092 --momentum-start 0.9 --momentum-end 0.9 --momentum-form classic --eval-every 1 --checkpoint-every 1"
-  [public-teacher]="--preset fast --epochs 1000 --batch-size 128 --lr 0.01 --lr-schedule exp --lr-decay 0.993092 --momentum-start 0.9 --momentum-end 0.9 --momentum-form classic --max-norm 0 --init uniform --inputs centered --eval-every 1 --checkpoint-every 1"
+  [long-teacher]="$LONG"
+  [public-teacher]="$LONG --max-norm 0 --init uniform --inputs centered"
 )
 shift 2
 names=("$@")
