@@ -8,6 +8,7 @@
 #                                            # the background, one BLAS thread each
 #   bash benchmarks/long_runs.sh save DIR    # copy each run's newest state into the repository
 #   bash benchmarks/long_runs.sh start DIR public-teacher   # some of the runs only
+#   THREADS=2 bash benchmarks/long_runs.sh start DIR public-teacher   # one run on both cores
 #
 # The runs, two at a time on a 2-core machine (OpenBLAS's own kernels, one thread each):
 #   paper-teacher  the `paper` preset's teacher, 3000 epochs
@@ -22,6 +23,7 @@ cd "$(dirname "$0")/.."
 MODE=${1:?usage: bash benchmarks/long_runs.sh start|save DIR}
 DIR=${2:?usage: bash benchmarks/long_runs.sh start|save DIR}
 KEPT=benchmarks/logs/long-runs
+THREADS=${THREADS:-1}  # BLAS threads per run
 LONG="--preset fast --epochs 1000 --batch-size 128 --lr 0.01 --lr-schedule exp --lr-decay 0.993092 --momentum-start 0.9 --momentum-end 0.9 --momentum-form classic --eval-every 1 --checkpoint-every 1"
 declare -A ARGS=(
   [paper-teacher]="--preset paper"
@@ -48,9 +50,9 @@ for name in "${names[@]}"; do
         what="${ARGS[$name]} --out $run"
       fi
       # shellcheck disable=SC2086
-      nohup env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 \
+      nohup env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=$THREADS \
         python3 main.py train-teacher $what >> "$DIR/$name.out" 2>&1 &
-      echo "$name: started ($what), console in $DIR/$name.out"
+      echo "$name: started ($what, $THREADS BLAS thread(s)), console in $DIR/$name.out"
       ;;
     save)
       [ -e "$run/teacher/checkpoint.npz" ] || { echo "$name: no checkpoint yet"; continue; }

@@ -20,6 +20,8 @@ from .install import extra_hint
 from .runs import read_spec
 
 COLORS = {"teacher": "tab:blue", "student": "tab:red", "distilled": "tab:green"}
+RUN_COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
+              "tab:gray", "tab:olive", "tab:cyan"]  # one per run, when each run has one model
 
 
 def _pyplot():
@@ -58,9 +60,9 @@ def _regularized(stage_dir):
     return [name for name, value in on if _number(value) and value > 0]
 
 
-def _draw_curves(ax_test, ax_train, stages, label="", style="-", drawn=None):
-    """Draw each stage's curves; ``drawn``: resolved stage folders already drawn (a teacher
-    shared by several runs is drawn once).  Returns ``(training errors after each curve's
+def _draw_curves(ax_test, ax_train, stages, label="", style="-", drawn=None, color=None):
+    """Draw each stage's curves, in ``color`` or else the colour of the stage's role; ``drawn``:
+    resolved stage folders already drawn (a teacher shared by several runs is drawn once).  Returns ``(training errors after each curve's
     first epoch, training errors of the first epochs, {role: regularizations on})``: what
     the axes must show.  Values that are not numbers (null) are left out."""
     later, first, regularized = [], [], {}
@@ -75,9 +77,9 @@ def _draw_curves(ax_test, ax_train, stages, label="", style="-", drawn=None):
         tested = [r for r in rows if _number(r.get("test_errors"))]
         name = f"{label}{role}" if not label.rstrip().endswith(role) else label.rstrip()
         ax_test.plot([r["epoch"] for r in tested], [r["test_errors"] for r in tested], style, marker="o",
-                     ms=2, color=COLORS[role], label=name)
+                     ms=2, color=color or COLORS[role], label=name)
         ax_train.plot([r["epoch"] for r in rows], [100 * r["train_err"] for r in rows], style,
-                      color=COLORS[role], label=name)
+                      color=color or COLORS[role], label=name)
         first.append(100 * rows[0]["train_err"])
         later += [100 * r["train_err"] for r in rows[1:]]
         if _regularized(d):
@@ -97,16 +99,21 @@ def _train_axis(ax, later, first, regularized):
 
 def learning_curves(run_dir, spec, plt, others=()):
     """Test errors and training error per epoch of every model of the run (and of
-    ``others``: further run folders, drawn in other line styles)."""
+    ``others``: further run folders, drawn in other line styles).  Curves take the colour of
+    their model's role (teacher, student, distilled), or, when every run holds one model
+    only (e.g. several teachers), a colour per run."""
     fig, (ax_test, ax_train) = plt.subplots(1, 2, figsize=(11, 4))
-    runs = [(run_dir, spec)] + list(others)
+    runs = [(d, sp, _stages(d, sp)) for d, sp in [(run_dir, spec)] + list(others)]
+    one_model_each = len(runs) > 1 and all(
+        sum(1 for stage in stages.values() if _metrics(stage)) <= 1 for _, _, stages in runs)
     styles = ["-", "--", ":", "-."]
     drawn = set()
     later, first, regularized = [], [], {}
-    for i, (d, sp) in enumerate(runs):
+    for i, (d, sp, stages) in enumerate(runs):
         name = d.name if sp is not None else f"{d.parent.name}/{d.name}"
-        lt, ft, rg = _draw_curves(ax_test, ax_train, _stages(d, sp), label=f"{name} " if others else "",
-                                  style=styles[i % len(styles)], drawn=drawn)
+        lt, ft, rg = _draw_curves(ax_test, ax_train, stages, label=f"{name} " if others else "",
+                                  style=styles[i % len(styles)], drawn=drawn,
+                                  color=RUN_COLORS[i % len(RUN_COLORS)] if one_model_each else None)
         later, first = later + lt, first + ft
         regularized.update(rg)
     ax_test.set(xlabel="epoch", ylabel="test errors", yscale="log", title="test errors")
@@ -121,7 +128,7 @@ def learning_curves(run_dir, spec, plt, others=()):
             ax.legend()
     fig.suptitle(f"{run_dir.name}: learning curves" if not others else
                  "learning curves: " + ", ".join(d.name if sp is not None else f"{d.parent.name}/{d.name}"
-                                                 for d, sp in runs))
+                                                 for d, sp, _ in runs))
     fig.tight_layout()
     return fig
 

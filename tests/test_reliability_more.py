@@ -272,6 +272,24 @@ def test_figures_show_the_runs_own_settings_and_data(base):
     plt.close(fig)
 
 
+def test_plot_colours_runs_of_one_model_each_apart(base):
+    mpl = pytest.importorskip("matplotlib")
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+    students = [(base / name, runs.read_spec(base / name / "run.json")) for name in ("student", "digits", "eight")]
+    fig = plots.learning_curves(*students[0], plt, others=students[1:])
+    for ax in fig.axes:
+        assert len({line.get_color() for line in ax.get_lines()}) == 3
+    plt.close(fig)
+    # a distill run holds two models: its curves keep their roles' colours
+    distill = (base / "distill", runs.read_spec(base / "distill" / "run.json"))
+    fig = plots.learning_curves(*distill, plt, others=students[1:2])
+    colours = {line.get_label().split()[-1]: line.get_color() for line in fig.axes[0].get_lines()}
+    assert colours == {"teacher": plots.COLORS["teacher"], "distilled": plots.COLORS["distilled"],
+                       "student": plots.COLORS["student"]}
+    plt.close(fig)
+
+
 # ---- dataset paths -------------------------------------------------------------------------------
 
 def _fifo(tmp_path):
