@@ -71,16 +71,18 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}\n")
 
 
-def _add_common(p, default_out):
+def _add_common(p, command, out_help=None, preset_help=None):
+    """The flags every training command takes (a sweep has --seeds of its own, not --seed)."""
+    folder = "sweep" if command == "sweep" else "run"
     p.add_argument("--quiet", action="store_true",
-                   help="print only errors and the final table; the run's log.txt has every line")
+                   help=f"print only errors and the final table; the {folder}'s log.txt has every line")
     p.add_argument("--dry-run", action="store_true",
-                   help="check every setting against the data, print the run's settings and stop "
-                   "(writes nothing)")
+                   help="check every setting against the data, print the settings and stop (writes nothing)")
     p.add_argument("--backend", default="numpy", help="numpy (default, CPU) or cupy (NVIDIA GPU)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--preset", default="fast", help=f"one of {', '.join(PRESETS)} (default fast)")
-    p.add_argument("--out", default=None, help=f"run folder (default runs/{default_out}-<time>)")
+    if command != "sweep":
+        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--preset", default="fast", help=preset_help or f"one of {', '.join(PRESETS)} (default fast)")
+    p.add_argument("--out", default=None, help=out_help or f"run folder (default runs/{command}-<time>)")
     p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
     p.add_argument("--validation", type=int, default=0,
                    help="hold out the last N training images for a validation error (default 0)")
@@ -148,16 +150,9 @@ def build_parser():
     p.add_argument("--teacher", default=None, help="teacher checkpoint.npz or ONNX model .onnx (default: "
                    "the shipped one)")
     _add_teacher_outputs(p)
-    p.add_argument("--backend", default="numpy", help="numpy (default, CPU) or cupy (NVIDIA GPU)")
-    p.add_argument("--dry-run", action="store_true", help="check the settings, print them and stop")
-    p.add_argument("--quiet", action="store_true",
-                   help="print only errors and the final table; the sweep's log.txt has every line")
-    p.add_argument("--preset", default="fast", help="student settings of this preset (default fast)")
-    p.add_argument("--out", default=None, help="sweep folder; the same command again continues it "
-                   "(with --scheduler: on a filesystem every Dask worker shares)")
-    p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
-    p.add_argument("--validation", type=int, default=0, help="hold out the last N training images")
-    p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
+    _add_common(p, "sweep", preset_help="student settings of this preset (default fast)",
+                out_help="sweep folder; the same command again continues it (with --scheduler: on a "
+                "filesystem every Dask worker shares)")
     _add_overrides(p, [o for o in OVERRIDES + DISTILL_OVERRIDES if o[1] not in ("arch", "temperature")])
 
     p = sub.add_parser("plot", help="PNG figures of a distill run or a sweep (needs matplotlib)")
