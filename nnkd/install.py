@@ -34,6 +34,11 @@ def extra_hint(extra):
     return f'pip install -e ".[{extra}]"' if in_checkout() else f'pip install "nnkd[{extra}]"'
 
 
+def shipped_models():
+    """The names of the models nnkd ships: the folders of ``nnkd/pretrained/`` with a checkpoint."""
+    return sorted(p.parent.name for p in (PACKAGE / "pretrained").glob("*/checkpoint.npz"))
+
+
 def pretrained(name="teacher"):
     """The checkpoint of the shipped model ``name``, checked against its SHA-256, or None
     when nnkd ships no such model."""

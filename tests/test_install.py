@@ -77,6 +77,24 @@ def test_dry_run_without_the_data_fetches_and_writes_nothing(tmp_path, monkeypat
     assert not any(cache.iterdir())
 
 
+def test_a_shipped_teacher_is_named_by_its_folder(tmp_path, monkeypatch, capsys):
+    """--teacher NAME takes the shipped model NAME; a bare name nnkd does not ship is one line
+    naming the ones it does; a file of that name in the current folder wins."""
+    monkeypatch.setenv("NNKD_DATA", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    names = install.shipped_models()
+    assert "teacher" in names
+    for name in names:
+        assert cli.main(["distill", "--dry-run", "--teacher", name]) == 0
+        spec = json.loads((out := capsys.readouterr().out)[out.index("{"):])
+        assert spec["teacher_checkpoint"] == str(ROOT / "nnkd" / "pretrained" / name / "checkpoint.npz")
+    assert cli.main(["distill", "--dry-run", "--teacher", "no-such-teacher"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no-such-teacher" in err and ", ".join(names) in err
+    (tmp_path / "teacher").write_bytes(b"not a checkpoint")
+    assert cli.main(["distill", "--dry-run", "--teacher", "teacher"]) == 2
+    assert str(tmp_path / "teacher") in capsys.readouterr().err
+
 def test_example_data_is_shipped():
     with np.load(nnkd.example_data()) as d:
         assert d["x_train"].shape == (1500, 8, 8) and d["y_test"].shape == (500,)

@@ -18,7 +18,7 @@ from ..backend import NAMES as BACKENDS, get_backend
 from ..config import RunSpec, SettingError, SweepGrid, flag_role
 from ..data.npz import expand_path, npz_path
 from ..errors import Interrupted, UserError
-from ..install import command_name, pretrained
+from ..install import command_name, pretrained, shipped_models
 from ..parallel import blas_kernels, kernel_note
 from ..presets import preset
 from ..tables import count
@@ -121,7 +121,14 @@ def _teacher_source(args):
     if args.command not in ("distill", "sweep") or getattr(args, "retrain_teacher", False):
         return None
     if args.teacher:  # kept absolute in run.json, so --resume works from any folder
-        return str(expand_path(args.teacher, "--teacher").absolute())
+        path = expand_path(args.teacher, "--teacher")
+        if not path.exists() and not path.is_symlink() and path.name == args.teacher and "." not in args.teacher:
+            if args.teacher not in shipped_models():  # a bare name: a shipped teacher's
+                raise UserError(f"--teacher {args.teacher}: no such file, and nnkd ships no model of that name "
+                                f"(it ships {', '.join(shipped_models()) or 'none'}); give a checkpoint.npz, "
+                                "an ONNX model, or one of those names")
+            return str(pretrained(args.teacher))  # SHA-256 checked
+        return str(path.absolute())
     if args.dataset != "mnist" or getattr(args, "teacher_logits", None):
         return None
     shipped = pretrained("teacher")  # SHA-256 checked
