@@ -67,13 +67,17 @@ def save(path, arrays, meta):
 
 def check_export_destination(dest, force=False):
     """Refuse, before anything is written, to export a checkpoint to ``dest`` when its name
-    does not end in ``.npz``, when it is a folder, or (unless ``force``) when ``dest`` or its
-    metadata sidecar ``dest.with_suffix(".json")`` already exists.  Returns ``Path(dest)``."""
+    does not end in ``.npz``, when it is a folder, when its folder does not exist, or (unless
+    ``force``) when ``dest`` or its metadata sidecar ``dest.with_suffix(".json")`` already exists.
+    Returns ``Path(dest)``."""
     dest = _check_npz_name(dest, "export to")
     sidecar = dest.with_suffix(".json")
     for p in (dest, sidecar):
         if p.is_dir():
             raise UserError(f"cannot export to {dest}: {p} is a folder; give a file name ending in .npz")
+    if not dest.parent.is_dir():
+        raise UserError(f"cannot export to {dest}: the folder {dest.parent} does not exist; create it "
+                        "or choose another destination")
     if not force:
         for p in (dest, sidecar):
             if p.exists() or p.is_symlink():

@@ -311,6 +311,10 @@ def test_export_destinations(tmp_path):
     dest.unlink()
     (tmp_path / "t.json").symlink_to(tmp_path / "nowhere")  # a dangling link is still in the way
     assert message(checkpoint.check_export_destination, dest).startswith(f"{tmp_path / 't.json'} already exists")
+    away = tmp_path / "no" / "such" / "w.npz"
+    assert message(checkpoint.check_export_destination, away, force=True) == \
+        (f"cannot export to {away}: the folder {away.parent} does not exist; create it or choose another "
+         "destination")
 
 
 def test_export_keeps_the_weights_and_the_metadata_only(tmp_path):
