@@ -4,6 +4,7 @@ A run folder::
 
     run.json             the command's settings (what --resume reads back)
     teacher/             stage folder (see train.py), unless a teacher checkpoint was given
+    teacher.sha256       the SHA-256 of the teacher checkpoint given, checked when the run resumes
     teacher_logits.npy   the teacher's logits on the transfer set (see transfer.py)
     student/             the baseline student, hard labels only
     distilled/           the student trained on the teacher's soft targets
@@ -11,6 +12,7 @@ A run folder::
 """
 
 import functools
+import hashlib
 import json
 import time
 from dataclasses import asdict
@@ -19,11 +21,30 @@ from pathlib import Path
 from . import memory, teachers, transfer
 from .checkpoint import load_model
 from .data import device_data
+from .errors import UserError
 from .evaluation import bias_correction
 from .files import write_text
 from .presets import STUDENT_ARCH, TEACHER_ARCH
 from .tables import PAPER, PYTORCH_REIMPLEMENTATION, correction_table, count, results_table
 from .train import count_errors, train
+
+
+def check_same_teacher(teacher_path, out_dir, record=True):
+    """A run distills from one teacher: the SHA-256 of its checkpoint goes into the run folder
+    (``teacher.sha256``) when the run begins (``record``), and a resumed run refuses a checkpoint
+    that has changed since (its cached logits and its students came from the old one)."""
+    digest = hashlib.sha256(Path(teacher_path).read_bytes()).hexdigest()
+    kept = Path(out_dir) / "teacher.sha256"
+    if not kept.is_file():
+        if record:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            write_text(kept, f"{digest}  {teacher_path}\n")
+        return
+    was = (kept.read_bytes().split() or [b""])[0].decode("ascii", "replace")
+    if was != digest:
+        raise UserError(f"the teacher {teacher_path} has changed since this run began (SHA-256 "
+                        f"{digest[:16]}..., was {was[:16]}...): the run's teacher logits and students "
+                        "came from the old one; put that checkpoint back, or start a new run")
 
 
 def train_alone(spec, backend, ds, out_dir, log=print, stop=None):
@@ -59,6 +80,7 @@ def run_distill(spec, backend, ds, out_dir, log=print, stop=None, teacher=None):
         t_arch, t_config = Path(rows["teacher"]["source"]).name, None
     elif spec.teacher_checkpoint:
         tpath = Path(spec.teacher_checkpoint)
+        check_same_teacher(tpath, out_dir)
         teacher, meta = teacher or load_model(tpath, backend, data_checksum=ds.checksum, dataset=ds.name)
         t_arch = "-".join(map(str, teacher.sizes))
         log(f"teacher: {tpath} ({t_arch}, {count(meta['epoch'], 'epoch')})")

@@ -4,6 +4,7 @@ addresses, plot outputs, odd dataset paths, signals, leftover files, and the wor
 what nnkd prints.  Each case: one ``error:`` line and no traceback, or the work goes on,
 and nothing already computed is lost."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -405,6 +406,24 @@ def test_sigterm_while_fetching_leaves_no_scratch_folder(tmp_path):
     assert "SIGTERM" in error_lines(err)[0]
     assert not list((tmp_path / "mnist").glob(".fetch-*"))
 
+
+def test_a_teacher_changed_under_a_run_is_refused_when_it_resumes(base, tmp_path):
+    teacher = tmp_path / "teacher.npz"
+    shutil.copy(base / "student/student/checkpoint.npz", teacher)
+    run = tmp_path / "run"
+    ok(main_py("distill", "--preset", "smoke", "--teacher", str(teacher), "--epochs", "1", "--no-baseline",
+               "--lr-schedule", "exp", "--out", str(run)))
+    assert (run / "teacher.sha256").read_text().split() == [
+        hashlib.sha256(teacher.read_bytes()).hexdigest(), str(teacher)]
+    ok(main_py("distill", "--resume", str(run), "--epochs", "2"))  # the same teacher: resumes
+    ok(main_py("train-student", "--preset", "smoke", "--epochs", "1", "--seed", "1", "--out", str(tmp_path / "other")))
+    shutil.copy(tmp_path / "other/student/checkpoint.npz", teacher)
+    def files():  # all but the log and the run's lock, which every command touches
+        return sorted((str(p), p.stat().st_mtime_ns) for p in run.rglob("*") if p.name not in ("log.txt", ".lock"))
+    before = files()
+    line = one_line(main_py("distill", "--resume", str(run), "--epochs", "3"))
+    assert f"the teacher {teacher} has changed since this run began" in line and "new run" in line
+    assert files() == before
 
 def test_leftover_temporary_files_are_removed_when_a_run_resumes(base, tmp_path):
     run = tmp_path / "run"

@@ -179,6 +179,9 @@ def _prepare(spec, args, log):
         if (sizes[0], sizes[-1]) != (ds.n_features, ds.n_classes):
             raise UserError(f"the teacher {spec.teacher_checkpoint} is {'-'.join(map(str, sizes))}, but "
                             f"{spec.dataset} has {ds.n_features} inputs and {ds.n_classes} classes")
+        if getattr(args, "resume", None):  # refused before run.json is lengthened
+            from ..pipeline import check_same_teacher
+            check_same_teacher(spec.teacher_checkpoint, args.resume, record=False)
     return backend, ds, teacher
 
 
