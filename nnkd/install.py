@@ -39,7 +39,10 @@ def shipped_models():
     return sorted(p.parent.name for p in (PACKAGE / "pretrained").glob("*/checkpoint.npz"))
 
 
-def pretrained(name="teacher"):
+DEFAULT_TEACHER = "fast-teacher"  # the shipped teacher `distill` distills from without --teacher
+
+
+def pretrained(name=DEFAULT_TEACHER):
     """The checkpoint of the shipped model ``name``, checked against its SHA-256, or None
     when nnkd ships no such model."""
     path = PACKAGE / "pretrained" / name / "checkpoint.npz"

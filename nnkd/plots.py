@@ -201,7 +201,7 @@ def errors_vs_temperature(run_dir, plt):
 
 
 def _stage_role(stage_dir):
-    """A stage folder on its own (e.g. nnkd/pretrained/teacher/): a teacher if it trained with dropout."""
+    """A stage folder on its own (e.g. nnkd/pretrained/fast-teacher/): a teacher if it trained with dropout."""
     cfg = read_json(stage_dir / "config.json", "a model's settings") if (stage_dir / "config.json").exists() else {}
     return "teacher" if cfg.get("dropout_hidden", 0) or cfg.get("dropout_input", 0) else "student"
 

@@ -41,7 +41,8 @@ EOF
 "$PY" -m pip wheel -q --no-deps -w "$WORK/wheel" "$WORK/src" || fail "pip wheel could not build nnkd"
 WHEEL=$(ls "$WORK"/wheel/nnkd-*.whl) || fail "pip wheel wrote no nnkd wheel"
 members=$("$PY" -m zipfile -l "$WHEEL")
-for member in nnkd/pretrained/teacher/checkpoint.npz nnkd/pretrained/teacher/SHA256SUMS nnkd/examples/digits8x8.npz; do
+shipped=$(cd "$WORK/src" && ls -d nnkd/pretrained/*/) || fail "the source tree ships no model"
+for member in $(for d in $shipped; do echo "${d}checkpoint.npz ${d}SHA256SUMS"; done) nnkd/examples/digits8x8.npz; do
     grep -q "^$member " <<<"$members" || fail "the wheel lacks $member"
 done
 
@@ -68,7 +69,7 @@ out=$(nnkd --version) && grep -q "^nnkd " <<<"$out" || fail "nnkd --version"
 
 step "nnkd distill --dry-run: the shipped teacher is found; nothing written"
 out=$(nnkd distill --dry-run) || fail "nnkd distill --dry-run exited with an error"
-teacher="$SITE/nnkd/pretrained/teacher/checkpoint.npz"
+teacher="$SITE/nnkd/pretrained/$("$VPY" -c "from nnkd.install import DEFAULT_TEACHER; print(DEFAULT_TEACHER)")/checkpoint.npz"
 grep -qF "\"teacher_checkpoint\": \"$teacher\"" <<<"$out" || fail "dry run: teacher_checkpoint is not $teacher: $(grep teacher_checkpoint <<<"$out")"
 [ -z "$(ls -A)" ] || fail "nnkd distill --dry-run wrote into the current folder: $(ls -A)"
 

@@ -77,7 +77,7 @@ def test_help_for_every_command():
 
 def test_damaged_shipped_teacher_is_refused(tmp_path, monkeypatch, capsys):
     from nnkd import cli, install
-    ckpt = tmp_path / "pretrained" / "teacher" / "checkpoint.npz"
+    ckpt = tmp_path / "pretrained" / install.DEFAULT_TEACHER / "checkpoint.npz"
     ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(b"version https://git-lfs.github.com/spec/v1\n")  # e.g. an LFS pointer
     (ckpt.parent / "SHA256SUMS").write_text("0" * 64 + "  checkpoint.npz\n")
@@ -89,9 +89,9 @@ def test_damaged_shipped_teacher_is_refused(tmp_path, monkeypatch, capsys):
 
 
 def test_shipped_teacher_matches_its_checksum():
-    from nnkd.install import pretrained
+    from nnkd.install import DEFAULT_TEACHER, pretrained
     from tests.conftest import ROOT
-    assert pretrained("teacher") == ROOT / "nnkd" / "pretrained" / "teacher" / "checkpoint.npz"
+    assert pretrained() == ROOT / "nnkd" / "pretrained" / DEFAULT_TEACHER / "checkpoint.npz"
     assert pretrained("no-such-model") is None
 
 

@@ -1012,9 +1012,10 @@ def test_the_mnist_checksum_is_the_one_the_shipped_teacher_was_trained_on():
     """A checkpoint keeps its data's checksum: the formula cannot change without refusing every
     checkpoint trained before, the shipped teacher among them."""
     import json
-    from nnkd.install import PACKAGE
-    meta = json.loads((PACKAGE / "pretrained" / "teacher" / "checkpoint.json").read_text())
-    assert registry.checksum("mnist") == meta["data_checksum"] == "42fba4f787e0b19e"
+    from nnkd.install import PACKAGE, shipped_models
+    for name in shipped_models():
+        meta = json.loads((PACKAGE / "pretrained" / name / "checkpoint.json").read_text())
+        assert registry.checksum("mnist") == meta["data_checksum"] == "42fba4f787e0b19e"
 
 
 def test_mnist_is_the_default_dataset():

@@ -67,7 +67,7 @@ def test_dry_run_without_the_data_fetches_and_writes_nothing(tmp_path, monkeypat
     out = capsys.readouterr().out
     assert "not cached yet" in out and "published sizes" in out
     spec = json.loads(out[out.index("{"):])
-    assert spec["teacher_checkpoint"] == str(ROOT / "nnkd" / "pretrained" / "teacher" / "checkpoint.npz")
+    assert spec["teacher_checkpoint"] == str(ROOT / "nnkd" / "pretrained" / install.DEFAULT_TEACHER / "checkpoint.npz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"] and not any(cache.iterdir())
     # the checks that need the data's sizes still apply
     assert cli.main(["distill", "--dry-run", "--validation", "60000"]) == 2
@@ -83,7 +83,7 @@ def test_a_shipped_teacher_is_named_by_its_folder(tmp_path, monkeypatch, capsys)
     monkeypatch.setenv("NNKD_DATA", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     names = install.shipped_models()
-    assert "teacher" in names
+    assert install.DEFAULT_TEACHER in names and "fast-teacher" in names
     for name in names:
         assert cli.main(["distill", "--dry-run", "--teacher", name]) == 0
         spec = json.loads((out := capsys.readouterr().out)[out.index("{"):])
@@ -91,9 +91,9 @@ def test_a_shipped_teacher_is_named_by_its_folder(tmp_path, monkeypatch, capsys)
     assert cli.main(["distill", "--dry-run", "--teacher", "no-such-teacher"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no-such-teacher" in err and ", ".join(names) in err
-    (tmp_path / "teacher").write_bytes(b"not a checkpoint")
-    assert cli.main(["distill", "--dry-run", "--teacher", "teacher"]) == 2
-    assert str(tmp_path / "teacher") in capsys.readouterr().err
+    (tmp_path / "fast-teacher").write_bytes(b"not a checkpoint")
+    assert cli.main(["distill", "--dry-run", "--teacher", "fast-teacher"]) == 2
+    assert str(tmp_path / "fast-teacher") in capsys.readouterr().err
 
 def test_example_data_is_shipped():
     with np.load(nnkd.example_data()) as d:

@@ -25,7 +25,7 @@ from nnkd.cli import main
 from nnkd.install import example_data, extra_hint
 from tests.conftest import ROOT, error_lines
 
-TEACHER = ROOT / "nnkd" / "pretrained" / "teacher" / "checkpoint.npz"
+TEACHER = ROOT / "nnkd" / "pretrained" / "fast-teacher" / "checkpoint.npz"  # 73 test errors
 DIGITS = example_data("digits8x8")
 RTOL = 1e-5
 

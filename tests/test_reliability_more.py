@@ -424,6 +424,10 @@ def test_a_teacher_changed_under_a_run_is_refused_when_it_resumes(base, tmp_path
     line = one_line(main_py("distill", "--resume", str(run), "--epochs", "3"))
     assert f"the teacher {teacher} has changed since this run began" in line and "new run" in line
     assert files() == before
+    teacher.unlink()
+    line = one_line(main_py("distill", "--resume", str(run)))
+    assert f"this run's teacher {teacher} is gone; put it back" in line and "fast-teacher" in line
+    assert files() == before
 
 def test_leftover_temporary_files_are_removed_when_a_run_resumes(base, tmp_path):
     run = tmp_path / "run"

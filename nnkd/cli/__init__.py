@@ -18,7 +18,7 @@ from ..backend import NAMES as BACKENDS, get_backend
 from ..config import RunSpec, SettingError, SweepGrid, flag_role
 from ..data.npz import expand_path, npz_path
 from ..errors import Interrupted, UserError
-from ..install import command_name, pretrained, shipped_models
+from ..install import DEFAULT_TEACHER, command_name, pretrained, shipped_models
 from ..parallel import blas_kernels, kernel_note
 from ..presets import preset
 from ..tables import count
@@ -131,7 +131,7 @@ def _teacher_source(args):
         return str(path.absolute())
     if args.dataset != "mnist" or getattr(args, "teacher_logits", None):
         return None
-    shipped = pretrained("teacher")  # SHA-256 checked
+    shipped = pretrained(DEFAULT_TEACHER)  # SHA-256 checked
     return str(shipped) if shipped else None
 
 
@@ -173,6 +173,10 @@ def _prepare(spec, args, log):
         resume = getattr(args, "resume", None)  # a logits file is then in the run folder
         teacher = open_teacher(spec, ds, backend, cache=resume and Path(resume) / "teacher_logits.npy")
     elif spec.teacher_checkpoint:
+        if getattr(args, "resume", None) and not Path(spec.teacher_checkpoint).exists():
+            raise UserError(f"--resume {args.resume}: this run's teacher {spec.teacher_checkpoint} is gone; "
+                            "put it back to continue the run, or start a new one (nnkd ships "
+                            f"{', '.join(shipped_models()) or 'no teacher'}: --teacher NAME)")
         teacher = load_model(spec.teacher_checkpoint, backend, data_checksum=ds.checksum,
                              dataset=spec.dataset)
         sizes = teacher[0].sizes
