@@ -39,7 +39,7 @@ def shipped_models():
     return sorted(p.parent.name for p in (PACKAGE / "pretrained").glob("*/checkpoint.npz"))
 
 
-DEFAULT_TEACHER = "fast-teacher"  # the shipped teacher `distill` distills from without --teacher
+DEFAULT_TEACHER = "public-teacher"  # the shipped teacher `distill` distills from without --teacher
 
 
 def pretrained(name=DEFAULT_TEACHER):
