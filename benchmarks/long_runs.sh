@@ -17,7 +17,8 @@
 #                  public 64-error reproduction, chosen before any run (no comparison on test)
 #   public-teacher the public 64-error reproduction's whole recipe, as far as nnkd can state it:
 #                  long-teacher's schedule with its inputs in [-1, 1] (--inputs centered), PyTorch's
-#                  initialization (--init uniform) and no max-norm; chosen before any run
+#                  initialization (--init uniform) and no max-norm; chosen before any run. Finished:
+#                  its weights are nnkd/pretrained/public-teacher/; its metrics and log are kept here
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:?usage: bash benchmarks/long_runs.sh start|save DIR}
@@ -36,11 +37,28 @@ names=("$@")
 for name in "${names[@]}"; do
   [ -n "${ARGS[$name]:-}" ] || { echo "unknown run $name: one of ${!ARGS[*]}" >&2; exit 2; }
 done
+finished() {  # whether the repository's copy of run $1 reached its last epoch
+  python3 - "$KEPT/$1" <<'PY'
+import json, sys
+from pathlib import Path
+kept = Path(sys.argv[1])
+try:
+    done = json.loads((kept / "teacher" / "checkpoint.json").read_text())["epoch"]
+    total = json.loads((kept / "run.json").read_text())["configs"]["teacher"]["epochs"]
+except (OSError, ValueError, KeyError):
+    sys.exit(1)
+sys.exit(0 if done >= total else 1)
+PY
+}
 mkdir -p "$DIR"
 for name in "${names[@]}"; do
   run="$DIR/$name"
   case "$MODE" in
     start)
+      if finished "$name"; then
+        echo "$name: finished (its metrics and log are in $KEPT/$name)"
+        continue
+      fi
       if [ ! -e "$run/run.json" ] && [ -e "$KEPT/$name/run.json" ]; then
         mkdir -p "$run" && cp -r "$KEPT/$name/." "$run/"
       fi
