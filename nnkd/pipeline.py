@@ -32,7 +32,11 @@ from .train import count_errors, train
 def check_same_teacher(teacher_path, out_dir, record=True):
     """A run distills from one teacher: the SHA-256 of its checkpoint goes into the run folder
     (``teacher.sha256``) when the run begins (``record``), and a resumed run refuses a checkpoint
-    that has changed since (its cached logits and its students came from the old one)."""
+    that has changed since (its cached logits and its students came from the old one), or one
+    that is gone."""
+    if not record and not Path(teacher_path).exists():
+        raise UserError(f"this run's teacher {teacher_path} is gone: put it back to continue the run in "
+                        f"{out_dir}, or start a new run")
     digest = hashlib.sha256(Path(teacher_path).read_bytes()).hexdigest()
     kept = Path(out_dir) / "teacher.sha256"
     if not kept.is_file():

@@ -426,7 +426,7 @@ def test_a_teacher_changed_under_a_run_is_refused_when_it_resumes(base, tmp_path
     assert files() == before
     teacher.unlink()
     line = one_line(main_py("distill", "--resume", str(run)))
-    assert f"this run's teacher {teacher} is gone; put it back" in line and "fast-teacher" in line
+    assert f"this run's teacher {teacher} is gone: put it back to continue the run in {run}" in line
     assert files() == before
 
 def test_leftover_temporary_files_are_removed_when_a_run_resumes(base, tmp_path):

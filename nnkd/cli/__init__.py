@@ -173,19 +173,15 @@ def _prepare(spec, args, log):
         resume = getattr(args, "resume", None)  # a logits file is then in the run folder
         teacher = open_teacher(spec, ds, backend, cache=resume and Path(resume) / "teacher_logits.npy")
     elif spec.teacher_checkpoint:
-        if getattr(args, "resume", None) and not Path(spec.teacher_checkpoint).exists():
-            raise UserError(f"--resume {args.resume}: this run's teacher {spec.teacher_checkpoint} is gone; "
-                            "put it back to continue the run, or start a new one (nnkd ships "
-                            f"{', '.join(shipped_models()) or 'no teacher'}: --teacher NAME)")
+        if getattr(args, "resume", None):  # refused before run.json is lengthened
+            from ..pipeline import check_same_teacher
+            check_same_teacher(spec.teacher_checkpoint, args.resume, record=False)
         teacher = load_model(spec.teacher_checkpoint, backend, data_checksum=ds.checksum,
                              dataset=spec.dataset)
         sizes = teacher[0].sizes
         if (sizes[0], sizes[-1]) != (ds.n_features, ds.n_classes):
             raise UserError(f"the teacher {spec.teacher_checkpoint} is {'-'.join(map(str, sizes))}, but "
                             f"{spec.dataset} has {ds.n_features} inputs and {ds.n_classes} classes")
-        if getattr(args, "resume", None):  # refused before run.json is lengthened
-            from ..pipeline import check_same_teacher
-            check_same_teacher(spec.teacher_checkpoint, args.resume, record=False)
     return backend, ds, teacher
 
 
