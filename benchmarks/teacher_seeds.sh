@@ -3,17 +3,18 @@
 # --seed S` for each seed, two side by side with one BLAS thread each (OpenBLAS's own kernels),
 # then their table by `python3 main.py report`.
 #
-#   bash benchmarks/teacher_seeds.sh RUNS_DIR [TEACHER] [SEED...]   # default: teacher, seeds 0 1 2
+#   bash benchmarks/teacher_seeds.sh RUNS_DIR [TEACHER] [SEED...]   # default: distill's own teacher, seeds 0 1 2
 #
 # DISTILL_FLAGS, when set, go to every new run (e.g. DISTILL_FLAGS="--preset smoke" for a try).
-# TEACHER is a shipped teacher's name (teacher, fast-teacher...) or a checkpoint. Each seed writes
-# RUNS_DIR/seed-S/ and its console output to RUNS_DIR/seed-S.log; a seed whose results.json
+# TEACHER is a shipped teacher's name (public-teacher, fast-teacher...) or a checkpoint; "" or
+# none: distill's default. Each seed writes RUNS_DIR/seed-S/ and its console output to
+# RUNS_DIR/seed-S.log; a seed whose results.json
 # exists is not run again, and one that was stopped continues (`distill --resume`). The table
 # goes to RUNS_DIR/seeds.table.md, headed by the command that made it.
 set -u
 cd "$(dirname "$0")/.."
 R=${1:?usage: bash benchmarks/teacher_seeds.sh RUNS_DIR [TEACHER] [SEED...]}
-T=${2:-teacher}
+T=${2:-}
 shift $(( $# < 2 ? $# : 2 ))
 SEEDS=("$@")
 [ ${#SEEDS[@]} -gt 0 ] || SEEDS=(0 1 2)
@@ -22,7 +23,7 @@ seed() {  # one distill run per seed, resumed when it was stopped
     local s=$1 out="$R/seed-$1"
     [ -e "$out/results.json" ] && { echo "seed $s: done already ($out)"; return 0; }
     # shellcheck disable=SC2206
-    local what=(--teacher "$T" --seed "$s" --out "$out" ${DISTILL_FLAGS:-})
+    local what=(${T:+--teacher "$T"} --seed "$s" --out "$out" ${DISTILL_FLAGS:-})
     [ -e "$out/run.json" ] && what=(--resume "$out")
     echo "$(date -u +%H:%M:%S) start seed $s: python3 main.py distill ${what[*]}"
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 \
