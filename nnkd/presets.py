@@ -1,7 +1,7 @@
 """Named sets of training settings: ``paper``, ``fast`` (the default) and ``smoke``.
 
 Each preset gives a :class:`~nnkd.config.TrainConfig` for the teacher and one
-for the student.  The baseline student and the distilled student use the
+for the student, and may name the shipped teacher that ``distill`` takes for it.  The baseline student and the distilled student use the
 *same* student settings (optimizer, schedule, epochs, seed); only the loss
 differs, so the gap between them is distillation's doing.
 """
@@ -9,6 +9,7 @@ differs, so the gap between them is distillation's doing.
 from dataclasses import replace
 
 from .errors import UserError
+from .install import DEFAULT_TEACHER, shipped_models
 from .config import TrainConfig
 
 TEACHER_ARCH = "784-1200-1200-10"
@@ -48,6 +49,7 @@ PRESETS = {
                                max_norm=15.0, max_norm_squared=True, lr=0.1, **_PAPER),
         "student": TrainConfig(arch=STUDENT_ARCH, temperature=20.0, soft_weight=1.0, hard_weight=0.1,
                                lr=0.1, **_PAPER),
+        "shipped_teacher": "paper-teacher",  # distill's teacher, where nnkd ships it
     },
     "fast": {
         "teacher": TrainConfig(arch=TEACHER_ARCH, dropout_input=0.2, dropout_hidden=0.5, jitter=2,
@@ -82,3 +84,10 @@ def preset(name):
         raise UserError(f"unknown preset {name!r}: expected one of {', '.join(PRESETS)}")
     p = PRESETS[name]
     return {role: replace(p[role]) for role in ("teacher", "student")}, p.get("train_limit")
+
+
+def default_teacher(name):
+    """The shipped teacher ``distill --preset NAME`` takes without --teacher: the preset's own
+    (``paper-teacher`` for ``paper``) where nnkd ships it, else DEFAULT_TEACHER."""
+    own = PRESETS.get(name, {}).get("shipped_teacher")
+    return own if own in shipped_models() else DEFAULT_TEACHER

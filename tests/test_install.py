@@ -95,6 +95,30 @@ def test_a_shipped_teacher_is_named_by_its_folder(tmp_path, monkeypatch, capsys)
     assert cli.main(["distill", "--dry-run", "--teacher", "fast-teacher"]) == 2
     assert str(tmp_path / "fast-teacher") in capsys.readouterr().err
 
+def test_a_preset_distills_from_its_own_shipped_teacher(tmp_path, monkeypatch, capsys):
+    """--preset paper takes paper-teacher where nnkd ships it and the default teacher where it
+    does not; the other presets take the default teacher."""
+    monkeypatch.setenv("NNKD_DATA", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+    def teacher_of(*flags):
+        assert cli.main(["distill", "--dry-run", *flags]) == 0
+        out = capsys.readouterr().out
+        return Path(json.loads(out[out.index("{"):])["teacher_checkpoint"]).parent.name
+
+    if "paper-teacher" not in install.shipped_models():
+        assert teacher_of("--preset", "paper") == install.DEFAULT_TEACHER
+        package = tmp_path / "package"  # nnkd as it would be with a paper-teacher shipped
+        (package / "pretrained").mkdir(parents=True)
+        for name in install.shipped_models():
+            (package / "pretrained" / name).symlink_to(install.PACKAGE / "pretrained" / name)
+        (package / "pretrained" / "paper-teacher").symlink_to(install.PACKAGE / "pretrained" / "fast-teacher")
+        monkeypatch.setattr(install, "PACKAGE", package)
+    assert teacher_of("--preset", "paper") == "paper-teacher"
+    assert teacher_of("--preset", "fast") == teacher_of() == install.DEFAULT_TEACHER == "public-teacher"
+    assert teacher_of("--preset", "paper", "--teacher", "fast-teacher") == "fast-teacher"
+
+
 def test_example_data_is_shipped():
     with np.load(nnkd.example_data()) as d:
         assert d["x_train"].shape == (1500, 8, 8) and d["y_test"].shape == (500,)

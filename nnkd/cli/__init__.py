@@ -18,9 +18,9 @@ from ..backend import NAMES as BACKENDS, get_backend
 from ..config import RunSpec, SettingError, SweepGrid, flag_role
 from ..data.npz import expand_path, npz_path
 from ..errors import Interrupted, UserError
-from ..install import DEFAULT_TEACHER, command_name, pretrained, shipped_models
+from ..install import command_name, pretrained, shipped_models
 from ..parallel import blas_kernels, kernel_note
-from ..presets import preset
+from ..presets import default_teacher, preset
 from ..tables import count
 from ..runs import Log, RunFolder, SafeOutput, is_empty, read_spec, write_spec
 from ..train import StopFlag
@@ -131,7 +131,7 @@ def _teacher_source(args):
         return str(path.absolute())
     if args.dataset != "mnist" or getattr(args, "teacher_logits", None):
         return None
-    shipped = pretrained(DEFAULT_TEACHER)  # SHA-256 checked
+    shipped = pretrained(default_teacher(args.preset))  # SHA-256 checked
     return str(shipped) if shipped else None
 
 

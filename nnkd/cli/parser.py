@@ -114,7 +114,7 @@ def build_parser():
     _add_common(p, "distill")
     p.add_argument("--teacher", default=None, help="teacher to distill from: a checkpoint.npz, an ONNX "
                    f"model (.onnx, input float32 [N, features] = pixels / 255; {extra_hint('onnx')}), or "
-                   f"the name of a shipped one ({', '.join(shipped_models())}; default {DEFAULT_TEACHER})")
+                   f"the name of a shipped one ({', '.join(shipped_models())}; default {DEFAULT_TEACHER}, or the preset's own where shipped)")
     _add_teacher_outputs(p)
     p.add_argument("--teacher-logits", default=None, metavar="FILE.npy",
                    help="distill from logits computed elsewhere: (N, classes) for the N training images, "
@@ -149,7 +149,7 @@ def build_parser():
                    "`dask scheduler`, workers with `dask worker tcp://HOST:PORT`); the sweep folder "
                    "(--out) must be on a filesystem every worker shares, at the same path")
     p.add_argument("--teacher", default=None, help="teacher checkpoint.npz, ONNX model .onnx, or the name of "
-                   f"a shipped one ({', '.join(shipped_models())}; default {DEFAULT_TEACHER})")
+                   f"a shipped one ({', '.join(shipped_models())}; default {DEFAULT_TEACHER}, or the preset's own where shipped)")
     _add_teacher_outputs(p)
     _add_common(p, "sweep", preset_help="student settings of this preset (default fast)",
                 out_help="sweep folder; the same command again continues it (with --scheduler: on a "
