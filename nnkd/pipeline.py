@@ -12,7 +12,6 @@ A run folder::
 """
 
 import functools
-import hashlib
 import json
 import time
 from dataclasses import asdict
@@ -21,34 +20,12 @@ from pathlib import Path
 from . import memory, teachers, transfer
 from .checkpoint import load_model
 from .data import device_data
-from .errors import UserError
 from .evaluation import bias_correction
 from .files import write_text
 from .presets import STUDENT_ARCH, TEACHER_ARCH
+from .runs import check_same_teacher
 from .tables import PAPER, PYTORCH_REIMPLEMENTATION, correction_table, count, results_table
 from .train import count_errors, train
-
-
-def check_same_teacher(teacher_path, out_dir, record=True):
-    """A run distills from one teacher: the SHA-256 of its checkpoint goes into the run folder
-    (``teacher.sha256``) when the run begins (``record``), and a resumed run refuses a checkpoint
-    that has changed since (its cached logits and its students came from the old one), or one
-    that is gone."""
-    if not record and not Path(teacher_path).exists():
-        raise UserError(f"this run's teacher {teacher_path} is gone: put it back to continue the run in "
-                        f"{out_dir}, or start a new run")
-    digest = hashlib.sha256(Path(teacher_path).read_bytes()).hexdigest()
-    kept = Path(out_dir) / "teacher.sha256"
-    if not kept.is_file():
-        if record:
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            write_text(kept, f"{digest}  {teacher_path}\n")
-        return
-    was = (kept.read_bytes().split() or [b""])[0].decode("ascii", "replace")
-    if was != digest:
-        raise UserError(f"the teacher {teacher_path} has changed since this run began (SHA-256 "
-                        f"{digest[:16]}..., was {was[:16]}...): the run's teacher logits and students "
-                        "came from the old one; put that checkpoint back, or start a new run")
 
 
 def train_alone(spec, backend, ds, out_dir, log=print, stop=None):

@@ -4,6 +4,7 @@ A sweep folder::
 
     sweep.json           the sweep's settings (running the same command again continues it;
                          more seeds, widths or temperatures extend it)
+    teacher.sha256       the SHA-256 of the teacher checkpoint; continuing needs the same one
     teacher_logits.npy   the teacher's logits on the transfer set, computed once for all cells
     w300-T4-s0/          one cell: a stage folder (see train.py) plus summary.json when done
     results.json, results.md   mean and spread of the test errors per (width, temperature)
@@ -26,7 +27,7 @@ import numpy as np
 from . import transfer
 from .errors import Interrupted, UserError
 from .files import RunLock, read_json, write_text
-from .runs import Log
+from .runs import Log, check_same_teacher
 from .tables import count
 
 
@@ -110,6 +111,7 @@ def run_sweep(spec, backend, ds, teacher, out_dir, log=print, cluster=None):
     settings = {"widths": grid.widths, "temperatures": grid.temperatures, "student": student}
     data = device_data(ds, backend, spec.validation, train_limit=spec.train_limit)
     logits_path = out_dir / "teacher_logits.npy"
+    check_same_teacher(spec.teacher_checkpoint, out_dir)  # the cached logits are that teacher's
     z = transfer.compute(teacher, data, logits_path, student.transfer_jitter, log)
     init = (spec.dataset, backend.name, spec.validation, spec.train_limit,
             str(folder / logits_path.name), student.transfer_jitter, ds.checksum)

@@ -429,6 +429,25 @@ def test_a_teacher_changed_under_a_run_is_refused_when_it_resumes(base, tmp_path
     assert f"this run's teacher {teacher} is gone: put it back to continue the run in {run}" in line
     assert files() == before
 
+def test_a_sweep_refuses_a_teacher_changed_since_it_began(base, tmp_path):
+    teacher = tmp_path / "teacher.npz"
+    shutil.copy(ckpt(base), teacher)
+    out = tmp_path / "sweep"
+
+    def sweep(seeds):
+        return main_py("sweep", "--preset", "smoke", "--teacher", str(teacher), "--temperatures", "2", "--widths",
+                       "8", "--seeds", seeds, "--epochs", "1", "--train-limit", "1000", "--out", str(out))
+    ok(sweep("0"))
+    assert (out / "teacher.sha256").read_text().split()[0] == hashlib.sha256(teacher.read_bytes()).hexdigest()
+    ok(sweep("0,1"))  # the same teacher: the sweep grows
+    ok(main_py("train-student", "--preset", "smoke", "--epochs", "1", "--seed", "1", "--out", str(tmp_path / "other")))
+    shutil.copy(tmp_path / "other/student/checkpoint.npz", teacher)
+    line = one_line(sweep("0,1,2"))
+    assert f"the teacher {teacher} has changed since this run began" in line
+    assert (out / "w8-T2-s1").exists() and not (out / "w8-T2-s2").exists()
+    assert json.loads((out / "sweep.json").read_text())["sweep"]["seeds"] == [0, 1]  # nothing written
+
+
 def test_leftover_temporary_files_are_removed_when_a_run_resumes(base, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(base / "student", run)

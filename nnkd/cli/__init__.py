@@ -22,7 +22,7 @@ from ..install import command_name, pretrained, shipped_models
 from ..parallel import blas_kernels, kernel_note
 from ..presets import default_teacher, preset
 from ..tables import count
-from ..runs import Log, RunFolder, SafeOutput, is_empty, read_spec, write_spec
+from ..runs import Log, RunFolder, SafeOutput, check_same_teacher, is_empty, read_spec, write_spec
 from ..train import StopFlag
 from .parser import DISTILL_OVERRIDES, OVERRIDES, build_parser, in_flags
 from .tools import cmd_data, cmd_evaluate, cmd_export, cmd_gradcheck, cmd_plot, cmd_report
@@ -174,7 +174,6 @@ def _prepare(spec, args, log):
         teacher = open_teacher(spec, ds, backend, cache=resume and Path(resume) / "teacher_logits.npy")
     elif spec.teacher_checkpoint:
         if getattr(args, "resume", None):  # refused before run.json is lengthened
-            from ..pipeline import check_same_teacher
             check_same_teacher(spec.teacher_checkpoint, args.resume, record=False)
         teacher = load_model(spec.teacher_checkpoint, backend, data_checksum=ds.checksum,
                              dataset=spec.dataset)
@@ -326,6 +325,7 @@ def _check_sweep_folder(out, spec):
         if any(saved.get(k) != mine[k] for k in same) or saved["configs"]["student"] != mine["configs"]["student"]:
             raise UserError(f"{out} holds a sweep with other settings: give the same settings to "
                             "continue or extend it, or choose another --out")
+        check_same_teacher(spec.teacher_checkpoint, out, record=False)  # its logits are that teacher's
     elif not is_empty(out):
         raise UserError(f"{out} already holds files that are not a sweep: choose another --out")
 
