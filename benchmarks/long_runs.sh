@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The long CPU runs of the reproduction record (docs/reproduction.md, "Long runs"), resumable
-# across machines: each run's newest checkpoint is kept in the repository under
+# across machines: each run's newest checkpoints are kept in the repository under
 # benchmarks/logs/long-runs/NAME/, replaced as the run advances.
 #
 #   bash benchmarks/long_runs.sh start DIR   # resume each run in DIR/NAME (seeded from the
@@ -9,6 +9,9 @@
 #   bash benchmarks/long_runs.sh save DIR    # copy each run's newest state into the repository
 #   bash benchmarks/long_runs.sh start DIR public-teacher   # some of the runs only
 #   THREADS=2 bash benchmarks/long_runs.sh start DIR public-teacher   # one run on both cores
+#   bash benchmarks/long_runs.sh ship DIR paper-teacher     # a finished teacher run's weights,
+#                                            # settings, metrics and log into nnkd/pretrained/NAME/
+#                                            # (its README.md is written by hand)
 #
 # The runs, two at a time on a 2-core machine (OpenBLAS's own kernels, one thread each):
 #   paper-teacher  the `paper` preset's teacher, 3000 epochs
@@ -19,35 +22,50 @@
 #                  long-teacher's schedule with its inputs in [-1, 1] (--inputs centered), PyTorch's
 #                  initialization (--init uniform) and no max-norm; chosen before any run. Finished:
 #                  its weights are nnkd/pretrained/public-teacher/; its metrics and log are kept here
+#   paper-students the `paper` preset's plain and distilled students, 3000 epochs each, from the
+#                  shipped paper-teacher (`distill --preset paper` takes it once it is shipped);
+#                  refused to start before then
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODE=${1:?usage: bash benchmarks/long_runs.sh start|save DIR}
-DIR=${2:?usage: bash benchmarks/long_runs.sh start|save DIR}
+MODE=${1:?usage: bash benchmarks/long_runs.sh start|save|ship DIR [NAME...]}
+DIR=${2:?usage: bash benchmarks/long_runs.sh start|save|ship DIR [NAME...]}
 KEPT=benchmarks/logs/long-runs
 THREADS=${THREADS:-1}  # BLAS threads per run
 LONG="--preset fast --epochs 1000 --batch-size 128 --lr 0.01 --lr-schedule exp --lr-decay 0.993092 --momentum-start 0.9 --momentum-end 0.9 --momentum-form classic --eval-every 1 --checkpoint-every 1"
 declare -A ARGS=(
-  [paper-teacher]="--preset paper"
-  [long-teacher]="$LONG"
-  [public-teacher]="$LONG --max-norm 0 --init uniform --inputs centered"
+  [paper-teacher]="train-teacher --preset paper"
+  [long-teacher]="train-teacher $LONG"
+  [public-teacher]="train-teacher $LONG --max-norm 0 --init uniform --inputs centered"
+  [paper-students]="distill --preset paper --eval-every 1 --checkpoint-every 1"
 )
+declare -A NEEDS=([paper-students]=paper-teacher)  # the shipped teacher a run distills from
 shift 2
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=("${!ARGS[@]}")
 for name in "${names[@]}"; do
   [ -n "${ARGS[$name]:-}" ] || { echo "unknown run $name: one of ${!ARGS[*]}" >&2; exit 2; }
 done
-finished() {  # whether the repository's copy of run $1 reached its last epoch
-  python3 - "$KEPT/$1" <<'PY'
+progress() {  # "done" when run folder $1 reached its end, else where each of its models stands
+  python3 - "$1" <<'PY'
 import json, sys
 from pathlib import Path
-kept = Path(sys.argv[1])
+run = Path(sys.argv[1])
 try:
-    done = json.loads((kept / "teacher" / "checkpoint.json").read_text())["epoch"]
-    total = json.loads((kept / "run.json").read_text())["configs"]["teacher"]["epochs"]
-except (OSError, ValueError, KeyError):
-    sys.exit(1)
-sys.exit(0 if done >= total else 1)
+    spec = json.loads((run / "run.json").read_text())
+except (OSError, ValueError):
+    sys.exit(print("not started"))
+stages = {"teacher": "teacher"} if spec["command"] == "train-teacher" else \
+    {"student": "student", "distilled": "student"}  # stage folder: its settings' role
+where, finished = [], True
+for stage, role in stages.items():
+    try:
+        epoch = json.loads((run / stage / "checkpoint.json").read_text())["epoch"]
+    except (OSError, ValueError, KeyError):
+        epoch = 0
+    total = spec["configs"][role]["epochs"]
+    finished &= epoch >= total
+    where.append(f"{stage} {epoch}/{total}")
+print("done" if finished else ", ".join(where))
 PY
 }
 mkdir -p "$DIR"
@@ -55,33 +73,55 @@ for name in "${names[@]}"; do
   run="$DIR/$name"
   case "$MODE" in
     start)
-      if finished "$name"; then
+      if [ "$(progress "$KEPT/$name")" = done ]; then
         echo "$name: finished (its metrics and log are in $KEPT/$name)"
+        continue
+      fi
+      need=${NEEDS[$name]:-}
+      if [ -n "$need" ] && [ ! -e "nnkd/pretrained/$need/checkpoint.npz" ]; then
+        echo "$name: waits for the shipped $need (run $need to its end, then: bash $0 ship DIR $need)"
         continue
       fi
       if [ ! -e "$run/run.json" ] && [ -e "$KEPT/$name/run.json" ]; then
         mkdir -p "$run" && cp -r "$KEPT/$name/." "$run/"
       fi
       if [ -e "$run/run.json" ]; then
-        what="--resume $run"
+        what="${ARGS[$name]%% *} --resume $run"
       else
         what="${ARGS[$name]} --out $run"
       fi
       # shellcheck disable=SC2086
       nohup env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=$THREADS \
-        python3 main.py train-teacher $what >> "$DIR/$name.out" 2>&1 &
+        python3 main.py $what >> "$DIR/$name.out" 2>&1 &
       echo "$name: started ($what, $THREADS BLAS thread(s)), console in $DIR/$name.out"
       ;;
     save)
-      [ -e "$run/teacher/checkpoint.npz" ] || { echo "$name: no checkpoint yet"; continue; }
-      mkdir -p "$KEPT/$name/teacher"
-      cp "$run/run.json" "$run/log.txt" "$KEPT/$name/"
+      [ -e "$run/run.json" ] || { echo "$name: not started in $DIR"; continue; }
+      [ "$(progress "$KEPT/$name")" = done ] && { echo "$name: finished, kept in $KEPT/$name"; continue; }
+      mkdir -p "$KEPT/$name"
+      for f in run.json log.txt teacher.sha256 results.json results.md; do
+        [ -e "$run/$f" ] && cp "$run/$f" "$KEPT/$name/"
+      done
+      for stage in teacher student distilled; do
+        [ -e "$run/$stage/checkpoint.npz" ] || continue
+        mkdir -p "$KEPT/$name/$stage"
+        cp "$run/$stage/checkpoint.npz" "$run/$stage/checkpoint.json" "$run/$stage/config.json" \
+           "$run/$stage/metrics.jsonl" "$KEPT/$name/$stage/"
+      done
       [ -e "$DIR/$name.out" ] && cp "$DIR/$name.out" "$KEPT/$name.console.log"
-      cp "$run/teacher/checkpoint.npz" "$run/teacher/checkpoint.json" "$run/teacher/config.json" \
-         "$run/teacher/metrics.jsonl" "$KEPT/$name/teacher/"
-      echo "$name: epoch $(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['epoch'])" \
-        "$KEPT/$name/teacher/checkpoint.json") kept in $KEPT/$name"
+      echo "$name: $(progress "$KEPT/$name"), kept in $KEPT/$name"
       ;;
-    *) echo "unknown mode $MODE: start or save" >&2; exit 2 ;;
+    ship)
+      [ "${ARGS[$name]%% *}" = train-teacher ] || { echo "$name: only a teacher run is shipped" >&2; exit 2; }
+      [ "$(progress "$run")" = done ] || { echo "$name: not finished in $DIR ($(progress "$run"))" >&2; exit 2; }
+      to="nnkd/pretrained/$name"
+      mkdir -p "$to"
+      python3 main.py export "$run/teacher/checkpoint.npz" "$to/checkpoint.npz"  # weights only, + .json
+      cp "$run/teacher/config.json" "$run/teacher/metrics.jsonl" "$to/"
+      cp "$run/log.txt" "$to/train.log"
+      (cd "$to" && sha256sum checkpoint.npz > SHA256SUMS)
+      echo "$name: shipped in $to ($(cut -c1-16 "$to/SHA256SUMS")...); write $to/README.md"
+      ;;
+    *) echo "unknown mode $MODE: start, save or ship" >&2; exit 2 ;;
   esac
 done
