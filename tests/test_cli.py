@@ -30,6 +30,13 @@ BAD = [
     (["distill", "--resume", "no/such/run"], "no run.json"),
     (["train-student", "--epochs", "many"], "invalid int value"),
     (["evaluate", "no/such.npz"], "does not exist"),
+    # an empty value (an unset shell variable) is refused, not taken for the flag's absence
+    (["distill", "--resume", ""], "argument --resume: an empty value"),
+    (["distill", "--teacher", ""], "argument --teacher: an empty value"),
+    (["distill", "--teacher-logits", " "], "argument --teacher-logits: an empty value"),
+    (["distill", "--omit-digit", ""], "argument --omit-digit: an empty value"),
+    (["train-teacher", "--out", ""], "argument --out: an empty value"),
+    (["evaluate", ""], "argument checkpoint: an empty value"),
 ]
 
 
@@ -43,6 +50,15 @@ def test_bad_input_is_one_clear_line(args, message, tmp_path):
     errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], r.stderr
     assert not out.exists(), "nothing may be written for a bad command"
+
+
+@pytest.mark.parametrize("dest", [".", "/", "..", "tests"])
+@pytest.mark.parametrize("fmt", ["npz", "onnx"])
+def test_export_to_a_folder_is_one_line(dest, fmt):
+    r = run("export", "nnkd/pretrained/fast-teacher/checkpoint.npz", dest, "--format", fmt)
+    errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert errors == [f"error: cannot export to {dest}: it is a folder; give a file name ending in .{fmt}"]
 
 
 def test_teacher_that_is_not_a_checkpoint(tmp_path):

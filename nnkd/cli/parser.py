@@ -14,6 +14,15 @@ from ..config import flag_role
 from ..install import DEFAULT_TEACHER, extra_hint, shipped_models
 from ..presets import PRESETS
 
+def _given(text):
+    """An argparse type for a path or a list: the empty string is refused, not taken for the
+    flag's absence (``--resume "$RUN"`` with RUN unset must not start a new run)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty value: give one (an unset shell variable expands "
+                                         "to nothing)")
+    return text
+
+
 def _word(meanings):
     """An argparse type for a flag that takes one of a few words."""
     def convert(text):
@@ -82,7 +91,7 @@ def _add_common(p, command, out_help=None, preset_help=None):
     if command != "sweep":
         p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--preset", default="fast", help=preset_help or f"one of {', '.join(PRESETS)} (default fast)")
-    p.add_argument("--out", default=None, help=out_help or f"run folder (default runs/{command}-<time>)")
+    p.add_argument("--out", default=None, type=_given, help=out_help or f"run folder (default runs/{command}-<time>)")
     p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
     p.add_argument("--validation", type=int, default=0,
                    help="hold out the last N training images for a validation error (default 0)")
@@ -96,6 +105,11 @@ def _add_overrides(p, table, prefix="", model=""):
     for flag, name, typ, help_ in table:
         p.add_argument(flag.replace("--", "--" + prefix), dest=prefix.replace("-", "_") + name,
                        type=typ, default=None, help=f"{model}: {help_}" if model else help_)
+
+
+def _shipped():
+    """The shipped teachers, for --teacher's help."""
+    return f"{', '.join(shipped_models())}; default {DEFAULT_TEACHER}, or the preset's own where nnkd ships it"
 
 
 def _add_teacher_outputs(p):
@@ -112,29 +126,29 @@ def build_parser():
 
     p = sub.add_parser("distill", help="the main job: teacher, baseline and distilled student, table")
     _add_common(p, "distill")
-    p.add_argument("--teacher", default=None, help="teacher to distill from: a checkpoint.npz, an ONNX "
-                   f"model (.onnx, input float32 [N, features] = pixels / 255; {extra_hint('onnx')}), or "
-                   f"the name of a shipped one ({', '.join(shipped_models())}; default {DEFAULT_TEACHER}, or the preset's own where shipped)")
+    p.add_argument("--teacher", default=None, type=_given, help="teacher to distill from: a checkpoint.npz, an "
+                   f"ONNX model (.onnx, input float32 [N, features] = pixels / 255; {extra_hint('onnx')}), or "
+                   f"the name of a shipped one ({_shipped()})")
     _add_teacher_outputs(p)
-    p.add_argument("--teacher-logits", default=None, metavar="FILE.npy",
+    p.add_argument("--teacher-logits", default=None, type=_given, metavar="FILE.npy",
                    help="distill from logits computed elsewhere: (N, classes) for the N training images, "
                    "(shifts, N, classes) with --transfer-jitter (see docs/any-teacher.md)")
     p.add_argument("--retrain-teacher", action="store_true",
                    help="train the teacher from scratch instead of using the shipped one")
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline student")
-    p.add_argument("--omit-digit", default=None, metavar="D[,D...]",
+    p.add_argument("--omit-digit", default=None, type=_given, metavar="D[,D...]",
                    help="leave these classes out of the students' transfer set (paper: 3); the bias "
                    "correction is then chosen on --validation images (default 10000)")
-    p.add_argument("--only-digits", default=None, metavar="D,D[,...]",
+    p.add_argument("--only-digits", default=None, type=_given, metavar="D,D[,...]",
                    help="keep only these classes in the students' transfer set (paper: 7,8)")
-    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a stopped run")
+    p.add_argument("--resume", default=None, type=_given, metavar="RUN_DIR", help="continue a stopped run")
     _add_overrides(p, OVERRIDES + DISTILL_OVERRIDES, model="students")
     _add_overrides(p, OVERRIDES, prefix="teacher-", model="teacher (with --retrain-teacher)")
 
     for name, role in (("train-teacher", "teacher"), ("train-student", "student")):
         p = sub.add_parser(name, help=f"train the {role} alone ({'dropout, jitter, max-norm' if role == 'teacher' else 'no regularization'})")
         _add_common(p, name)
-        p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a stopped run")
+        p.add_argument("--resume", default=None, type=_given, metavar="RUN_DIR", help="continue a stopped run")
         _add_overrides(p, OVERRIDES)
 
     p = sub.add_parser("sweep", help="distilled students over temperatures x widths x seeds, one teacher")
@@ -148,8 +162,8 @@ def build_parser():
                    help="run each cell as a task on the Dask cluster of this scheduler (started with "
                    "`dask scheduler`, workers with `dask worker tcp://HOST:PORT`); the sweep folder "
                    "(--out) must be on a filesystem every worker shares, at the same path")
-    p.add_argument("--teacher", default=None, help="teacher checkpoint.npz, ONNX model .onnx, or the name of "
-                   f"a shipped one ({', '.join(shipped_models())}; default {DEFAULT_TEACHER}, or the preset's own where shipped)")
+    p.add_argument("--teacher", default=None, type=_given, help="teacher checkpoint.npz, ONNX model .onnx, or "
+                   f"the name of a shipped one ({_shipped()})")
     _add_teacher_outputs(p)
     _add_common(p, "sweep", preset_help="student settings of this preset (default fast)",
                 out_help="sweep folder; the same command again continues it (with --scheduler: on a "
@@ -157,24 +171,24 @@ def build_parser():
     _add_overrides(p, [o for o in OVERRIDES + DISTILL_OVERRIDES if o[1] not in ("arch", "temperature")])
 
     p = sub.add_parser("plot", help="PNG figures of a distill run or a sweep (needs matplotlib)")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+    p.add_argument("run_dirs", nargs="+", type=_given, metavar="RUN_DIR",
                    help="a run folder (distill, train-teacher, train-student) or a sweep folder; "
                    "several run folders: their learning curves in one figure (give --out)")
-    p.add_argument("--out", default=None, help="the PNG to write when comparing several runs")
+    p.add_argument("--out", default=None, type=_given, help="the PNG to write when comparing several runs")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
 
     p = sub.add_parser("report", help="one table of several distill runs (e.g. seeds), mean and std")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished distill run folders")
+    p.add_argument("run_dirs", nargs="+", type=_given, metavar="RUN_DIR", help="finished distill run folders")
 
     p = sub.add_parser("evaluate", help="test errors, per-class errors and confusion matrix")
-    p.add_argument("checkpoint", help="a checkpoint.npz written by nnkd")
+    p.add_argument("checkpoint", type=_given, help="a checkpoint.npz written by nnkd")
     p.add_argument("--backend", default="numpy")
     p.add_argument("--dataset", default="mnist")
 
     p = sub.add_parser("export", help="write a checkpoint's weights alone (no optimizer state), to share; "
                        "or the network as an ONNX model (--format onnx)")
-    p.add_argument("checkpoint", help="a checkpoint.npz written by nnkd")
-    p.add_argument("dest", help="where to write: a weights-only checkpoint (.npz; its metadata goes "
+    p.add_argument("checkpoint", type=_given, help="a checkpoint.npz written by nnkd")
+    p.add_argument("dest", type=_given, help="where to write: a weights-only checkpoint (.npz; its metadata goes "
                    "beside it as .json), or with --format onnx an ONNX model (.onnx)")
     p.add_argument("--format", choices=("npz", "onnx"), default="npz",
                    help="npz (default): the weights as an nnkd checkpoint; onnx: an ONNX model (opset 17, "

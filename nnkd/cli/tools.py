@@ -57,6 +57,8 @@ def cmd_export(args):
     dest = Path(args.dest)
     T = args.softmax_temperature
     src = Path(args.checkpoint)
+    if not dest.name or dest.is_dir():  # ".", "/", "..", an existing folder
+        raise UserError(f"cannot export to {dest}: it is a folder; give a file name ending in .{args.format}")
     written = [dest] + ([dest.with_suffix(".json")] if args.format == "npz" else [])
     for p in written:
         for q in (src, src.with_suffix(".json")):
