@@ -75,7 +75,12 @@ def _draw_curves(ax_test, ax_train, stages, label="", style="-", drawn=None, col
         if not rows:
             continue
         tested = [r for r in rows if _number(r.get("test_errors"))]
-        name = f"{label}{role}" if not label.rstrip().endswith(role) else label.rstrip()
+        if label.rstrip().endswith(role):  # a stage folder named after its role
+            name = label.rstrip()
+        elif role == "teacher" and Path(d).name != "teacher":  # a given checkpoint's, maybe shared
+            name = f"teacher {Path(d).name}"
+        else:
+            name = f"{label}{role}"
         ax_test.plot([r["epoch"] for r in tested], [r["test_errors"] for r in tested], style, marker="o",
                      ms=2, color=color or COLORS[role], label=name)
         ax_train.plot([r["epoch"] for r in rows], [100 * r["train_err"] for r in rows], style,
@@ -116,13 +121,22 @@ def learning_curves(run_dir, spec, plt, others=()):
                                   color=RUN_COLORS[i % len(RUN_COLORS)] if one_model_each else None)
         later, first = later + lt, first + ft
         regularized.update(rg)
-    ax_test.set(xlabel="epoch", ylabel="test errors", yscale="log", title="test errors")
+    # Curves of very different lengths (a 1000-epoch teacher beside 60-epoch students) share
+    # an axis only on a log scale, where the short ones are not squeezed against the left edge.
+    lengths = [max(line.get_xdata()) for line in ax_train.lines]
+    log_epochs = bool(lengths) and max(lengths) >= 10 * min(lengths)
+    xlabel = "epoch (log scale)" if log_epochs else "epoch"
+    ax_test.set(xlabel=xlabel, ylabel="test errors", yscale="log", title="test errors")
     _train_axis(ax_train, later, first, regularized)
-    ax_train.set(xlabel="epoch")
+    ax_train.set(xlabel=xlabel)
     for ticks in (ax_test.yaxis.set_major_formatter, ax_test.yaxis.set_minor_formatter):
         ticks(plt.matplotlib.ticker.ScalarFormatter())
     for ax in (ax_test, ax_train):
-        ax.xaxis.set_major_locator(plt.matplotlib.ticker.MaxNLocator(integer=True))
+        if log_epochs:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(plt.matplotlib.ticker.ScalarFormatter())
+        else:
+            ax.xaxis.set_major_locator(plt.matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(True, which="both", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend()

@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -285,9 +286,40 @@ def test_plot_colours_runs_of_one_model_each_apart(base):
     # a distill run holds two models: its curves keep their roles' colours
     distill = (base / "distill", runs.read_spec(base / "distill" / "run.json"))
     fig = plots.learning_curves(*distill, plt, others=students[1:2])
-    colours = {line.get_label().split()[-1]: line.get_color() for line in fig.axes[0].get_lines()}
+    colours = {next(w for w in line.get_label().split() if w in plots.COLORS): line.get_color()
+               for line in fig.axes[0].get_lines()}
     assert colours == {"teacher": plots.COLORS["teacher"], "distilled": plots.COLORS["distilled"],
                        "student": plots.COLORS["student"]}
+    plt.close(fig)
+
+
+def test_plot_puts_runs_of_very_different_lengths_on_a_log_epoch_axis(base, tmp_path):
+    """A 1000-epoch teacher beside 60-epoch students: the epoch axis turns logarithmic, and the
+    teacher the runs distilled from is named by its folder, once."""
+    mpl = pytest.importorskip("matplotlib")
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+    distill = (base / "distill", runs.read_spec(base / "distill" / "run.json"))
+    teacher = Path(distill[1].teacher_checkpoint).parent
+    fig = plots.learning_curves(*distill, plt)  # a teacher of 2 epochs and a student of 1
+    assert all(ax.get_xscale() == "linear" and ax.get_xlabel() == "epoch" for ax in fig.axes)
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["teacher student", "distilled"]
+    plt.close(fig)
+    long = tmp_path / "long-teacher"
+    long.mkdir()
+    shutil.copy(teacher / "config.json", long)
+    (long / "metrics.jsonl").write_text("".join(
+        json.dumps({"epoch": e, "train_err": 0.5 / e, "test_errors": 100 + 1000 // e}) + "\n" for e in range(1, 1001)))
+    again = tmp_path / "again"
+    shutil.copytree(base / "distill", again)
+    spec = runs.read_spec(again / "run.json")
+    spec.teacher_checkpoint = str(long / "checkpoint.npz")
+    runs.write_spec(again / "run.json", spec)
+    fig = plots.learning_curves(again, spec, plt, others=[distill])
+    for ax in fig.axes:
+        assert ax.get_xscale() == "log" and "log scale" in ax.get_xlabel()
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert labels.count("teacher long-teacher") == 1
     plt.close(fig)
 
 
