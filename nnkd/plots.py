@@ -4,7 +4,8 @@
 several runs side by side in one figure (e.g. the ``paper`` and ``fast`` teachers).
 
 A distill run folder gets ``learning_curves.png`` (test errors and training error of
-the teacher, baseline and distilled student per epoch, from their metrics.jsonl) and
+the teacher, baseline and distilled student per epoch, from their metrics.jsonl; the epoch
+axis is logarithmic where one curve is ten times as long as another) and
 ``dark_knowledge.png`` (the teacher's softmax on a few test images at T = 1 and at the run's T).
 A sweep folder gets ``errors_vs_temperature.png`` (mean test errors and their spread
 per student width).
