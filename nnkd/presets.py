@@ -1,9 +1,10 @@
 """Named sets of training settings: ``paper``, ``fast`` (the default) and ``smoke``.
 
 Each preset gives a :class:`~nnkd.config.TrainConfig` for the teacher and one
-for the student, and may name the shipped teacher that ``distill`` takes for it.  The baseline student and the distilled student use the
-*same* student settings (optimizer, schedule, epochs, seed); only the loss
-differs, so the gap between them is distillation's doing.
+for the student, and may name the shipped teacher that ``distill`` takes for it.
+The baseline student and the distilled student use the *same* student settings
+(optimizer, schedule, epochs, seed); only the loss differs, so the gap between
+them is distillation's doing.
 """
 
 from dataclasses import replace
