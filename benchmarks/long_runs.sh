@@ -7,6 +7,7 @@
 #                                            # repository's copy when DIR/NAME is missing), in
 #                                            # the background, one BLAS thread each
 #   bash benchmarks/long_runs.sh save DIR    # copy each run's newest state into the repository
+#   bash benchmarks/long_runs.sh status DIR  # where each run stands, in DIR and in the repository
 #   bash benchmarks/long_runs.sh start DIR public-teacher   # some of the runs only
 #   THREADS=2 bash benchmarks/long_runs.sh start DIR public-teacher   # one run on both cores
 #   bash benchmarks/long_runs.sh ship DIR paper-teacher     # a finished teacher run's weights,
@@ -27,8 +28,8 @@
 #                  refused to start before then
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODE=${1:?usage: bash benchmarks/long_runs.sh start|save|ship DIR [NAME...]}
-DIR=${2:?usage: bash benchmarks/long_runs.sh start|save|ship DIR [NAME...]}
+MODE=${1:?usage: bash benchmarks/long_runs.sh start|save|status|ship DIR [NAME...]}
+DIR=${2:?usage: bash benchmarks/long_runs.sh start|save|status|ship DIR [NAME...]}
 KEPT=benchmarks/logs/long-runs
 THREADS=${THREADS:-1}  # BLAS threads per run
 LONG="--preset fast --epochs 1000 --batch-size 128 --lr 0.01 --lr-schedule exp --lr-decay 0.993092 --momentum-start 0.9 --momentum-end 0.9 --momentum-form classic --eval-every 1 --checkpoint-every 1"
@@ -122,6 +123,9 @@ for name in "${names[@]}"; do
       (cd "$to" && sha256sum checkpoint.npz > SHA256SUMS)
       echo "$name: shipped in $to ($(cut -c1-16 "$to/SHA256SUMS")...); write $to/README.md"
       ;;
-    *) echo "unknown mode $MODE: start, save or ship" >&2; exit 2 ;;
+    status)
+      echo "$name: $(progress "$run") in $DIR; $(progress "$KEPT/$name") in $KEPT"
+      ;;
+    *) echo "unknown mode $MODE: start, save, status or ship" >&2; exit 2 ;;
   esac
 done
