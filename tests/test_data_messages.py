@@ -294,6 +294,12 @@ def test_an_unknown_dataset():
         "unknown dataset ''; choose one of mnist, fashion-mnist, or npz:PATH for your own .npz file"
 
 
+def test_an_npz_dataset_with_no_path():
+    for name in ("npz:", "npz:  "):
+        assert message(data.load, name, log=quiet) == f"dataset {name!r} names no file; {GIVE}"
+        assert message(npz.npz_path, name) == f"dataset {name!r} names no file; {GIVE}"
+
+
 def test_not_cached_and_not_to_be_fetched(monkeypatch):
     register(monkeypatch)
     logs = []

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import nnkd
-from nnkd import cli, install
+from nnkd import cli, install, presets
 from nnkd.data import default_root
 from nnkd.errors import UserError
 from tests.conftest import ROOT
@@ -117,6 +117,21 @@ def test_a_preset_distills_from_its_own_shipped_teacher(tmp_path, monkeypatch, c
     assert teacher_of("--preset", "paper") == "paper-teacher"
     assert teacher_of("--preset", "fast") == teacher_of() == install.DEFAULT_TEACHER == "public-teacher"
     assert teacher_of("--preset", "paper", "--teacher", "fast-teacher") == "fast-teacher"
+
+
+def test_a_preset_says_when_it_distils_from_a_stand_in_teacher(monkeypatch):
+    """Without its own shipped teacher, --preset paper distils from the default one, and its
+    log says so; with it, or with any other teacher, nothing is said."""
+    stand_in = str(install.PACKAGE / "pretrained" / install.DEFAULT_TEACHER / "checkpoint.npz")
+    monkeypatch.setattr(presets, "shipped_models", lambda: ["fast-teacher", "public-teacher"])
+    note = presets.stand_in_note("paper", stand_in)
+    assert note == ("preset paper: its own teacher paper-teacher is not shipped with this nnkd, so it "
+                    "distils from public-teacher; give --teacher to choose another")
+    assert presets.stand_in_note("paper", "/elsewhere/public-teacher/checkpoint.npz") is None
+    assert presets.stand_in_note("fast", stand_in) is None
+    assert presets.stand_in_note("paper", None) is None
+    monkeypatch.setattr(presets, "shipped_models", lambda: ["paper-teacher", "public-teacher"])
+    assert presets.stand_in_note("paper", stand_in) is None
 
 
 def test_example_data_is_shipped():

@@ -20,7 +20,7 @@ from ..data.npz import expand_path, npz_path
 from ..errors import Interrupted, UserError
 from ..install import command_name, pretrained, shipped_models
 from ..parallel import blas_kernels, kernel_note
-from ..presets import default_teacher, preset
+from ..presets import default_teacher, preset, stand_in_note
 from ..tables import count
 from ..runs import Log, RunFolder, SafeOutput, check_same_teacher, is_empty, read_spec, write_spec
 from ..train import StopFlag
@@ -201,14 +201,13 @@ def _fit_arch(spec, args, n_in, n_classes):
 
 
 def _header(args, spec, out, backend):
-    """The run's first log line(s): what runs where, and a note when the BLAS is held back."""
-    where, note = backend.describe(), None
+    """The run's first log line(s): what runs where, and notes when the BLAS is held back or a
+    preset's own teacher is missing."""
     kernels = None if backend.is_gpu else blas_kernels()
-    if kernels:
-        where += f" (OpenBLAS {kernels} kernels)"
-        note = kernel_note()
-    return f"nnkd {__version__}  {args.command}  preset {spec.preset}  {where}  run folder {out}" + \
-        (f"\n{note}" if note else "")
+    where = backend.describe() + (f" (OpenBLAS {kernels} kernels)" if kernels else "")
+    notes = [n for n in (kernels and kernel_note(), stand_in_note(spec.preset, spec.teacher_checkpoint)) if n]
+    head = f"nnkd {__version__}  {args.command}  preset {spec.preset}  {where}  run folder {out}"
+    return "\n".join([head] + notes)
 
 
 def _start(spec, args, out):

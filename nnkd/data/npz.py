@@ -39,6 +39,9 @@ def expand_path(text: str, what: str) -> Path:
 def npz_path(name: str, resolve: bool = False) -> Path:
     """The file or folder that the dataset name ``npz:PATH`` names (``resolve``: absolute, with
     symbolic links followed)."""
+    if not name[len(NPZ_PREFIX):].strip():
+        raise DataError(f"dataset {name!r} names no file; give npz:PATH to an .npz file or a folder "
+                        "of .npy files")
     path = expand_path(name[len(NPZ_PREFIX):], "dataset")
     if not resolve:
         return path
