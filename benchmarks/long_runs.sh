@@ -23,9 +23,13 @@
 #                  long-teacher's schedule with its inputs in [-1, 1] (--inputs centered), PyTorch's
 #                  initialization (--init uniform) and no max-norm; chosen before any run. Finished:
 #                  its weights are nnkd/pretrained/public-teacher/; its metrics and log are kept here
-#   paper-students the `paper` preset's plain and distilled students, 3000 epochs each, from the
-#                  shipped paper-teacher (`distill --preset paper` takes it once it is shipped);
-#                  refused to start before then
+#   paper-student  the `paper` preset's plain student, 3000 epochs: `train-student --preset paper`,
+#                  the same model, weight for weight, as the baseline stage of `distill --preset
+#                  paper` (tests/test_pipeline.py), so the two students can run side by side,
+#                  one thread each, once the teacher has ended
+#   paper-distilled the `paper` preset's distilled student, 3000 epochs, from the shipped
+#                  paper-teacher (`distill --preset paper --no-baseline` takes it once it is
+#                  shipped); refused to start before then
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:?usage: bash benchmarks/long_runs.sh start|save|status|ship DIR [NAME...]}
@@ -37,9 +41,10 @@ declare -A ARGS=(
   [paper-teacher]="train-teacher --preset paper"
   [long-teacher]="train-teacher $LONG"
   [public-teacher]="train-teacher $LONG --max-norm 0 --init uniform --inputs centered"
-  [paper-students]="distill --preset paper --eval-every 1 --checkpoint-every 1"
+  [paper-student]="train-student --preset paper --eval-every 1 --checkpoint-every 1"
+  [paper-distilled]="distill --preset paper --no-baseline --eval-every 1 --checkpoint-every 1"
 )
-declare -A NEEDS=([paper-students]=paper-teacher)  # the shipped teacher a run distills from
+declare -A NEEDS=([paper-distilled]=paper-teacher)  # the shipped teacher a run distills from
 shift 2
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=("${!ARGS[@]}")
@@ -55,8 +60,9 @@ try:
     spec = json.loads((run / "run.json").read_text())
 except (OSError, ValueError):
     sys.exit(print("not started"))
-stages = {"teacher": "teacher"} if spec["command"] == "train-teacher" else \
-    {"student": "student", "distilled": "student"}  # stage folder: its settings' role
+stages = {"train-teacher": {"teacher": "teacher"}, "train-student": {"student": "student"}}.get(
+    spec["command"], {"student": "student", "distilled": "student"} if spec["baseline"] else
+    {"distilled": "student"})  # stage folder: its settings' role
 where, finished = [], True
 for stage, role in stages.items():
     try:

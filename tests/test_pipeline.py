@@ -83,6 +83,20 @@ def test_teacher_logits_are_stored_by_sample_index(smoke_run):
 
 
 @pytest.mark.slow
+def test_train_student_is_the_baseline_stage_of_distill(smoke_run, tmp_path):
+    """`train-student` trains the same model, weight for weight, as distill's baseline stage,
+    so the plain student of a long run can be trained on its own, beside its teacher."""
+    out, _ = smoke_run
+    r = main_py("train-student", "--preset", "smoke", "--out", str(tmp_path / "run"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    with np.load(out / "student" / "checkpoint.npz") as a, \
+            np.load(tmp_path / "run" / "student" / "checkpoint.npz") as b:
+        weights = [k for k in a.files if k != "__meta__"]
+        assert weights == [k for k in b.files if k != "__meta__"] and len(weights) == 12
+        for k in weights:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
 def test_sigkill_then_resume_gives_the_same_weights(tmp_path):
     args = ["train-teacher", "--preset", "smoke", "--epochs", "8"]
     ref = tmp_path / "ref"
