@@ -847,7 +847,7 @@ def test_a_folder_without_the_arrays():
     Path("g/x_train.npy").mkdir()
     assert message(data.load, "npz:g", log=quiet) == \
         f"g: missing x_train.npy, y_train.npy, x_test.npy, y_test.npy; {PUT}"
-    assert message(data.load, "npz:", log=quiet) == \
+    assert message(data.load, "npz:.", log=quiet) == \
         f".: missing x_train.npy, y_train.npy, x_test.npy, y_test.npy; {PUT}"
 
 
