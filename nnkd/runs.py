@@ -89,8 +89,11 @@ class Log:
 
 
 def is_empty(folder):
-    """No files in ``folder`` (or no folder), but for an unheld lock file (:class:`RunLock`)."""
+    """No files in ``folder`` (or no folder), but for an unheld lock file (:class:`RunLock`);
+    a file in the folder's place is refused in one line."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file, not a folder: choose another folder for the run")
     return not folder.exists() or all(p.name == RunLock.NAME for p in folder.iterdir())
 
 

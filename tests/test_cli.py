@@ -52,6 +52,17 @@ def test_bad_input_is_one_clear_line(args, message, tmp_path):
     assert not out.exists(), "nothing may be written for a bad command"
 
 
+@pytest.mark.parametrize("command", ["distill", "train-student", "sweep"])
+def test_a_file_as_the_run_folder_is_one_line(command, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    for extra in ([], ["--dry-run"]):
+        r = run(command, "--preset", "smoke", "--out", str(tmp_path / "notes.txt"), *extra)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip() == f"error: {tmp_path / 'notes.txt'} is a file, not a folder: choose another " \
+            "folder for the run", r.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize("dest", [".", "/", "..", "tests"])
 @pytest.mark.parametrize("fmt", ["npz", "onnx"])
 def test_export_to_a_folder_is_one_line(dest, fmt):
