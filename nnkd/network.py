@@ -142,11 +142,23 @@ class Network:
 
     def predict_logits(self, X, batch_size=10000):
         """Logits for every row of ``X`` (on the backend), evaluation mode, in large batches."""
+        self._check_rows(X)
         xp = self.backend.xp
         out = xp.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         for i in range(0, X.shape[0], batch_size):
             out[i:i + batch_size] = self.forward(X[i:i + batch_size], train=False)
         return out
+
+    def _check_rows(self, X):
+        """The rows to predict on: a 2-D float array of the network's backend, one column per input."""
+        n = self.sizes[0]
+        if not isinstance(X, self.backend.xp.ndarray):
+            raise UserError(f"X is a {type(X).__name__}: give a {self.backend.name} array of shape (examples, {n})")
+        if X.ndim != 2 or X.shape[1] != n:
+            raise UserError(f"X has shape {X.shape}: the model takes rows of {n} features, shape (examples, {n})")
+        if X.dtype.kind != "f":
+            how = "X / np.float32(255) for pixels" if X.dtype == np.uint8 else "X.astype(np.float32)"
+            raise UserError(f"X is {X.dtype}: give float32 features ({how})")
 
     def predict(self, X, batch_size=10000):
         """The predicted class (int64) of every row of ``X`` (on the backend): the arg-max of its logits."""

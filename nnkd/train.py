@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, files, losses
-from .backend import flush_subnormals
+from .backend import Backend, flush_subnormals, get_backend
 from .batches import batch_slices, gather, jitter
 from .errors import Interrupted, TrainingDiverged, UserError
 from .files import RunLock
@@ -281,6 +281,7 @@ def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=None, stop=
 
     Args:
         cfg: a :class:`TrainConfig`.
+        backend: a backend from :func:`nnkd.get_backend`, or its name (``"numpy"``, ``"cupy"``).
         data: dict of backend arrays: ``x_train`` float32 ``(N, 784)``, ``y_train``
             int ``(N,)``, ``x_test``, ``y_test`` and optionally ``x_val``, ``y_val``.
         teacher_logits: the teacher's logits on ``x_train``, by sample index: a
@@ -303,6 +304,13 @@ def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=None, stop=
 
     Returns ``(net, summary)``; ``summary`` has test errors, epochs, seconds, params.
     """
+    if not isinstance(cfg, TrainConfig):
+        raise UserError(f"cfg is a {type(cfg).__name__}: give a TrainConfig, e.g. "
+                        "TrainConfig(arch='784-800-800-10', epochs=60)")
+    backend = get_backend(backend) if isinstance(backend, str) else backend
+    if not isinstance(backend, Backend):
+        raise UserError(f"backend is a {type(backend).__name__}: give get_backend('numpy') or its "
+                        "name, 'numpy'")
     log = log or (lambda line: None)
     try:
         teacher = teacher_logits

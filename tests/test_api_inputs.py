@@ -1,6 +1,8 @@
 """The Python API's contract: ``nnkd.train`` checks every input before any work and answers a
 mistake with one UserError line, as the command line does."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -59,3 +61,35 @@ def test_a_second_trainer_in_the_same_folder_is_refused(tmp_path):
     with RunLock(tmp_path / "s"):
         with pytest.raises(UserError, match="in use by process"):
             train(CFG, BE, GOOD, tmp_path / "s", log=lambda s: None)
+
+
+@pytest.mark.parametrize("cfg, backend, words", [
+    ({"arch": "64-16-3"}, BE, "cfg is a dict: give a TrainConfig"),
+    (CFG, np, "backend is a module: give get_backend('numpy')"),
+    (CFG, "torch", "unknown backend 'torch'"),
+])
+def test_a_config_or_backend_of_the_wrong_kind_is_one_line(cfg, backend, words, tmp_path):
+    with pytest.raises(UserError, match=re.escape(words)):
+        train(cfg, backend, GOOD, tmp_path / "s", log=lambda s: None)
+    assert not (tmp_path / "s").exists()
+
+
+def test_the_backend_may_be_given_by_name(tmp_path):
+    net, summary = train(CFG, "numpy", GOOD, tmp_path / "s", log=lambda s: None)
+    again, _ = train(CFG, BE, GOOD, tmp_path / "t", log=lambda s: None)
+    np.testing.assert_array_equal(net.predict_logits(X), again.predict_logits(X))
+
+
+@pytest.mark.parametrize("rows, words", [
+    (X[:, :5], "X has shape (200, 5): the model takes rows of 64 features"),
+    (X[0], "X has shape (64,): the model takes rows of 64 features"),
+    ((X * 255).astype(np.uint8), "X is uint8: give float32 features (X / np.float32(255) for pixels)"),
+    (Y.reshape(-1, 1).repeat(64, 1), "X is int64: give float32 features (X.astype(np.float32))"),
+    (X.tolist(), "X is a list: give a numpy array of shape (examples, 64)"),
+])
+def test_predicting_on_rows_of_the_wrong_kind_is_one_line(rows, words, tmp_path):
+    net, _ = train(CFG, BE, GOOD, tmp_path / "s", log=lambda s: None)
+    for predict in (net.predict, net.predict_logits):
+        with pytest.raises(UserError, match=re.escape(words)):
+            predict(rows)
+    assert net.predict(X[:0]).shape == (0,) and net.predict(X.astype(np.float64)).shape == (200,)
