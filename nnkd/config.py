@@ -154,9 +154,11 @@ class TrainConfig:
     def sizes(self, n_in=None, n_out=None):
         return parse_arch(self.arch, n_in, n_out)
 
-    def validate(self, n_train=None, n_in=784, n_out=10, image_side=28, prefix="", warn=None):
+    def validate(self, n_train=None, n_in=784, n_out=10, image_side=28, prefix="", warn=None,
+                 distilled=False):
         """Raise :class:`SettingError` (field names prefixed by ``prefix``) for any value that
-        cannot train; call ``warn(line)`` for one that will train badly."""
+        cannot train; call ``warn(line)`` for one that will train badly.  ``distilled``: the
+        model learns from a teacher's logits, so its loss weights may not both be 0."""
         def name(f):
             return prefix + f
         if not isinstance(self.arch, str):
@@ -200,6 +202,9 @@ class TrainConfig:
         for f in ("soft_weight", "hard_weight"):
             _number(name(f), getattr(self, f), 0.0, 1e6)
             _float32(name(f), getattr(self, f))
+        if distilled and self.soft_weight == self.hard_weight == 0:
+            raise SettingError(name("soft_weight"), f"and `{name('hard_weight')}` are both 0: the distilled "
+                               f"student would learn nothing; give `{name('soft_weight')}` above 0")
         for f in ("jitter", "transfer_jitter"):
             if not image_side and getattr(self, f) != 0:
                 raise SettingError(name(f), "must be 0: jitter shifts images, and this dataset has no "
@@ -335,12 +340,11 @@ class RunSpec:
             n_seen = n_transfer if role == "student" else n_train
             if not isinstance(cfg, TrainConfig):
                 raise SettingError(role, "is not a set of training settings")
-            if role == "student" and self.sweep is not None:
-                for width in self.sweep.widths:
-                    cell = replace(cfg, arch=f"{n_in}-{width}-{width}-{n_classes}")
-                    cell.validate(n_seen, n_in, n_classes, image_side, prefix="student.", warn=warn)
-            else:
-                cfg.validate(n_seen, n_in, n_classes, image_side, prefix=role + ".", warn=warn)
+            widths = self.sweep.widths if role == "student" and self.sweep is not None else [None]
+            for width in widths:  # a sweep's student: each of its widths
+                cell = replace(cfg, arch=f"{n_in}-{width}-{width}-{n_classes}") if width else cfg
+                cell.validate(n_seen, n_in, n_classes, image_side, prefix=role + ".", warn=warn,
+                              distilled=role == "student" and self.command in ("distill", "sweep"))
         if self.command in ("distill", "sweep") and n_available is not None:
             shifts = (2 * self.student.transfer_jitter + 1) ** 2
             check_memory("student.transfer_jitter", memory.logits_bytes(shifts, n_train, n_classes),

@@ -156,7 +156,8 @@ class Trainer:
         self.metrics_path = self.dir / "metrics.jsonl"
         n_classes, shape = check_training_data(data, backend, cfg.sizes()[-1])
         cfg.validate(n_train=data["x_train"].shape[0], n_in=data["x_train"].shape[1],
-                     n_out=n_classes, image_side=min(shape) if shape else None, prefix=self.field)
+                     n_out=n_classes, image_side=min(shape) if shape else None, prefix=self.field,
+                     distilled=teacher is not None)
         if teacher is not None:
             teacher.check_against(data["x_train"].shape[0], n_classes)
         self.net = Network.from_settings(cfg, backend)

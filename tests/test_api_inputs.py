@@ -74,6 +74,14 @@ def test_a_config_or_backend_of_the_wrong_kind_is_one_line(cfg, backend, words, 
     assert not (tmp_path / "s").exists()
 
 
+def test_a_distilled_model_with_both_loss_weights_0_is_one_line(tmp_path):
+    cfg = TrainConfig(arch="64-16-3", epochs=1, batch_size=50, soft_weight=0.0, hard_weight=0.0)
+    with pytest.raises(UserError, match="`soft_weight` and `hard_weight` are both 0"):
+        train(cfg, BE, GOOD, tmp_path / "s", teacher_logits=RNG.normal(size=(200, 3)).astype(np.float32))
+    _, summary = train(cfg, BE, GOOD, tmp_path / "t", log=lambda s: None)  # hard labels: weights unused
+    assert summary["epochs"] == 1
+
+
 def test_the_backend_may_be_given_by_name(tmp_path):
     net, summary = train(CFG, "numpy", GOOD, tmp_path / "s", log=lambda s: None)
     again, _ = train(CFG, BE, GOOD, tmp_path / "t", log=lambda s: None)

@@ -214,14 +214,14 @@ def flag_of(name, command):
         return flag and flag.replace("--", "--teacher-")
     if field == "seed" and role:
         return "--seed"
+    if command == "sweep" and name == "student.arch":
+        return "--widths"
     if role in ("", own):
         for flag, f, _, _ in OVERRIDES + DISTILL_OVERRIDES:
             if f == field:
                 return flag
     if role == "sweep":
         return f"--{field}"
-    if command == "sweep" and name == "student.arch":
-        return "--widths"
     return {"validation": "--validation", "train_limit": "--train-limit", "dataset": "--dataset",
             "backend": "--backend", "softmax_temperature": "--softmax-temperature", "out": "--out", "force": "--force",
             "teacher_checkpoint": "--teacher", "teacher_logits": "--teacher-logits",
@@ -231,6 +231,6 @@ def flag_of(name, command):
 
 def in_flags(message, command):
     """Replace the engine's `field` names in a message by the flags that set them."""
-    return re.sub(r"`([a-z_.]+)`", lambda m: flag_of(m.group(1), command) or m.group(1), message)
+    return re.sub(r"`([a-z_.][a-z0-9_.]*)`", lambda m: flag_of(m.group(1), command) or m.group(1), message)
 
 
