@@ -153,7 +153,9 @@ class Network:
         """The rows to predict on: a 2-D float array of the network's backend, one column per input."""
         n = self.sizes[0]
         if not isinstance(X, self.backend.xp.ndarray):
-            raise UserError(f"X is a {type(X).__name__}: give a {self.backend.name} array of shape (examples, {n})")
+            how = " (backend.asarray(X))" if self.backend.is_gpu else ""
+            raise UserError(f"X is a {type(X).__name__}: give a {self.backend.name} array of shape (examples, "
+                            f"{n}){how}")
         if X.ndim != 2 or X.shape[1] != n:
             raise UserError(f"X has shape {X.shape}: the model takes rows of {n} features, shape (examples, {n})")
         if X.dtype.kind != "f":
