@@ -58,6 +58,15 @@ def test_bad_input_is_one_clear_line(args, message, tmp_path):
     assert not out.exists(), "nothing may be written for a bad command"
 
 
+def test_resuming_a_sweep_folder_points_at_the_sweep_command(tmp_path):
+    (tmp_path / "sw").mkdir()
+    (tmp_path / "sw" / "sweep.json").write_text("{}")
+    r = run("distill", "--resume", str(tmp_path / "sw"))
+    assert r.returncode == 2 and r.stderr.strip() == (
+        f"error: --resume {tmp_path / 'sw'}: a sweep folder; continue it with the same sweep command "
+        f"and --out {tmp_path / 'sw'}"), r.stderr
+
+
 @pytest.mark.parametrize("command", ["distill", "train-student", "sweep"])
 def test_a_file_as_the_run_folder_is_one_line(command, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")

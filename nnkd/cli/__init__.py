@@ -238,6 +238,8 @@ def cmd_train(args):
     if args.resume:
         out = Path(args.resume)
         if not (out / "run.json").is_file():
+            if (out / "sweep.json").is_file():
+                raise UserError(f"--resume {out}: a sweep folder; continue it with the same sweep command and --out {out}")
             raise UserError(f"--resume {out}: no run.json there; give a run folder written by nnkd")
         spec = read_spec(out / "run.json")
         if spec.command != args.command:
