@@ -19,6 +19,7 @@ from .errors import UserError
 from .files import read_json, read_metrics
 from .install import extra_hint
 from .runs import read_spec
+from .tables import once_each
 
 COLORS = {"teacher": "tab:blue", "student": "tab:red", "distilled": "tab:green"}
 RUN_COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
@@ -244,8 +245,8 @@ def plot(run_dir, log=print, others=(), out=None, force=False):
         raise UserError(f"`out` {out} is a folder: give a file name ending in .png")
     if out and not Path(out).parent.is_dir():
         raise UserError(f"`out` {out}: there is no folder {Path(out).parent}; create it or give another path")
+    run_dir, *others = once_each([run_dir, *others])
     plt = _pyplot()
-    run_dir = Path(run_dir)
     if others:
         def spec_of(d):  # a run folder, or a stage folder on its own (holding metrics.jsonl)
             return None if (d / "metrics.jsonl").exists() and not (d / "run.json").exists() else _run_spec(d)

@@ -65,17 +65,24 @@ def correction_table(correction, absent):
     return "\n".join(lines)
 
 
+def once_each(run_dirs):
+    """``run_dirs`` as Paths, refusing a run given twice (under any two of its names)."""
+    seen = {}
+    for d in map(Path, run_dirs):
+        if d.resolve() in seen:
+            raise UserError(f"{d} is given twice (also as {seen[d.resolve()]}): give each run once")
+        seen[d.resolve()] = d
+    return list(seen.values())
+
+
 def runs_table(run_dirs):
     """Markdown table of several distill runs (e.g. seeds): test errors per model, then
     mean and sample standard deviation."""
     roles = ("teacher", "student", "distilled")
     lines = ["| run | seed | " + " | ".join(roles) + " | training time |", "|---|---:|---:|---:|---:|---:|"]
     errs = {role: [] for role in roles}
-    seen, data = {}, None
-    for d in map(Path, run_dirs):
-        if d.resolve() in seen:
-            raise UserError(f"{d} is given twice (also as {seen[d.resolve()]}): give each run once")
-        seen[d.resolve()] = d
+    data = None
+    for d in once_each(run_dirs):
         f = d / "results.json"
         if not f.exists():
             raise UserError(f"{d} has no results.json: give finished distill run folders")

@@ -239,6 +239,14 @@ def test_plot_of_one_run_does_not_ignore_out(base, tmp_path):
     assert "--out" in line and not (tmp_path / "x.png").exists()
 
 
+def test_plot_refuses_a_run_given_twice(base, tmp_path):
+    again = tmp_path / "again"
+    again.symlink_to(base / "distill")
+    line = one_line(main_py("plot", str(base / "distill"), str(again), "--out", str(tmp_path / "x.png")))
+    assert line == f"error: {again} is given twice (also as {base / 'distill'}): give each run once"
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_plot_skips_values_that_are_not_numbers(base, tmp_path):
     pytest.importorskip("matplotlib")
     run = tmp_path / "run"
