@@ -9,7 +9,6 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -22,20 +21,8 @@ from .dataset import NPZ_PREFIX, Dataset
 from .idx import FILES, NUM_CLASSES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, \
     check_labels, parse_idx
 from .npz import expand_path, load_npz
-from .sources import PROGRESS, DirectorySource, Mirror, Source
+from .sources import PROGRESS, DirectorySource, Mirror, Spec
 from .wheel import PyPIWheel
-
-
-@dataclass(frozen=True)
-class Spec:
-    """A dataset: the SHA-256 of each uncompressed canonical file, and where to get them."""
-
-    name: str
-    sha256: dict[str, str]
-    sources: tuple[Source, ...]
-    advice: str = ""
-    n_train: int = 60000  # the published sizes, for checking settings before the files are here
-    n_test: int = 10000
 
 
 SPECS: dict[str, Spec] = {

