@@ -10,64 +10,22 @@ import json
 import signal
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from ..version import __version__
 from ..backend import NAMES as BACKENDS, get_backend
-from ..config import RunSpec, SettingError, SweepGrid, flag_role
-from ..data.npz import expand_path, npz_path
+from ..config import SettingError
 from ..errors import Interrupted, UserError
-from ..install import command_name, pretrained, shipped_models
+from ..install import command_name
 from ..parallel import blas_kernels, kernel_note
-from ..presets import default_teacher, preset, stand_in_note
-from ..tables import count
+from ..presets import stand_in_note
 from ..runs import Log, RunFolder, SafeOutput, check_same_teacher, is_empty, read_spec, write_spec
 from ..train import StopFlag
-from .parser import DISTILL_OVERRIDES, OVERRIDES, build_parser, in_flags
+from .parser import build_parser, in_flags
+from .runspec import fit_absent_classes, fit_arch, lengthen_on_resume, spec_from_args
 from .tools import cmd_data, cmd_evaluate, cmd_export, cmd_gradcheck, cmd_plot, cmd_report
 
 RUNS = Path("runs")  # new runs go under the current folder
-
-
-def spec_from_args(args):
-    """The :class:`RunSpec` a command's flags ask for: the preset, then the flags (unchecked)."""
-    cfgs, limit = preset(args.preset)
-    table = OVERRIDES + (DISTILL_OVERRIDES if args.command in ("distill", "sweep") else [])
-    role = flag_role(args.command)
-    changes = {name: getattr(args, name) for _, name, _, _ in table if getattr(args, name, None) is not None}
-    cfgs[role] = replace(cfgs[role], seed=getattr(args, "seed", 0), **changes)
-    absent = []
-    teacher_flags = {}
-    if args.command == "distill":
-        teacher_flags = {name: getattr(args, "teacher_" + name) for _, name, _, _ in OVERRIDES
-                         if getattr(args, "teacher_" + name) is not None}
-        cfgs["teacher"] = replace(cfgs["teacher"], seed=args.seed, **teacher_flags)
-        absent = _absent_classes(args)
-    source = _teacher_source(args)
-    logits_file = getattr(args, "teacher_logits", None)  # two teachers: RunSpec.validate refuses them
-    if logits_file and args.retrain_teacher:
-        raise UserError("--retrain-teacher trains a teacher, --teacher-logits brings its logits: give one")
-    if (source or logits_file) and teacher_flags:
-        given = ", ".join("--teacher-" + name.replace("_", "-") for name in teacher_flags)
-        raise UserError(f"{given} set up a teacher to train: add --retrain-teacher, or leave them out to "
-                        f"distill from {source or logits_file}")
-    grid = None
-    if args.command == "sweep":
-        grid = SweepGrid(temperatures=_numbers("--temperatures", args.temperatures, float),
-                         widths=_numbers("--widths", args.widths, int),
-                         seeds=_numbers("--seeds", args.seeds, int), jobs=args.jobs,
-                         scheduler=args.scheduler)
-    dataset = args.dataset
-    if dataset.startswith("npz:"):  # a user's file: kept absolute, so --resume works from anywhere
-        dataset = "npz:" + str(npz_path(dataset, resolve=True))
-    return RunSpec(command=args.command, dataset=dataset, preset=args.preset, teacher=cfgs["teacher"],
-                   student=cfgs["student"], validation=args.validation or (10000 if absent else 0),
-                   train_limit=args.train_limit if args.train_limit is not None else limit,
-                   teacher_checkpoint=source, teacher_logits=logits_file and str(Path(logits_file).expanduser().absolute()),
-                   teacher_outputs=getattr(args, "teacher_outputs", None) or "logits",
-                   baseline=not getattr(args, "no_baseline", False),
-                   absent_classes=absent, sweep=grid)
 
 
 def _new_run_dir(args):
@@ -94,47 +52,6 @@ def _install_stop():
     return stop
 
 
-def _absent_classes(args):
-    """The classes that --omit-digit / --only-digits leave out of the transfer set."""
-    if args.omit_digit and args.only_digits:
-        raise UserError("--omit-digit and --only-digits exclude each other: give one")
-    if args.omit_digit:
-        return sorted(set(_numbers("--omit-digit", args.omit_digit, int)))
-    if args.only_digits:  # fitted to the data's classes by _fit_absent_classes
-        kept = _numbers("--only-digits", args.only_digits, int)
-        return [d for d in range(10) if d not in kept]
-    return []
-
-
-def _fit_absent_classes(spec, args, n_classes):
-    """--only-digits keeps the classes given: the others of the data's ``n_classes`` are absent."""
-    if getattr(args, "only_digits", None):
-        kept = _numbers("--only-digits", args.only_digits, int)
-        if min(kept) < 0 or max(kept) >= n_classes:
-            raise UserError(f"--only-digits {args.only_digits}: {spec.dataset} has classes 0 to {n_classes - 1}")
-        spec.absent_classes = [c for c in range(n_classes) if c not in kept]
-
-
-def _teacher_source(args):
-    """--teacher CKPT (or MODEL.onnx), else the shipped teacher (MNIST only, without --teacher-logits),
-    else None: train one."""
-    if args.command not in ("distill", "sweep") or getattr(args, "retrain_teacher", False):
-        return None
-    if args.teacher:  # kept absolute in run.json, so --resume works from any folder
-        path = expand_path(args.teacher, "--teacher")
-        if not path.exists() and not path.is_symlink() and path.name == args.teacher and "." not in args.teacher:
-            if args.teacher not in shipped_models():  # a bare name: a shipped teacher's
-                raise UserError(f"--teacher {args.teacher}: no such file, and nnkd ships no model of that name "
-                                f"(it ships {', '.join(shipped_models()) or 'none'}); give a checkpoint.npz, "
-                                "an ONNX model, or one of those names")
-            return str(pretrained(args.teacher))  # SHA-256 checked
-        return str(path.absolute())
-    if args.dataset != "mnist" or getattr(args, "teacher_logits", None):
-        return None
-    shipped = pretrained(default_teacher(args.preset))  # SHA-256 checked
-    return str(shipped) if shipped else None
-
-
 def _prepare(spec, args, log):
     """Load the data and the teacher, and validate the spec against them; writes nothing
     but the dataset cache (--dry-run: nothing at all, and a named dataset that is not cached
@@ -152,8 +69,8 @@ def _prepare(spec, args, log):
         ds = published(spec.dataset)
     shape = ds.image_shape
     if not getattr(args, "resume", None):
-        _fit_arch(spec, args, ds.n_features, ds.n_classes)
-        _fit_absent_classes(spec, args, ds.n_classes)
+        fit_arch(spec, args, ds.n_features, ds.n_classes)
+        fit_absent_classes(spec, args, ds.n_classes)
     try:
         spec.validate(n_available=ds.train_images.shape[0], n_in=ds.n_features, n_classes=ds.n_classes,
                       image_side=min(shape) if shape else None, warn=log, train_labels=labels)
@@ -187,17 +104,6 @@ def _prepare(spec, args, log):
 def _print_spec(spec):
     print("settings are valid; nothing was written (--dry-run):")
     print(json.dumps(spec.to_dict(), indent=1))
-
-
-def _fit_arch(spec, args, n_in, n_classes):
-    """A preset's architectures take the data's input and class counts (784 and 10 for MNIST);
-    an --arch the user gave is kept as given and checked against the data."""
-    for role in ("teacher", "student"):
-        cfg = getattr(spec, role)
-        given = getattr(args, "arch", None) is not None and role == flag_role(args.command)
-        parts = cfg.arch.split("-")
-        if not given and len(parts) >= 2:
-            setattr(spec, role, replace(cfg, arch="-".join([str(n_in)] + parts[1:-1] + [str(n_classes)])))
 
 
 def _header(args, spec, out, backend):
@@ -244,7 +150,7 @@ def cmd_train(args):
         spec = read_spec(out / "run.json")
         if spec.command != args.command:
             raise UserError(f"--resume {out}: that run was made by `{spec.command}`, not `{args.command}`")
-        lengthened = _lengthen_on_resume(spec, args)
+        lengthened = lengthen_on_resume(spec, args)
     else:
         spec = spec_from_args(args)
         out = _new_run_dir(args)
@@ -267,53 +173,6 @@ def cmd_train(args):
         except Interrupted as exc:
             raise Interrupted(f"{exc}; continue with: {command_name()} {args.command} --resume {out}") from None
     return 0
-
-
-# What --resume accepts beside the run folder: where it runs, and a longer run.
-RESUME_KEEPS = {"command", "resume", "dry_run", "backend"}
-RESUME_LENGTHENS = {"epochs": None, "teacher_epochs": "teacher"}  # flag dest -> model (None: the flags' own)
-
-
-def _lengthen_on_resume(spec, args):
-    """``--resume`` continues a run with the settings of its run.json.  ``--epochs`` (and
-    ``--teacher-epochs``) may lengthen it where the schedule allows; any other flag is
-    refused in one line, never ignored.  Returns whether the spec changed."""
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command").choices[args.command]
-    flags = {a.dest: a.option_strings[0] for a in sub._actions if a.option_strings}
-    defaults = vars(parser.parse_args([args.command]))
-    given = [flags.get(k, k) for k, v in vars(args).items()
-             if k not in RESUME_KEEPS and k not in RESUME_LENGTHENS and v != defaults.get(k)]
-    if given:
-        raise UserError(f"--resume continues {args.resume} with the settings of its run.json: leave out "
-                        f"{', '.join(given)} (only --epochs{' and --teacher-epochs' if args.command == 'distill' else ''} "
-                        "may change, to lengthen the run), or start a new run with --out")
-    changed = False
-    for dest, role in RESUME_LENGTHENS.items():
-        n = getattr(args, dest, None)
-        role = role or flag_role(args.command)
-        cfg = getattr(spec, role)
-        if n is None or n == cfg.epochs or role not in spec.roles:
-            continue
-        if n < cfg.epochs:
-            raise UserError(f"{flags[dest]} {n}: the run's {role} is set to {count(cfg.epochs, 'epoch')}; --resume "
-                            "may lengthen a run, not shorten it")
-        if cfg.lr_schedule == "cosine":
-            raise UserError(f"{flags[dest]} {n}: the {role}'s cosine schedule is laid out over the run's "
-                            f"{count(cfg.epochs, 'epoch')}, so a run of another length is a new run: start one with --out")
-        setattr(spec, role, replace(cfg, epochs=n))
-        changed = True
-    return changed
-
-
-def _numbers(flag, text, typ):
-    """A comma-separated list of numbers of type ``typ``; their ranges are checked with the
-    rest of the settings (:meth:`RunSpec.validate`)."""
-    try:
-        return [typ(v) for v in text.split(",")]
-    except ValueError:
-        what = "whole numbers" if typ is int else "numbers"
-        raise UserError(f"{flag} {text!r}: give {what} separated by commas, e.g. 1,2,4") from None
 
 
 def _check_sweep_folder(out, spec):
