@@ -7,15 +7,14 @@
   names the file, says what is wrong with it and what to do.
 * :func:`write_metrics`, :func:`append_metrics`: ``metrics.jsonl``, written so that a
   stopped run can only tear its last line, which :func:`read_metrics` drops.
-* :class:`RunLock`: one process per run folder.
+
+:class:`~nnkd.runlock.RunLock` (one process per run folder) is in :mod:`nnkd.runlock`.
 """
 
 import contextlib
 import json
 import os
-import socket
 import tempfile
-import time
 import tokenize
 import warnings
 from pathlib import Path
@@ -23,12 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-
-try:
-    import fcntl
-except ImportError:  # Windows: no flock; RunLock is then a no-op (see there)
-    fcntl = None
-
 
 def atomic_write(path, write):
     """Call ``write(f)`` on a temporary file beside ``path``, flush it to disk, then rename
@@ -56,7 +49,7 @@ def write_text(path, text):
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def _why(exc):
+def why(exc):
     return exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
 
 
@@ -69,7 +62,7 @@ def _read_bytes(path, what, advice):
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise UserError(f"cannot read {path} ({what}): {_why(exc)}; check its permissions") from None
+        raise UserError(f"cannot read {path} ({what}): {why(exc)}; check its permissions") from None
 
 
 _TYPE_NAMES = {dict: "an object ({...})", list: "a list ([...])", str: "a string", bool: "true or false",
@@ -158,7 +151,7 @@ def write_metrics(path, rows):
     try:
         atomic_write(path, lambda f: f.write(data))
     except OSError as exc:
-        raise UserError(f"could not write {path}: {_why(exc)}; its previous content is intact: free "
+        raise UserError(f"could not write {path}: {why(exc)}; its previous content is intact: free "
                         "space or check the run folder's permissions") from None
 
 
@@ -177,7 +170,7 @@ def append_metrics(path, row):
         finally:
             os.close(fd)
     except OSError as exc:
-        raise UserError(f"could not write {path}: {_why(exc)}; free space or check the run "
+        raise UserError(f"could not write {path}: {why(exc)}; free space or check the run "
                         "folder's permissions, then resume the run") from None
 
 
@@ -260,7 +253,7 @@ def read_array(path, what, shape=None, dtype=None, advice="delete it and it will
                                     f"{advice}") from None
                 offset = f.tell()
         except OSError as exc:
-            raise UserError(f"cannot read {path} ({what}): {_why(exc)}; check its permissions") from None
+            raise UserError(f"cannot read {path} ({what}): {why(exc)}; check its permissions") from None
         if hdtype is not None:
             if hdtype.hasobject:
                 raise UserError(f"{path} ({what}) holds Python objects ({hdtype}), which nnkd never writes "
@@ -278,7 +271,7 @@ def read_array(path, what, shape=None, dtype=None, advice="delete it and it will
     try:
         a = np.load(path, allow_pickle=False)
     except OSError as exc:
-        raise UserError(f"cannot read {path} ({what}): {_why(exc)}; check its permissions") from None
+        raise UserError(f"cannot read {path} ({what}): {why(exc)}; check its permissions") from None
     except NPY_DAMAGE as exc:
         raise UserError(f"{path} ({what}) is damaged ({exc}); {advice}") from None
     if shape is not None and (a.ndim != len(shape)
@@ -297,104 +290,3 @@ def read_array(path, what, shape=None, dtype=None, advice="delete it and it will
         raise UserError(f"{path} ({what}) holds {bad} NaN or infinite values: it was computed from a "
                         f"diverged model or is damaged; {advice}")
     return a
-
-
-# ---- one process per run folder ------------------------------------------------------------------
-
-class RunLock:
-    """``with RunLock(folder):`` -- this process is the only one working in ``folder``.
-
-    Takes an exclusive ``flock`` on ``folder/.lock`` (creating the folder if needed) and
-    writes the holder's PID, start time and host into it.  A second holder, in another
-    process or in this one, gets a :class:`UserError` naming the first one's PID.  The
-    kernel releases a flock when its process dies, so a lock file left by ``kill -9`` is
-    simply taken over (with one line to ``log`` when given).  Released on exit; the
-    file stays, emptied.
-    """
-
-    NAME = ".lock"
-
-    def __init__(self, folder, log=None):
-        self.folder = Path(folder)
-        self.path = self.folder / self.NAME
-        self.log = log
-        self.fd = None
-
-    def _unwritable(self, exc):
-        return UserError(f"cannot write the run folder {self.folder}: {_why(exc)}; choose a folder "
-                         "you can write to")
-
-    def _holder(self, fd):
-        """The holder's record, as written by :meth:`acquire` (None when unreadable)."""
-        try:
-            info = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
-            return info if isinstance(info, dict) and type(info.get("pid")) is int else None
-        except (OSError, ValueError):
-            return None
-
-    def acquire(self):
-        if fcntl is None:
-            # No flock on this system (Windows): the folder is not protected against a second
-            # process; nnkd's atomic writes still keep every file whole.
-            return self
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            if not os.access(self.folder, os.W_OK | os.X_OK):
-                os.close(fd)
-                raise PermissionError(13, "Permission denied")
-        except OSError as exc:
-            raise self._unwritable(exc) from None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = None
-                for _ in range(20):  # the holder writes its record just after taking the lock
-                    holder = self._holder(fd)
-                    if holder:
-                        break
-                    time.sleep(0.05)
-                who = (f"process {holder['pid']} (started {holder.get('started', 'at an unknown time')}"
-                       + (f", on {holder['host']}" if holder.get("host") not in (None, socket.gethostname())
-                          else "") + ")") if holder else "another process"
-                raise UserError(f"{self.folder} is in use by {who}: wait for it to finish or stop it; "
-                                "one process per run folder") from None
-            except OSError as exc:
-                raise UserError(f"cannot lock the run folder {self.folder}: {_why(exc)}; use a folder on "
-                                "a local disk") from None
-            stale = self._holder(fd)
-            if stale and self.log:
-                self.log(f"{self.path}: taking over the lock of process {stale['pid']}, which has ended")
-            record = json.dumps({"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                 "host": socket.gethostname()}).encode() + b"\n"
-            try:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, record, 0)
-            except OSError as exc:
-                raise self._unwritable(exc) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        self.fd = fd
-        return self
-
-    def release(self):
-        if self.fd is None:
-            return
-        try:
-            os.ftruncate(self.fd, 0)  # while still held: a new holder's record is never erased
-        except OSError:
-            pass
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-        finally:
-            os.close(self.fd)
-            self.fd = None
-
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *exc):
-        self.release()
-        return False

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .config import RunSpec
 from .errors import UserError
-from .files import RunLock, read_json, write_text
+from .files import read_json, write_text
+from .runlock import RunLock
 from .tables import count
 
 

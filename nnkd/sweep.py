@@ -26,7 +26,8 @@ import numpy as np
 
 from . import transfer
 from .errors import Interrupted, UserError
-from .files import RunLock, read_json, write_text
+from .files import read_json, write_text
+from .runlock import RunLock
 from .runs import Log, check_same_teacher
 from .tables import count
 

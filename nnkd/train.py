@@ -27,7 +27,7 @@ from . import checkpoint, files, losses
 from .backend import Backend, flush_subnormals, get_backend
 from .batches import batch_slices, gather, jitter
 from .errors import Interrupted, TrainingDiverged, UserError
-from .files import RunLock
+from .runlock import RunLock
 from .inputs import check_training_data
 from .config import TrainConfig
 from .network import Network
@@ -296,7 +296,7 @@ def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=None, stop=
         name: what the model is (``teacher``, ``student``), for messages naming its settings.
         later_epochs: what the run trains after this model, in epochs of this model's cost; the
             progress lines then give the time left for the whole run too.
-        lock: hold ``stage_dir``'s lock while training (:class:`nnkd.files.RunLock`; a second
+        lock: hold ``stage_dir``'s lock while training (:class:`nnkd.runlock.RunLock`; a second
             process training in the same folder is refused); False when the caller holds it.
 
     Every input is checked before any work (:func:`nnkd.inputs.check_training_data`, the

@@ -8,7 +8,7 @@ import pytest
 
 from nnkd import TrainConfig, get_backend, train
 from nnkd.errors import UserError
-from nnkd.files import RunLock
+from nnkd.runlock import RunLock
 
 BE = get_backend("numpy")
 RNG = np.random.default_rng(0)

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnkd import checkpoint, files
+from nnkd import checkpoint, files, runlock
 from nnkd.errors import UserError
-from nnkd.files import RunLock, append_metrics, read_array, read_json, read_metrics, write_metrics
+from nnkd.files import append_metrics, read_array, read_json, read_metrics, write_metrics
+from nnkd.runlock import RunLock
 from nnkd.checkpoint import export_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -520,7 +521,7 @@ def test_export_of_a_bad_checkpoint_writes_nothing(tmp_path):
 
 # ---- one process per run folder --------------------------------------------------------------------
 
-HOLDER = ("import sys, time; sys.path.insert(0, sys.argv[2]); from nnkd.files import RunLock; "
+HOLDER = ("import sys, time; sys.path.insert(0, sys.argv[2]); from nnkd.runlock import RunLock; "
           "RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(120)")
 
 
@@ -577,7 +578,7 @@ def test_run_lock_on_a_folder_that_cannot_be_written(tmp_path):
 
 
 def test_run_lock_without_fcntl_is_a_no_op(tmp_path, monkeypatch):
-    monkeypatch.setattr(files, "fcntl", None)
+    monkeypatch.setattr(runlock, "fcntl", None)
     with RunLock(tmp_path / "run"), RunLock(tmp_path / "run"):
         pass
     assert not (tmp_path / "run").exists()

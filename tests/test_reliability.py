@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from nnkd import checkpoint
-from nnkd.files import RunLock
+from nnkd.runlock import RunLock
 from tests.conftest import ROOT, capped, error_lines, main_py
 
 pytestmark = pytest.mark.mnist
@@ -146,7 +146,7 @@ def test_export_never_overwrites_without_force(runs, tmp_path):
 
 def test_second_process_on_a_run_folder_is_refused_then_a_dead_holders_lock_is_taken(runs, tmp_path):
     run = copy_run(runs, "student", tmp_path)
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from nnkd.files import RunLock; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from nnkd.runlock import RunLock; "
                                f"RunLock({str(run)!r}).acquire(); print('locked', flush=True); "
                                "time.sleep(600)"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:

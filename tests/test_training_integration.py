@@ -604,7 +604,7 @@ def test_logits_for_other_images_are_refused_before_training(tmp_path):
 
 def test_train_takes_the_run_folders_lock(tmp_path):
     from nnkd.backend import get_backend
-    from nnkd.files import RunLock
+    from nnkd.runlock import RunLock
     be = get_backend()
     with RunLock(tmp_path / "s"):
         with pytest.raises(UserError, match=rf"^{re.escape(str(tmp_path / 's'))} is in use by "):
