@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnkd import checkpoint, files, runlock
+from nnkd import checkpoint, runlock
 from nnkd.errors import UserError
 from nnkd.files import append_metrics, read_array, read_json, read_metrics, write_metrics
 from nnkd.runlock import RunLock
