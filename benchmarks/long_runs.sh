@@ -60,9 +60,12 @@ try:
     spec = json.loads((run / "run.json").read_text())
 except (OSError, ValueError):
     sys.exit(print("not started"))
-stages = {"train-teacher": {"teacher": "teacher"}, "train-student": {"student": "student"}}.get(
-    spec["command"], {"student": "student", "distilled": "student"} if spec["baseline"] else
-    {"distilled": "student"})  # stage folder: its settings' role
+if spec["command"] in ("train-teacher", "train-student"):  # stage folder: its settings' role
+    role = spec["command"].split("-")[1]
+    stages = {role: role}
+else:  # distill: the baseline student (unless --no-baseline), then the distilled one
+    stages = {"student": "student"} if spec.get("baseline", True) else {}
+    stages["distilled"] = "student"
 where, finished = [], True
 for stage, role in stages.items():
     try:
