@@ -19,7 +19,7 @@ def load_model(path, backend="numpy"):
     class of each row of ``X``: float32 features on that backend (pixels / 255 for MNIST).
     A missing, damaged or foreign file raises ``UserError`` with a one-line message."""
     from .checkpoint import load_model as load
-    net, _ = load(path, get_backend(backend) if isinstance(backend, str) else backend)
+    net, _ = load(path, get_backend(backend))
     return net
 
 

@@ -165,13 +165,18 @@ def mask_from_uniforms(u, keep, out):
 
 
 def get_backend(name="numpy"):
-    """Return the :class:`Backend` called ``name``.
+    """Return the :class:`Backend` called ``name`` (a :class:`Backend` given is returned as it is).
 
     Raises :class:`UserError` with one sentence naming the cause and the fix
     when the name is unknown, CuPy is not installed, or CuPy finds no usable
     CUDA device (for example ``cudaErrorInsufficientDriver`` on a machine with
     the wheels but no GPU driver).
     """
+    if isinstance(name, Backend):
+        return name
+    if not isinstance(name, str):
+        raise UserError(f"backend is a {type(name).__name__}: give get_backend('numpy') or its "
+                        "name, 'numpy'")
     if name == "numpy":
         return Backend("numpy", np)
     if name != "cupy":

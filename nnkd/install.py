@@ -42,10 +42,15 @@ def shipped_models():
 DEFAULT_TEACHER = "public-teacher"  # the shipped teacher `distill` distills from without --teacher
 
 
+def shipped_checkpoint(name):
+    """Where the shipped model ``name`` has its checkpoint (whether or not nnkd ships it)."""
+    return PACKAGE / "pretrained" / name / "checkpoint.npz"
+
+
 def pretrained(name=DEFAULT_TEACHER):
     """The checkpoint of the shipped model ``name``, checked against its SHA-256, or None
     when nnkd ships no such model."""
-    path = PACKAGE / "pretrained" / name / "checkpoint.npz"
+    path = shipped_checkpoint(name)
     if not path.is_file():
         return None
     expected = (path.parent / "SHA256SUMS").read_text().split()[0]

@@ -10,7 +10,7 @@ them is distillation's doing.
 from dataclasses import replace
 
 from .errors import UserError
-from .install import DEFAULT_TEACHER, PACKAGE, shipped_models
+from .install import DEFAULT_TEACHER, shipped_checkpoint, shipped_models
 from .config import TrainConfig
 
 TEACHER_ARCH = "784-1200-1200-10"
@@ -98,8 +98,7 @@ def stand_in_note(name, teacher_checkpoint):
     """A line for the run's log when preset ``name`` distils from DEFAULT_TEACHER
     (``teacher_checkpoint``) because its own shipped teacher is missing; else None."""
     own = PRESETS.get(name, {}).get("shipped_teacher")
-    stand_in = PACKAGE / "pretrained" / DEFAULT_TEACHER / "checkpoint.npz"
-    if own and own not in shipped_models() and teacher_checkpoint == str(stand_in):
+    if own and default_teacher(name) != own and teacher_checkpoint == str(shipped_checkpoint(DEFAULT_TEACHER)):
         return (f"preset {name}: its own teacher {own} is not shipped with this nnkd, so it distils "
                 f"from {DEFAULT_TEACHER}; give --teacher to choose another")
     return None

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, files, losses
-from .backend import Backend, flush_subnormals, get_backend
+from .backend import flush_subnormals, get_backend
 from .batches import batch_slices, gather, jitter
 from .errors import Interrupted, TrainingDiverged, UserError
 from .runlock import RunLock
@@ -308,10 +308,7 @@ def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=None, stop=
     if not isinstance(cfg, TrainConfig):
         raise UserError(f"cfg is a {type(cfg).__name__}: give a TrainConfig, e.g. "
                         "TrainConfig(arch='784-800-800-10', epochs=60)")
-    backend = get_backend(backend) if isinstance(backend, str) else backend
-    if not isinstance(backend, Backend):
-        raise UserError(f"backend is a {type(backend).__name__}: give get_backend('numpy') or its "
-                        "name, 'numpy'")
+    backend = get_backend(backend)  # a name, or a Backend as it is
     log = log or (lambda line: None)
     try:
         teacher = teacher_logits
