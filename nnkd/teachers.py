@@ -88,7 +88,7 @@ class OnnxTeacher:
         if backend.is_gpu and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
+            self.runtime = ort.InferenceSession(str(self.path), opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types, all one kind here
             raise UserError(f"onnxruntime cannot open the teacher {self.path} ({_first_line(exc)}): give "
                             "an ONNX model file") from None
@@ -97,7 +97,7 @@ class OnnxTeacher:
     def _check_signature(self, n_features, n_classes):
         """``(batch size, input name, output name)``, or one line saying what does not fit."""
         where = f"the teacher {self.path.name}"
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        inputs, outputs = self.runtime.get_inputs(), self.runtime.get_outputs()
         if len(inputs) != 1:
             raise UserError(f"{where} takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}): "
                             f"nnkd feeds one, float32 [N, {n_features}]")
@@ -135,14 +135,14 @@ class OnnxTeacher:
         """The model's raw output on host float32 ``x`` ``(n, F)``, as float64 ``(n, C)``."""
         n, C = x.shape[0], self.sizes[1]
         out = np.empty((n, C), np.float64)
-        fixed = self.session.get_inputs()[0].shape[0]
+        fixed = self.runtime.get_inputs()[0].shape[0]
         for i in range(0, n, self.batch):
             xb = np.ascontiguousarray(x[i:i + self.batch])
             m = xb.shape[0]
             if isinstance(fixed, int) and m < fixed:  # a fixed batch size: pad the last batch
                 xb = np.concatenate([xb, np.zeros((fixed - m, xb.shape[1]), np.float32)])
             try:
-                z = self.session.run([self.output], {self.input: xb})[0]
+                z = self.runtime.run([self.output], {self.input: xb})[0]
             except Exception as exc:
                 raise UserError(f"the teacher {self.path.name} fails on a batch of {xb.shape[0]} images "
                                 f"({_first_line(exc)})") from None
@@ -202,9 +202,9 @@ class OnnxTeacher:
                 "label": f"teacher {self.path.name} (ONNX, onnxruntime)"}
 
     def describe(self):
-        x, z = self.session.get_inputs()[0], self.session.get_outputs()[0]
+        x, z = self.runtime.get_inputs()[0], self.runtime.get_outputs()[0]
         return (f"{self.path} (ONNX: {x.name} {_shape_text(x.shape)} -> {z.name} {_shape_text(z.shape)}, "
-                f"{self.outputs}, onnxruntime {self.session.get_providers()[0]})")
+                f"{self.outputs}, onnxruntime {self.runtime.get_providers()[0]})")
 
     def transfer_logits(self, data, path, max_shift, log, stop):
         return transfer.compute(self, data, path, max_shift, log, stop)
