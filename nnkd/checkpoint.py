@@ -226,7 +226,8 @@ def load_model(path, backend, data_checksum=None, dataset=None):
     evaluate or plot).  ``data_checksum``: refuse a model trained on other data
     (``dataset`` names that data in the message).
     """
-    from .config import SettingError, TrainConfig
+    from .checks import SettingError
+    from .config import TrainConfig
     arrays, meta = load(path, require=("config", "epoch"))
     cfg = TrainConfig.from_dict(meta["config"], where=f"checkpoint {path}: its config")
     try:

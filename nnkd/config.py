@@ -6,19 +6,18 @@ built once, from a preset and the command line or from a run folder's
 ``run.json``, and :meth:`RunSpec.validate` checks every value before anything
 is written.  The pipeline, the sweep and ``--resume`` read nothing else.
 
-A bad value raises :class:`SettingError`, whose message names the field in
-backticks (```student.lr` must be positive``); the command line turns such
-names into its flags (``--lr``), see :mod:`nnkd.errors`.
+A bad value raises :class:`~nnkd.checks.SettingError`, whose message names the
+field in backticks (```student.lr` must be positive``); the checks of single
+values are in :mod:`nnkd.checks`.
 """
 
-import math
-import numbers
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
 from . import memory
+from .checks import MAX_EPOCHS, SettingError, check_memory, choice, flag, float32, number, whole
 from .errors import UserError
 from .layers import INITS
 from .network import INPUTS, parse_arch
@@ -28,74 +27,14 @@ COMMANDS = ("distill", "train-teacher", "train-student", "sweep")
 ROLES = ("teacher", "student")
 # The temperature's range: z / T and T^2 stay finite and informative in float32.
 TEMPERATURE_RANGE = (1e-3, 1e4)
-MAX_EPOCHS = 1_000_000
 MAX_SEED = 2**63 - 1
 HIGH_DROPOUT = 0.9   # above this a warning: almost every unit is dropped
-
-
-class SettingError(UserError):
-    """A setting that cannot train; ``field`` is its name (``student.lr``, ``validation``)."""
-
-    def __init__(self, field_name, problem):
-        self.field, self.problem = field_name, problem
-        super().__init__(f"`{field_name}` {problem}")
-
-
-def _number(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False, hint=""):
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise SettingError(name, f"must be a number, got {v!r}")
-    if not math.isfinite(v):
-        raise SettingError(name, f"must be a finite number, got {v}")
-    if v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi):
-        lo_s = "(" if lo_open else "["
-        hi_s = ")" if hi_open else "]"
-        if lo == 0 and lo_open and hi == math.inf:
-            raise SettingError(name, f"must be positive, got {v}{hint}")
-        if lo == 0 and hi == math.inf:
-            raise SettingError(name, f"must not be negative, got {v}{hint}")
-        raise SettingError(name, f"is outside {lo_s}{lo:g}, {hi:g}{hi_s}: got {v}{hint}")
-
-
-def _whole(name, v, lo=0, hi=MAX_EPOCHS, what="whole number"):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise SettingError(name, f"must be a {what}, got {v!r}")
-    if v < lo or v > hi:
-        raise SettingError(name, f"must be a {'positive ' if lo == 1 else ''}{what} from {lo} to {hi:,}, "
-                                 f"got {v}")
-
-
-def _choice(name, v, choices):
-    if v not in choices:
-        raise SettingError(name, f"is {v!r}: expected one of {', '.join(choices)}")
-
-
-def _flag(name, v):
-    if not isinstance(v, bool):
-        raise SettingError(name, f"must be true or false, got {v!r}")
 
 
 def flag_role(command):
     """The model whose settings a command's model flags (``--lr``, ``--arch``...) set:
     the teacher for ``train-teacher``, the student otherwise."""
     return "teacher" if command == "train-teacher" else "student"
-
-
-def _float32(name, v):
-    """A number that training uses in float32 must stay finite there, and a positive one
-    must not round to zero."""
-    f = np.float32(v) if abs(v) < 3.4e38 else np.float32(np.inf)
-    if not np.isfinite(f):
-        raise SettingError(name, f"{v:g} is too large for float32, in which training computes")
-    if v != 0 and f == 0:
-        raise SettingError(name, f"{v:g} is zero in float32, in which training computes: give a "
-                           "larger value")
-
-
-def check_memory(name, need, what):
-    """Refuse ``need`` bytes when the machine clearly has less available."""
-    problem = memory.shortfall(need, what)
-    if problem:
-        raise SettingError(name, problem)
 
 
 @dataclass
@@ -165,43 +104,47 @@ class TrainConfig:
             raise SettingError(name("arch"), f"must be widths joined by '-', got {self.arch!r}")
         sizes = self.sizes(n_in, n_out)
         for f in ("dropout_input", "dropout_hidden"):
-            _number(name(f), getattr(self, f), 0.0, 1.0, hi_open=True,
+            number(name(f), getattr(self, f), 0.0, 1.0, hi_open=True,
                     hint=" (a dropout rate is the fraction of units dropped, e.g. 0.5)")
             if getattr(self, f) > HIGH_DROPOUT and warn:
                 warn(f"warning: {name(f)} {getattr(self, f)} drops almost every unit; training will "
                      "be close to chance")
         for f in ("epochs", "batch_size", "checkpoint_every", "eval_every"):
-            _whole(name(f), getattr(self, f), 1, MAX_EPOCHS if f != "batch_size" else 10**9)
+            whole(name(f), getattr(self, f), 1, MAX_EPOCHS if f != "batch_size" else 10**9)
         if n_train is not None and self.batch_size > n_train:
             raise SettingError(name("batch_size"), f"{self.batch_size} is larger than the {n_train} "
                                "training examples: use a smaller batch")
-        _number(name("lr"), self.lr, 0.0, lo_open=True)
-        _float32(name("lr"), self.lr)
-        _choice(name("lr_schedule"), self.lr_schedule, SCHEDULES)
-        _number(name("lr_decay"), self.lr_decay, 0.0, 1.0, lo_open=True,
+        number(name("lr"), self.lr, 0.0, lo_open=True)
+        float32(name("lr"), self.lr)
+        choice(name("lr_schedule"), self.lr_schedule, SCHEDULES)
+        number(name("lr_decay"), self.lr_decay, 0.0, 1.0, lo_open=True,
                 hint=" (the exp schedule multiplies the learning rate by it every epoch)")
         for f in ("momentum_start", "momentum_end"):
-            _number(name(f), getattr(self, f), 0.0, 1.0, hi_open=True)
-        _whole(name("momentum_epochs"), self.momentum_epochs, 0, MAX_EPOCHS)
-        _choice(name("momentum_form"), self.momentum_form, MOMENTUM_FORMS)
-        _choice(name("optimizer"), self.optimizer, tuple(OPTIMIZERS))
-        _number(name("beta2"), self.beta2, 0.0, 1.0, hi_open=True)
-        _number(name("max_norm"), self.max_norm, 0.0)
-        _float32(name("max_norm"), self.max_norm)
-        _flag(name("max_norm_squared"), self.max_norm_squared)
-        _flag(name("max_norm_bias"), self.max_norm_bias)
-        _choice(name("max_norm_layers"), self.max_norm_layers, MaxNorm.LAYERS)
-        _number(name("init_std"), self.init_std, 0.0, 10.0, lo_open=True,
+            number(name(f), getattr(self, f), 0.0, 1.0, hi_open=True)
+        whole(name("momentum_epochs"), self.momentum_epochs, 0, MAX_EPOCHS)
+        choice(name("momentum_form"), self.momentum_form, MOMENTUM_FORMS)
+        choice(name("optimizer"), self.optimizer, tuple(OPTIMIZERS))
+        number(name("beta2"), self.beta2, 0.0, 1.0, hi_open=True)
+        for f, owner in (("momentum_form", "sgd"), ("beta2", "adam")):  # read by one optimizer only
+            if warn and self.optimizer != owner and getattr(self, f) != getattr(TrainConfig, f):
+                warn(f"warning: {name(f)} {getattr(self, f)!r} is read by optimizer {owner} only; "
+                     f"{name('optimizer')} {self.optimizer} ignores it")
+        number(name("max_norm"), self.max_norm, 0.0)
+        float32(name("max_norm"), self.max_norm)
+        flag(name("max_norm_squared"), self.max_norm_squared)
+        flag(name("max_norm_bias"), self.max_norm_bias)
+        choice(name("max_norm_layers"), self.max_norm_layers, MaxNorm.LAYERS)
+        number(name("init_std"), self.init_std, 0.0, 10.0, lo_open=True,
                 hint=" (all-equal initial weights never break the symmetry between units)")
-        _float32(name("init_std"), self.init_std)
-        _choice(name("init"), self.init, INITS)
-        _choice(name("inputs"), self.inputs, INPUTS)
-        _whole(name("seed"), self.seed, 0, MAX_SEED)
-        _number(name("temperature"), self.temperature, *TEMPERATURE_RANGE,
+        float32(name("init_std"), self.init_std)
+        choice(name("init"), self.init, INITS)
+        choice(name("inputs"), self.inputs, INPUTS)
+        whole(name("seed"), self.seed, 0, MAX_SEED)
+        number(name("temperature"), self.temperature, *TEMPERATURE_RANGE,
                 hint=" (softmax(z / T) and the T^2 weight must stay finite in float32)")
         for f in ("soft_weight", "hard_weight"):
-            _number(name(f), getattr(self, f), 0.0, 1e6)
-            _float32(name(f), getattr(self, f))
+            number(name(f), getattr(self, f), 0.0, 1e6)
+            float32(name(f), getattr(self, f))
         if distilled and self.soft_weight == self.hard_weight == 0:
             raise SettingError(name("soft_weight"), f"and `{name('hard_weight')}` are both 0: the distilled "
                                f"student would learn nothing; give `{name('soft_weight')}` above 0")
@@ -209,7 +152,7 @@ class TrainConfig:
             if not image_side and getattr(self, f) != 0:
                 raise SettingError(name(f), "must be 0: jitter shifts images, and this dataset has no "
                                    "image shape (give image_shape in the .npz)")
-            _whole(name(f), getattr(self, f), 0, max((image_side or 1) - 1, 0),
+            whole(name(f), getattr(self, f), 0, max((image_side or 1) - 1, 0),
                    what="whole number of pixels below the image size")
         # Parameters, their gradients, velocities and scratch, plus activations of a batch.
         check_memory(name("arch"), memory.training_bytes(sizes, self.batch_size),
@@ -230,9 +173,9 @@ class SweepGrid:
     scheduler: str | None = None
 
     def validate(self):
-        for f, check in (("temperatures", lambda n, v: _number(n, v, 0.0, lo_open=True)),
-                         ("widths", lambda n, v: _whole(n, v, 1, 10**9)),
-                         ("seeds", lambda n, v: _whole(n, v, 0, MAX_SEED))):
+        for f, check in (("temperatures", lambda n, v: number(n, v, 0.0, lo_open=True)),
+                         ("widths", lambda n, v: whole(n, v, 1, 10**9)),
+                         ("seeds", lambda n, v: whole(n, v, 0, MAX_SEED))):
             values = getattr(self, f)
             if not isinstance(values, list) or not values:
                 raise SettingError(f"sweep.{f}", f"must be a non-empty list, got {values!r}")
@@ -241,7 +184,7 @@ class SweepGrid:
             twice = next((v for i, v in enumerate(values) if v in values[:i]), None)
             if twice is not None:
                 raise SettingError(f"sweep.{f}", f"gives {twice:g} twice: give each value once")
-        _whole("sweep.jobs", self.jobs, 1, 1024)
+        whole("sweep.jobs", self.jobs, 1, 1024)
         if self.scheduler is not None:
             if not isinstance(self.scheduler, str) or not re.fullmatch(
                     r"(tcp://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}", self.scheduler):
@@ -303,13 +246,13 @@ class RunSpec:
         """Check every value; ``n_available`` etc. describe the dataset once it is known, and
         ``train_labels`` (all of them, before the limit and the validation split) its classes,
         so that the students' transfer set is checked before a teacher trains."""
-        _choice("command", self.command, COMMANDS)
+        choice("command", self.command, COMMANDS)
         if not isinstance(self.dataset, str) or not self.dataset:
             raise SettingError("dataset", f"must be a dataset name, got {self.dataset!r}")
         if self.train_limit is not None:
-            _whole("train_limit", self.train_limit, 1, 10**12, what="number of images")
-        _whole("validation", self.validation, 0, 10**12, what="number of images")
-        _flag("baseline", self.baseline)
+            whole("train_limit", self.train_limit, 1, 10**12, what="number of images")
+        whole("validation", self.validation, 0, 10**12, what="number of images")
+        flag("baseline", self.baseline)
         if self.teacher_checkpoint is not None and not isinstance(self.teacher_checkpoint, str):
             raise SettingError("teacher_checkpoint", f"must be a path, got {self.teacher_checkpoint!r}")
         self._validate_teacher_source()
@@ -356,7 +299,7 @@ class RunSpec:
             raise SettingError("teacher_logits", f"must be a path, got {self.teacher_logits!r}")
         if self.teacher_logits and self.teacher_checkpoint:
             raise SettingError("teacher_logits", "and `teacher_checkpoint` are two teachers: give one")
-        _choice("teacher_outputs", self.teacher_outputs, ("logits", "probabilities"))
+        choice("teacher_outputs", self.teacher_outputs, ("logits", "probabilities"))
         onnx = str(self.teacher_checkpoint or "").lower().endswith(".onnx")
         if self.teacher_outputs != "logits" and not onnx:
             raise SettingError("teacher_outputs", "applies to an ONNX teacher (`teacher_checkpoint` "

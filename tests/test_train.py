@@ -202,6 +202,20 @@ def test_config_validation():
         small_cfg(batch_size=1000).validate(n_train=600)
 
 
+def test_a_setting_the_chosen_optimizer_ignores_is_warned_about():
+    """The paper's momentum form belongs to SGD and beta2 to Adam: each, set away from its
+    default under the other optimizer, trains the same as without it, so the user is told."""
+    def warnings(**kw):
+        lines = []
+        small_cfg(**kw).validate(prefix="student.", warn=lines.append)
+        return lines
+    assert warnings(optimizer="adam", momentum_form="paper") == [
+        "warning: student.momentum_form 'paper' is read by optimizer sgd only; "
+        "student.optimizer adam ignores it"]
+    assert warnings(beta2=0.99) == [
+        "warning: student.beta2 0.99 is read by optimizer adam only; student.optimizer sgd ignores it"]
+    assert warnings(momentum_form="paper") == warnings(optimizer="adam", beta2=0.99) == warnings() == []
+
 def test_gpu_out_of_memory_is_one_clear_line(monkeypatch, tmp_path):
     """CuPy's OutOfMemoryError becomes a UserError naming the batch size and free memory
     (simulated here; tests/test_train.py::test_real_gpu_out_of_memory does it on a GPU)."""

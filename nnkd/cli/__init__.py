@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..version import __version__
 from ..backend import NAMES as BACKENDS, get_backend
-from ..config import SettingError
+from ..checks import SettingError
 from ..errors import Interrupted, UserError
 from ..install import command_name
 from ..parallel import blas_kernels, kernel_note
