@@ -140,18 +140,22 @@ def usable_cores():
         return os.cpu_count() or 1
 
 
+def step_threads(backend):
+    """How many threads a training step on ``backend`` runs on by default: the threads OpenBLAS
+    may use now (all cores, unless ``OPENBLAS_NUM_THREADS`` or a sweep's worker limits it), at
+    most the usable cores and :data:`MAX_THREADS`; 1 on CuPy or where OpenBLAS's threads cannot
+    be set."""
+    blas = _openblas() if backend.name == "numpy" else None
+    return 1 if blas is None else min(blas[1](), usable_cores(), MAX_THREADS)
+
+
 @contextlib.contextmanager
 def cpu_workers(backend, n=None):
     """Within the block: :class:`Workers` for ``n`` threads with OpenBLAS at one thread,
     restored on exit; or :data:`SERIAL` on CuPy, for one thread, or where OpenBLAS's
-    threads cannot be set.  By default ``n`` is the number of threads OpenBLAS may use
-    now (all cores, unless ``OPENBLAS_NUM_THREADS`` or a sweep's worker limits it), at
-    most the usable cores and :data:`MAX_THREADS`."""
+    threads cannot be set.  By default ``n`` is :func:`step_threads`."""
     blas = _openblas() if backend.name == "numpy" else None
-    if blas is None:
-        n = 1
-    elif n is None:
-        n = min(blas[1](), usable_cores(), MAX_THREADS)
+    n = 1 if blas is None else (step_threads(backend) if n is None else n)
     if n < 2:
         yield SERIAL
         return

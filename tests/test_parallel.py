@@ -144,6 +144,20 @@ def test_one_blas_thread_means_whole_operations(blas_threads):
         assert w is SERIAL
 
 
+def test_the_run_header_names_the_threads_a_step_runs_on(blas_threads, monkeypatch):
+    """The products' rounding depends on the thread count, so each run's log records it."""
+    from types import SimpleNamespace
+    from nnkd.cli import _header
+    from nnkd.config import RunSpec
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 2)
+    args, spec = SimpleNamespace(command="train-student"), RunSpec(command="train-student")
+    for n, said in ((1, "steps on 1 thread)"), (2, "steps on 2 threads)")):
+        blas_threads[0](n)
+        with cpu_workers(get_backend("numpy")) as w:
+            assert w.n == n
+        assert said in _header(args, spec, "runs/x", get_backend("numpy")).splitlines()[0]
+
+
 @pytest.mark.parametrize("pinned, kernels, avx512, noted", [
     ("Haswell", "Haswell", True, True),     # this project's machine
     (None, "Haswell", True, False),         # OpenBLAS's own choice

@@ -17,7 +17,7 @@ from ..backend import NAMES as BACKENDS, get_backend
 from ..checks import SettingError
 from ..errors import Interrupted, UserError
 from ..install import command_name
-from ..parallel import blas_kernels, kernel_note
+from ..parallel import blas_kernels, kernel_note, step_threads
 from ..presets import stand_in_note
 from ..runs import Log, RunFolder, SafeOutput, check_same_teacher, is_empty, read_spec, write_spec
 from ..train import StopFlag
@@ -110,7 +110,11 @@ def _header(args, spec, out, backend):
     """The run's first log line(s): what runs where, and notes when the BLAS is held back or a
     preset's own teacher is missing."""
     kernels = None if backend.is_gpu else blas_kernels()
-    where = backend.describe() + (f" (OpenBLAS {kernels} kernels)" if kernels else "")
+    details = [f"OpenBLAS {kernels} kernels"] if kernels else []
+    if not backend.is_gpu:  # the products' rounding depends on the threads (nnkd.parallel)
+        n = step_threads(backend)
+        details.append(f"steps on {n} thread{'s' * (n > 1)}")
+    where = backend.describe() + (f" ({', '.join(details)})" if details else "")
     notes = [n for n in (kernels and kernel_note(), stand_in_note(spec.preset, spec.teacher_checkpoint)) if n]
     head = f"nnkd {__version__}  {args.command}  preset {spec.preset}  {where}  run folder {out}"
     return "\n".join([head] + notes)
