@@ -12,7 +12,8 @@
 #   THREADS=2 bash benchmarks/long_runs.sh start DIR public-teacher   # one run on both cores
 #   bash benchmarks/long_runs.sh ship DIR paper-teacher     # a finished teacher run's weights,
 #                                            # settings, metrics and log into nnkd/pretrained/NAME/
-#                                            # (its README.md is written by hand)
+#                                            # (its README.md is written by hand, from the
+#                                            # test errors and training time this prints)
 #
 # The runs, two at a time on a 2-core machine (OpenBLAS's own kernels, one thread each):
 #   paper-teacher  the `paper` preset's teacher, 3000 epochs
@@ -124,13 +125,19 @@ for name in "${names[@]}"; do
     ship)
       [ "${ARGS[$name]%% *}" = train-teacher ] || { echo "$name: only a teacher run is shipped" >&2; exit 2; }
       [ "$(progress "$run")" = done ] || { echo "$name: not finished in $DIR ($(progress "$run"))" >&2; exit 2; }
-      to="nnkd/pretrained/$name"
+      to="${SHIP_TO:-nnkd/pretrained}/$name"  # SHIP_TO: another folder of shipped models (the tests')
       mkdir -p "$to"
       python3 main.py export "$run/teacher/checkpoint.npz" "$to/checkpoint.npz"  # weights only, + .json
       cp "$run/teacher/config.json" "$run/teacher/metrics.jsonl" "$to/"
       cp "$run/log.txt" "$to/train.log"
       (cd "$to" && sha256sum checkpoint.npz > SHA256SUMS)
-      echo "$name: shipped in $to ($(cut -c1-16 "$to/SHA256SUMS")...); write $to/README.md"
+      python3 main.py evaluate "$to/checkpoint.npz"  # the figures of its README, from the shipped file
+      python3 - "$run/teacher/checkpoint.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+print(f"epochs: {m['epoch']}; training time: {m['seconds'] / 3600:.2f} h (a stopped process's pauses included)")
+PY
+      echo "$name: shipped in $to (sha256 $(cut -d' ' -f1 "$to/SHA256SUMS")); write $to/README.md"
       ;;
     status)
       echo "$name: $(progress "$run") in $DIR; $(progress "$KEPT/$name") in $KEPT"
