@@ -165,7 +165,7 @@ class Trainer:
         self.threads = workers.n
         self.epoch = 0          # epochs completed
         self.saved_epoch = 0    # epochs held by the checkpoint on disk
-        self.seconds = 0.0      # training time so far, over all sessions
+        self.seconds = 0.0      # training time so far, summed over every resume
         self.later_epochs = 0   # epochs of this model's cost that the run trains after this stage
 
     def resume(self):
