@@ -19,7 +19,7 @@ import numpy as np
 
 from .version import __version__
 from .errors import UserError
-from .files import NPY_DAMAGE, atomic_write, file_kind, read_npy_header
+from .files import NPY_DAMAGE, atomic_write, check_destination, file_kind, read_npy_header
 from .network import Network
 
 FORMAT = 1
@@ -44,12 +44,15 @@ def _atomic_write(path, write):
                         "if any, is intact: free space or choose another run folder") from None
 
 
+_NPZ_RULE = ("a checkpoint's name must end in .npz (its readable metadata goes beside it, to "
+             "{sidecar}, and must not replace it)")
+
+
 def _check_npz_name(path, doing):
     path = Path(path)
     if path.suffix.lower() != ".npz":
-        raise UserError(f"cannot {doing} {path}: a checkpoint's name must end in .npz (its readable "
-                        f"metadata goes beside it, to {path.with_suffix('.json').name}, and must not "
-                        f"replace it): give e.g. {path.with_suffix('.npz')}")
+        raise UserError(f"cannot {doing} {path}: {_NPZ_RULE.format(sidecar=path.with_suffix('.json').name)}: "
+                        f"give e.g. {path.with_suffix('.npz')}")
     return path
 
 
@@ -65,25 +68,21 @@ def save(path, arrays, meta):
     _atomic_write(path.with_suffix(".json"), lambda f: f.write(text.encode()))
 
 
-def check_export_destination(dest, force=False):
-    """Refuse, before anything is written, to export a checkpoint to ``dest`` when its name
-    does not end in ``.npz``, when it is a folder, when its folder does not exist, or (unless
-    ``force``) when ``dest`` or its metadata sidecar ``dest.with_suffix(".json")`` already exists.
+def check_export_destination(dest, force=False, source=None):
+    """Refuse, before anything is written, to export a checkpoint (``source``) to ``dest``
+    when its name does not end in ``.npz``, when it is a folder, when its folder does not
+    exist, when it would replace ``source`` or its sidecar, or (unless ``force``) when
+    ``dest`` or its metadata sidecar ``dest.with_suffix(".json")`` already exists.
     Returns ``Path(dest)``."""
-    dest = _check_npz_name(dest, "export to")
-    sidecar = dest.with_suffix(".json")
-    for p in (dest, sidecar):
-        if p.is_dir():
-            raise UserError(f"cannot export to {dest}: {p} is a folder; give a file name ending in .npz")
-    if not dest.parent.is_dir():
-        raise UserError(f"cannot export to {dest}: the folder {dest.parent} does not exist; create it "
-                        "or choose another destination")
-    if not force:
-        for p in (dest, sidecar):
-            if p.exists() or p.is_symlink():
-                raise UserError(f"{p} already exists and exporting to {dest} would replace it: choose "
-                                "another destination, or ask to overwrite it")
-    return dest
+    dest = Path(dest)
+    sidecar = dest.with_suffix(".json") if dest.name else dest  # no name: refused as a folder
+    return check_destination(dest, ".npz", _NPZ_RULE.format(sidecar=sidecar.name), sidecars=[sidecar],
+                             sources=checkpoint_files(source), force=force)
+
+
+def checkpoint_files(path):
+    """The files of checkpoint ``path``: the ``.npz`` and its metadata sidecar (none for None)."""
+    return () if path is None else (Path(path), Path(path).with_suffix(".json"))
 
 
 def _read_npz(path):
@@ -262,7 +261,7 @@ def export_weights(src, dst, force=False, **extra_meta):
 
     ``dst`` must end in ``.npz``; when ``dst`` or its sidecar ``dst.with_suffix(".json")``
     exists, nothing is written and :class:`UserError` is raised, unless ``force``."""
-    dst = check_export_destination(dst, force=force)
+    dst = check_export_destination(dst, force=force, source=src)
     arrays, meta = load(src)
     weights = {k: v for k, v in arrays.items() if is_weight(k)}
     meta = {k: v for k, v in meta.items() if k not in ("format", "nnkd_version")}

@@ -5,6 +5,7 @@
   file.  Whatever is wrong with the file (missing, empty, cut off, damaged, of another
   kind or shape) ends in one :class:`~nnkd.errors.UserError` whose one-line message
   names the file, says what is wrong with it and what to do.
+* :func:`check_destination`: where an export may write, checked before it writes.
 * :func:`write_metrics`, :func:`append_metrics`: ``metrics.jsonl``, written so that a
   stopped run can only tear its last line, which :func:`read_metrics` drops.
 
@@ -47,6 +48,38 @@ def atomic_write(path, write):
 def write_text(path, text):
     """``atomic_write`` of a string (UTF-8): settings, results, summaries."""
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def check_destination(dest, suffix, name_rule, sidecars=(), sources=(), force=False):
+    """Refuse, before anything is written, to export to ``dest`` when it is a folder, when it
+    or one of its ``sidecars`` (files written beside it) would replace one of ``sources``
+    (the files exported from), when its name does not end in ``suffix`` (``name_rule`` says
+    why it must), when a sidecar is a folder, when its folder does not exist, or, unless
+    ``force``, when it or a sidecar exists.  Returns ``Path(dest)``."""
+    dest = Path(dest)
+    if not dest.name or dest.is_dir():  # ".", "/", "..", an existing folder
+        raise UserError(f"cannot export to {dest}: it is a folder; give a file name ending in {suffix}")
+    written = [dest, *map(Path, sidecars)]
+    for p in written:
+        for q in map(Path, sources):
+            if p.exists() and q.exists() and p.samefile(q):
+                raise UserError(f"cannot export {sources[0]} onto itself ({dest} would replace {q}): "
+                                "the run could no longer resume; give another destination")
+    if dest.suffix.lower() != suffix:
+        raise UserError(f"cannot export to {dest}: {name_rule}: give e.g. {dest.with_suffix(suffix)}")
+    for p in written[1:]:
+        if p.is_dir():
+            raise UserError(f"cannot export to {dest}: {p} is a folder; give a file name ending in {suffix}")
+    if not dest.parent.is_dir():
+        raise UserError(f"cannot export to {dest}: the folder {dest.parent} does not exist; create it "
+                        "or choose another destination")
+    if not force:
+        for p in written:
+            if p.exists() or p.is_symlink():
+                to = "" if p == dest else f" to {dest}"
+                raise UserError(f"{p} already exists and exporting{to} would replace it: choose another "
+                                "destination, or ask to overwrite it")
+    return dest
 
 
 def why(exc):

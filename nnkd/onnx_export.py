@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from .version import __version__
+from .checkpoint import checkpoint_files, load_model
 from .config import TEMPERATURE_RANGE
 from .errors import UserError
-from .files import atomic_write
+from .files import atomic_write, check_destination
 from .install import extra_hint
 
 OPSET = 17
@@ -40,23 +41,12 @@ LOGITS = "logits"
 PROBABILITIES = "probabilities"
 
 
-def check_onnx_destination(dest, force=False):
+def check_onnx_destination(dest, force=False, source=None):
     """Refuse, before anything is written, a ``dest`` whose name does not end in ``.onnx``,
-    that is a folder, whose folder does not exist, or (unless ``force``) that exists.
-    Returns ``Path(dest)``."""
-    dest = Path(dest)
-    if dest.suffix.lower() != ".onnx":
-        raise UserError(f"cannot export to {dest}: an ONNX model's name must end in .onnx: give e.g. "
-                        f"{dest.with_suffix('.onnx')}")
-    if dest.is_dir():
-        raise UserError(f"cannot export to {dest}: it is a folder; give a file name ending in .onnx")
-    if not dest.parent.is_dir():
-        raise UserError(f"cannot export to {dest}: the folder {dest.parent} does not exist; create it "
-                        "or choose another destination")
-    if not force and (dest.exists() or dest.is_symlink()):
-        raise UserError(f"{dest} already exists and exporting would replace it: choose another "
-                        "destination, or ask to overwrite it")
-    return dest
+    that is a folder, whose folder does not exist, that would replace checkpoint ``source``,
+    or (unless ``force``) that exists.  Returns ``Path(dest)``."""
+    return check_destination(dest, ".onnx", "an ONNX model's name must end in .onnx",
+                             sources=checkpoint_files(source), force=force)
 
 
 def _check_temperature(T):
@@ -86,7 +76,6 @@ def _import_onnx():
 def _weights(src):
     """``(sizes, [(W0, b0), ...], meta)`` of checkpoint ``src``, checked against its config."""
     from .backend import get_backend
-    from .checkpoint import load_model
     net, meta = load_model(src, get_backend("numpy"))
     state = net.state()  # W0, b0, ... only: never the velocity arrays
     layers = [(state[f"W{i}"].astype(np.float64), state[f"b{i}"].astype(np.float64))
@@ -147,7 +136,7 @@ def export_onnx(src, dst, softmax_temperature=None, force=False):
     missing.  The file is written atomically.  Returns a summary dict (``dest``,
     ``sizes``, ``output``, ``opset``, ``bytes``, ``sha256``).
     """
-    dst = check_onnx_destination(dst, force=force)
+    dst = check_onnx_destination(dst, force=force, source=src)
     T = _check_temperature(softmax_temperature)
     _import_onnx()
     sizes, layers, meta = _weights(src)

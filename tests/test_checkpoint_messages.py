@@ -305,8 +305,7 @@ def test_export_destinations(tmp_path):
     (tmp_path / "t.json").rmdir()
     dest.write_bytes(b"")
     assert message(checkpoint.check_export_destination, dest) == \
-        (f"{dest} already exists and exporting to {dest} would replace it: choose another destination, "
-         "or ask to overwrite it")
+        f"{dest} already exists and exporting would replace it: choose another destination, or ask to overwrite it"
     assert checkpoint.check_export_destination(dest, force=True) == dest
     dest.unlink()
     (tmp_path / "t.json").symlink_to(tmp_path / "nowhere")  # a dangling link is still in the way
@@ -315,6 +314,18 @@ def test_export_destinations(tmp_path):
     assert message(checkpoint.check_export_destination, away, force=True) == \
         (f"cannot export to {away}: the folder {away.parent} does not exist; create it or choose another "
          "destination")
+
+
+def test_an_export_onto_its_own_checkpoint_is_refused_even_when_forced(tmp_path):
+    src = tmp_path / "run" / "checkpoint.npz"
+    src.parent.mkdir()
+    checkpoint.save(src, WEIGHTS, {"epoch": 3})
+    before = src.read_bytes(), src.with_suffix(".json").read_bytes()
+    for dest in (src, tmp_path / "run" / ".." / "run" / "checkpoint.npz"):
+        assert message(checkpoint.export_weights, src, dest, force=True) == \
+            (f"cannot export {src} onto itself ({dest} would replace {src}): the run could no longer "
+             "resume; give another destination")
+    assert (src.read_bytes(), src.with_suffix(".json").read_bytes()) == before
 
 
 def test_export_keeps_the_weights_and_the_metadata_only(tmp_path):

@@ -56,15 +56,6 @@ def cmd_export(args):
     import hashlib
     dest = Path(args.dest)
     T = args.softmax_temperature
-    src = Path(args.checkpoint)
-    if not dest.name or dest.is_dir():  # ".", "/", "..", an existing folder
-        raise UserError(f"cannot export to {dest}: it is a folder; give a file name ending in .{args.format}")
-    written = [dest] + ([dest.with_suffix(".json")] if args.format == "npz" else [])
-    for p in written:
-        for q in (src, src.with_suffix(".json")):
-            if p.exists() and q.exists() and p.samefile(q):
-                raise UserError(f"cannot export {src} onto itself ({dest} would replace {q}): the run "
-                                "could no longer resume; give another destination")
     if args.format == "onnx":
         from ..onnx_export import export_onnx
         r = export_onnx(args.checkpoint, dest, softmax_temperature=T, force=args.force)
