@@ -45,13 +45,13 @@ def _atomic_write(path, write):
 
 
 _NPZ_RULE = ("a checkpoint's name must end in .npz (its readable metadata goes beside it, to "
-             "{sidecar}, and must not replace it)")
+             "{sidecars}, and must not replace it)")
 
 
 def _check_npz_name(path, doing):
     path = Path(path)
     if path.suffix.lower() != ".npz":
-        raise UserError(f"cannot {doing} {path}: {_NPZ_RULE.format(sidecar=path.with_suffix('.json').name)}: "
+        raise UserError(f"cannot {doing} {path}: {_NPZ_RULE.format(sidecars=path.with_suffix('.json').name)}: "
                         f"give e.g. {path.with_suffix('.npz')}")
     return path
 
@@ -74,9 +74,7 @@ def check_export_destination(dest, force=False, source=None):
     exist, when it would replace ``source`` or its sidecar, or (unless ``force``) when
     ``dest`` or its metadata sidecar ``dest.with_suffix(".json")`` already exists.
     Returns ``Path(dest)``."""
-    dest = Path(dest)
-    sidecar = dest.with_suffix(".json") if dest.name else dest  # no name: refused as a folder
-    return check_destination(dest, ".npz", _NPZ_RULE.format(sidecar=sidecar.name), sidecars=[sidecar],
+    return check_destination(dest, ".npz", _NPZ_RULE, sidecar_suffixes=[".json"],
                              sources=checkpoint_files(source), force=force)
 
 

@@ -50,23 +50,25 @@ def write_text(path, text):
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def check_destination(dest, suffix, name_rule, sidecars=(), sources=(), force=False):
+def check_destination(dest, suffix, name_rule, sidecar_suffixes=(), sources=(), force=False):
     """Refuse, before anything is written, to export to ``dest`` when it is a folder, when it
-    or one of its ``sidecars`` (files written beside it) would replace one of ``sources``
-    (the files exported from), when its name does not end in ``suffix`` (``name_rule`` says
-    why it must), when a sidecar is a folder, when its folder does not exist, or, unless
+    or one of its sidecars (``dest`` with each of ``sidecar_suffixes``, written beside it)
+    would replace one of ``sources`` (the files exported from), when its name does not end in
+    ``suffix`` (``name_rule`` says why it must; ``{sidecars}`` in it names the sidecars), when a
+    sidecar is a folder, when its folder does not exist, or, unless
     ``force``, when it or a sidecar exists.  Returns ``Path(dest)``."""
     dest = Path(dest)
     if not dest.name or dest.is_dir():  # ".", "/", "..", an existing folder
         raise UserError(f"cannot export to {dest}: it is a folder; give a file name ending in {suffix}")
-    written = [dest, *map(Path, sidecars)]
+    written = [dest, *(dest.with_suffix(x) for x in sidecar_suffixes)]
     for p in written:
         for q in map(Path, sources):
             if p.exists() and q.exists() and p.samefile(q):
                 raise UserError(f"cannot export {sources[0]} onto itself ({dest} would replace {q}): "
                                 "the run could no longer resume; give another destination")
     if dest.suffix.lower() != suffix:
-        raise UserError(f"cannot export to {dest}: {name_rule}: give e.g. {dest.with_suffix(suffix)}")
+        rule = name_rule.format(sidecars=", ".join(p.name for p in written[1:]))
+        raise UserError(f"cannot export to {dest}: {rule}: give e.g. {dest.with_suffix(suffix)}")
     for p in written[1:]:
         if p.is_dir():
             raise UserError(f"cannot export to {dest}: {p} is a folder; give a file name ending in {suffix}")
