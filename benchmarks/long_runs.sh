@@ -31,12 +31,20 @@
 #   paper-distilled the `paper` preset's distilled student, 3000 epochs, from the shipped
 #                  paper-teacher (`distill --preset paper --no-baseline` takes it once it is
 #                  shipped); refused to start before then
+#   val-student-lrX   the `paper` preset's plain student at lr0 X (0.1, 0.3, 1), trained on the
+#                  first 50,000 training images and scored on the last 10,000 (--validation
+#                  10000): the grid its lr0 is chosen on. Each is stopped once its training error
+#                  is 0 and its validation error has been flat for 100 epochs (`grid` mode says
+#                  where each stands); the exp schedule does not depend on the run's length
+#   val-distilled-lrX the same grid for the distilled student (0.03, 0.1, 0.3, 1), from the
+#                  shipped paper-teacher
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:?usage: bash benchmarks/long_runs.sh start|save|status|ship DIR [NAME...]}
 DIR=${2:?usage: bash benchmarks/long_runs.sh start|save|status|ship DIR [NAME...]}
 KEPT=benchmarks/logs/long-runs
 THREADS=${THREADS:-1}  # BLAS threads per run
+# NICE: the runs' scheduling niceness (default 0), to leave the cores to other work first
 LONG="--preset fast --epochs 1000 --batch-size 128 --lr 0.01 --lr-schedule exp --lr-decay 0.993092 --momentum-start 0.9 --momentum-end 0.9 --momentum-form classic --eval-every 1 --checkpoint-every 1"
 declare -A ARGS=(
   [paper-teacher]="train-teacher --preset paper"
@@ -45,7 +53,11 @@ declare -A ARGS=(
   [paper-student]="train-student --preset paper --eval-every 1 --checkpoint-every 1"
   [paper-distilled]="distill --preset paper --no-baseline --eval-every 1 --checkpoint-every 1"
 )
+VAL="--preset paper --validation 10000 --eval-every 1 --checkpoint-every 5"
+for lr in 0.1 0.3 1; do ARGS[val-student-lr$lr]="train-student $VAL --lr $lr"; done
+for lr in 0.03 0.1 0.3 1; do ARGS[val-distilled-lr$lr]="distill --no-baseline $VAL --lr $lr"; done
 declare -A NEEDS=([paper-distilled]=paper-teacher)  # the shipped teacher a run distills from
+for lr in 0.03 0.1 0.3 1; do NEEDS[val-distilled-lr$lr]=paper-teacher; done
 shift 2
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=("${!ARGS[@]}")
@@ -102,7 +114,7 @@ for name in "${names[@]}"; do
         what="${ARGS[$name]} --out $run"
       fi
       # shellcheck disable=SC2086
-      nohup env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=$THREADS \
+      nohup nice -n "${NICE:-0}" env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=$THREADS \
         python3 main.py $what >> "$DIR/$name.out" 2>&1 &
       echo "$name: started ($what, $THREADS BLAS thread(s)), console in $DIR/$name.out"
       ;;
