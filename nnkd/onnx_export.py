@@ -11,10 +11,12 @@ later; nnkd's ``onnx`` extra asks for 1.16 or later).  Its graph, for weights ``
   logits are divided by ``T`` and go through ``Softmax(axis=-1)``, and the output is
   ``probabilities`` = ``softmax(logits / T)``, same shape.
 
-Dropout is inverted in nnkd (scaled in training, the identity in evaluation), so the
-evaluation network is exactly the dense layers and ReLUs above.  A network with centered
-inputs (``2x - 1`` first) is exported with that map folded into its first layer
-(``2 W0`` and ``b0 - sum of W0's rows``), so every exported model takes the features as given.  Only the weights are
+The evaluation network is exactly the dense layers and ReLUs above
+(:meth:`nnkd.network.Network.plain_layers`): inverted dropout is the identity in evaluation,
+the paper's dropout scaling (``dropout_scaling="test"``) is folded into the weights after each
+dropout layer (``keep * W``), and a network with centered inputs (``2x - 1`` first) has that
+map folded into its first layer (``2 W0`` and ``b0 - sum of W0's rows``), so every exported
+model takes the features as given.  Only the weights are
 exported: optimizer state in the checkpoint (``velocity*``) is ignored.  ``onnx`` is an
 optional dependency (the ``onnx`` extra), imported only here, inside
 :func:`export_onnx`.
@@ -77,13 +79,8 @@ def _weights(src):
     """``(sizes, [(W0, b0), ...], meta)`` of checkpoint ``src``, checked against its config."""
     from .backend import get_backend
     net, meta = load_model(src, get_backend("numpy"))
-    state = net.state()  # W0, b0, ... only: never the velocity arrays
-    layers = [(state[f"W{i}"].astype(np.float64), state[f"b{i}"].astype(np.float64))
-              for i in range(len(net.dense))]
-    if net.inputs == "centered":  # (2x - 1) @ W0 + b0 == x @ (2 W0) + (b0 - sum of W0's rows)
-        W0, b0 = layers[0]
-        layers[0] = (2 * W0, b0 - W0.sum(axis=0))
-    layers = [(np.ascontiguousarray(W, np.float32), np.ascontiguousarray(b, np.float32)) for W, b in layers]
+    layers = [(np.ascontiguousarray(W, np.float32), np.ascontiguousarray(b, np.float32))
+              for W, b in net.plain_layers()]  # W0, b0, ... only: never the velocity arrays
     return list(net.sizes), layers, meta
 
 
