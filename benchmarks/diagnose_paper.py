@@ -1,7 +1,7 @@
 """Why a preset collapses: the first steps of training, instrumented.
 
     python benchmarks/diagnose_paper.py [--preset paper] [--lr 10] [--steps 300] [--every 20]
-        [--max-norm-layers hidden|all|none] [--momentum-form paper|classic]
+        [--max-norm-layers hidden|all|none] [--momentum-form paper|classic] [--dropout-scaling train|test]
 
 Trains the preset's teacher on MNIST for a few hundred steps and prints, every
 ``--every`` steps: the batch loss and error, the fraction of hidden units that are
@@ -43,9 +43,10 @@ def main():
     ap.add_argument("--max-norm-layers")
     ap.add_argument("--momentum-form")
     ap.add_argument("--init-std", type=float)
+    ap.add_argument("--dropout-scaling")
     args = ap.parse_args()
     cfg = preset(args.preset)[0]["teacher"]
-    for name in ("lr", "max_norm_layers", "momentum_form", "init_std"):
+    for name in ("lr", "max_norm_layers", "momentum_form", "init_std", "dropout_scaling"):
         if getattr(args, name) is not None:
             cfg = replace(cfg, **{name: getattr(args, name)})
     print(cfg)

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The `fast` preset's students chosen on a validation split: each cell trains on the first 50,000
+# training images and is scored on the last 10,000 (--validation 10000), from the default shipped
+# teacher, seed 0. The choice reads the final epoch's validation error only; the test errors the
+# runs also log are not compared.
+#
+#   bash benchmarks/validation_grid.sh run DIR [CELL...]   # run the cells one after another (each
+#                                                          # skipped once finished, resumed if
+#                                                          # stopped), one BLAS thread
+#   bash benchmarks/validation_grid.sh table DIR           # the final epoch of every cell in DIR
+#   bash benchmarks/validation_grid.sh keep DIR            # each finished cell's log, settings and
+#                                                          # metrics into benchmarks/logs/validation/
+#
+# Cells: fast-distilled-lrX-tjJ (the distilled student at lr0 X with transfer jitter J) and
+# fast-student-lrX-jJ (the plain student at lr0 X, its training images jittered by J: the same
+# shifts, drawn the same way, as a transfer set jittered by J).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODE=${1:?usage: bash benchmarks/validation_grid.sh run|table|keep DIR [CELL...]}
+DIR=${2:?usage: bash benchmarks/validation_grid.sh run|table|keep DIR [CELL...]}
+KEPT=benchmarks/logs/validation
+VAL="--validation 10000 --quiet"
+declare -A ARGS
+ORDER=()
+for lr in 0.035 0.02 0.05; do
+  for j in 0 2; do
+    ARGS[fast-distilled-lr$lr-tj$j]="distill --no-baseline $VAL --lr $lr --transfer-jitter $j"
+    ARGS[fast-student-lr$lr-j$j]="train-student $VAL --lr $lr --jitter $j"
+    ORDER+=("fast-distilled-lr$lr-tj$j" "fast-student-lr$lr-j$j")
+  done
+done
+shift 2
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=("${ORDER[@]}")
+for name in "${names[@]}"; do
+  [ -n "${ARGS[$name]:-}" ] || { echo "unknown cell $name: one of ${ORDER[*]}" >&2; exit 2; }
+done
+mkdir -p "$DIR"
+case "$MODE" in
+  run)
+    for name in "${names[@]}"; do
+      run="$DIR/$name"
+      if python3 - "$run" <<'PY'
+import json, sys
+from pathlib import Path
+run = Path(sys.argv[1])
+try:
+    total = json.loads((run / "run.json").read_text())["configs"]["student"]["epochs"]
+    last = json.loads(sorted(run.glob("*/metrics.jsonl"))[-1].read_text().splitlines()[-1])
+except (OSError, ValueError, IndexError, KeyError):
+    sys.exit(1)
+sys.exit(0 if last["epoch"] >= total else 1)
+PY
+      then
+        echo "$name: finished"; continue
+      fi
+      if [ -e "$run/run.json" ]; then what="${ARGS[$name]%% *} --resume $run"; else what="${ARGS[$name]} --out $run"; fi
+      echo "$name: $what"
+      # shellcheck disable=SC2086
+      env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 python3 main.py $what \
+        > "$DIR/$name.out" 2>&1 || echo "$name: exit $?"
+    done
+    ;;
+  table|keep)
+    python3 - "$MODE" "$DIR" "$KEPT" "${names[@]}" <<'PY'
+import json, shutil, sys
+from pathlib import Path
+mode, run_dir, kept, names = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:]
+print("| cell | epochs | validation errors (of 10,000), final epoch | training error | console |")
+print("|---|---:|---:|---:|---|")
+for name in names:
+    run = run_dir / name
+    metrics = sorted(run.glob("*/metrics.jsonl"))
+    if not metrics:
+        continue
+    last = json.loads(metrics[-1].read_text().splitlines()[-1])
+    total = json.loads((run / "run.json").read_text())["configs"]["student"]["epochs"]
+    done = last["epoch"] >= total
+    print(f"| {name} | {last['epoch']}/{total} | {round(last['val_err'] * 10000)} | "
+          f"{100 * last['train_err']:.2f}% | [{name}.out]({name}.out) |")
+    if mode == "keep" and done:
+        dst = kept / name
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in ("run.json", "log.txt", "results.json", "results.md"):
+            if (run / f).exists():
+                shutil.copy(run / f, dst / f)
+        for m in metrics:
+            (dst / m.parent.name).mkdir(exist_ok=True)
+            for f in ("metrics.jsonl", "config.json"):
+                shutil.copy(m.parent / f, dst / m.parent.name / f)
+        shutil.copy(run_dir / f"{name}.out", kept / f"{name}.out")
+PY
+    ;;
+  *) echo "unknown mode $MODE: run, table or keep" >&2; exit 2 ;;
+esac
