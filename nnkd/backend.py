@@ -164,6 +164,20 @@ def mask_from_uniforms(u, keep, out):
     return xp.multiply(u < threshold, out.dtype.type(1.0 / keep), out=out)
 
 
+def fused(body):
+    """``body`` (elementwise operations on arrays and scalars, results written in place) as one
+    CuPy kernel, ``cupy.fuse(body)``, made at the first call; for CuPy arrays only (the NumPy
+    path keeps its own operations, whose rounding the docs' figures rest on)."""
+    kernel = []
+
+    def call(*args):
+        if not kernel:
+            kernel.append(sys.modules["cupy"].fuse(kernel_name=body.__name__)(body))
+        return kernel[0](*args)
+    call.__name__ = body.__name__
+    return call
+
+
 def get_backend(name="numpy"):
     """Return the :class:`Backend` called ``name`` (a :class:`Backend` given is returned as it is).
 

@@ -32,8 +32,13 @@ def shift_into(src, dst, dy, dx):
     src, dst: ``(B, H, W)`` views (distinct).  Positive ``dy`` moves the content
     down, positive ``dx`` right.
     """
-    h, w = src.shape[-2:]
     dst.fill(0)
+    return _place(src, dst, dy, dx)
+
+
+def _place(src, dst, dy, dx):
+    """:func:`shift_into` without the zero fill (``dst`` is zero where nothing lands)."""
+    h, w = src.shape[-2:]
     dst[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
         src[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
     return dst
@@ -58,10 +63,11 @@ def jitter(x, out, max_shift, host_rng, shape=(28, 28)):
     all_shifts = shifts(max_shift)
     counts = host_rng.multinomial(B, np.full(len(all_shifts), 1.0 / len(all_shifts)))
     k = np.repeat(np.arange(len(all_shifts)), counts)
+    O.fill(0)  # once for the batch: one kernel on CuPy, not one per shift
     start = 0
     for (dy, dx), count in zip(all_shifts, counts):
         if count:
             rows = slice(start, start + count)
-            shift_into(X[rows], O[rows], dy, dx)
+            _place(X[rows], O[rows], dy, dx)
             start += count
     return k
