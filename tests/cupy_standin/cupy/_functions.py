@@ -33,7 +33,7 @@ for _name in _standin.NAMES["cupy"]:
 
 # Reductions, products, gathers and the like: one kernel each.
 for _name in ("sum", "prod", "max", "min", "amax", "amin", "mean", "var", "std", "argmax",
-              "argmin", "all", "any", "count_nonzero", "cumsum", "cumprod", "take", "dot",
+              "argmin", "all", "any", "count_nonzero", "cumsum", "cumprod", "take", "take_along_axis", "dot",
               "tensordot", "outer", "inner", "clip", "repeat", "round", "around", "where",
               "isclose", "allclose", "concatenate", "stack", "vstack", "hstack", "sort",
               "argsort", "isin", "tile", "diff", "trace"):
