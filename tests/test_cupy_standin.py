@@ -141,3 +141,39 @@ def test_names_list_matches_the_installed_cupy():
     r = subprocess.run([sys.executable, "-m", "tests.cupy_standin.record_names", "--check"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _launch_count():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("launch_count", ROOT / "benchmarks" / "launch_count.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Half the launches a step made before its elementwise chains were fused (docs/speed.md).
+LAUNCH_BUDGET = {"teacher": 80, "student": 42, "distilled student": 86}
+
+
+@pytest.mark.parametrize("model", list(LAUNCH_BUDGET))
+def test_training_steps_never_wait_for_the_card_and_stay_within_their_launch_budget(cp, model, tmp_path):
+    from nnkd.backend import get_backend
+    from nnkd.presets import preset
+    lc = _launch_count()
+    be = get_backend("cupy")
+    rng = np.random.default_rng(0)
+    cfg = preset("fast")[0]["teacher" if model == "teacher" else "student"]
+    data = {"x_train": be.asarray(rng.random((1000, 784), dtype=np.float32)),
+            "y_train": be.asarray(rng.integers(0, 10, 1000)),
+            "x_test": be.asarray(rng.random((100, 784), dtype=np.float32)),
+            "y_test": be.asarray(rng.integers(0, 10, 100))}
+    teacher = None
+    if model == "distilled student":
+        s = cfg.transfer_jitter
+        from nnkd.transfer import TeacherLogits
+        teacher = TeacherLogits(be.asarray(rng.standard_normal(((2 * s + 1) ** 2, 1000, 10), dtype=np.float32)), s)
+    step = lc.per_step(lc.narrow(cfg, 32), be, data, teacher, steps=3)
+    assert step["syncs"] == 0 and step["d2h"] == 0, step
+    assert step["launches"] <= LAUNCH_BUDGET[model], step
+    epoch = lc.per_epoch(lc.narrow(cfg, 32), be, data, teacher, tmp_path / "s")
+    assert epoch["syncs_in_steps"] == 1, epoch  # the loss's finiteness, read after the last step only
