@@ -113,6 +113,8 @@ class ndarray:
         return convert(self.item())
 
     def __bool__(self):
+        if self._a.size != 1:
+            raise ValueError("The truth value of an array with more than one element is ambiguous.")
         return self._scalar("bool", bool)
 
     def __int__(self):
