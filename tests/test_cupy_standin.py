@@ -118,6 +118,18 @@ def test_a_fused_kernel_is_one_launch_and_cannot_sync(cp):
     with pytest.raises(TypeError):
         relu_scale(np.ones(2), 1.0)
 
+    @cp.fuse()
+    def two_reductions(x):
+        return cp.sum(x) + cp.max(x)
+    with pytest.raises(TypeError, match="second reduction"):
+        two_reductions(x)
+
+    @cp.fuse()
+    def a_method(x):
+        return x.sum()
+    with pytest.raises(TypeError, match="fused kernel"):
+        a_method(x)
+
 
 def test_out_of_memory_hook_and_card_memory(cp):
     from nnkd.backend import get_backend

@@ -33,11 +33,13 @@ class _Fused:
         for a in args:
             if isinstance(a, _np.ndarray):
                 raise TypeError(f"Unsupported type {type(a)}: a NumPy array as an argument of a fused kernel")
-        _standin.fusing += 1
+        if _standin.fusing:  # a fused function called in another's body is part of that kernel
+            return self.func(*args)
+        _standin.fusing, _standin.fused_reductions = 1, 0
         try:
             result = self.func(*args)
         finally:
-            _standin.fusing -= 1
+            _standin.fusing = 0
         _standin.launch()
         for r in result if isinstance(result, tuple) else (result,):
             if isinstance(r, ndarray) and r._a.base is None:

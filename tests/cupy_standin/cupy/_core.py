@@ -244,6 +244,7 @@ def _method(name, np_name=None, launches=1):
     np_name = np_name or name
 
     def method(self, *args, **kwargs):
+        _not_fusing(f"ndarray.{name}()")  # a fused kernel's arrays have no methods: use cupy.{name}
         return call(lambda a, *rest, **kw: getattr(a, np_name)(*rest, **kw), (self, *args), kwargs,
                     launches)
     method.__name__ = name

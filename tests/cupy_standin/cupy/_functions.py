@@ -18,8 +18,10 @@ def served(name):
     return register
 
 
-def _kernel(name, np_func, launches=1, syncs=0):
+def _kernel(name, np_func, launches=1, syncs=0, reduction=False):
     def f(*args, **kwargs):
+        if reduction:
+            _standin.reduce_in_fusion(name)
         for _ in range(syncs):
             _standin.sync(f"cupy.{name}()")  # its result's size depends on the data
         return call(np_func, args, kwargs, launches)
@@ -32,11 +34,13 @@ for _name in _standin.NAMES["cupy"]:
         _kernel(_name, getattr(np, _name))
 
 # Reductions, products, gathers and the like: one kernel each.
-for _name in ("sum", "prod", "max", "min", "amax", "amin", "mean", "var", "std", "argmax",
-              "argmin", "all", "any", "count_nonzero", "cumsum", "cumprod", "take", "take_along_axis", "dot",
-              "tensordot", "outer", "inner", "clip", "repeat", "round", "around", "where",
-              "isclose", "allclose", "concatenate", "stack", "vstack", "hstack", "sort",
-              "argsort", "isin", "tile", "diff", "trace"):
+REDUCTIONS = ("sum", "prod", "max", "min", "amax", "amin", "mean", "var", "std", "argmax", "argmin",
+              "all", "any", "count_nonzero")
+for _name in REDUCTIONS:
+    _kernel(_name, getattr(np, _name), reduction=True)
+for _name in ("cumsum", "cumprod", "take", "take_along_axis", "dot", "tensordot", "outer", "inner",
+              "clip", "repeat", "round", "around", "where", "isclose", "allclose", "concatenate",
+              "stack", "vstack", "hstack", "sort", "argsort", "isin", "tile", "diff", "trace"):
     _kernel(_name, getattr(np, _name))
 for _name in ("nonzero", "flatnonzero", "unique", "argwhere", "bincount"):
     _kernel(_name, getattr(np, _name), syncs=1)

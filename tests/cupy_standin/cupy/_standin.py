@@ -35,6 +35,7 @@ class Counts:
 
 counts = Counts()
 fusing = 0           # > 0 while a fused kernel's body runs (its operations count as one launch)
+fused_reductions = 0  # reductions in the fused kernel that runs
 allocated = 0        # bytes held by live device arrays
 _fail_next = False
 
@@ -59,6 +60,16 @@ def missing(namespace, name):
 def launch(n=1):
     if not fusing:
         counts.launches += n
+
+
+def reduce_in_fusion(name):
+    """A reduction: in a fused kernel, one at most (CuPy fuses elementwise work and one reduction)."""
+    global fused_reductions
+    if fusing:
+        fused_reductions += 1
+        if fused_reductions > 1:
+            raise TypeError(f"a second reduction (cupy.{name}) inside a fused kernel: cupy.fuse "
+                            "makes one kernel of elementwise work and at most one reduction")
 
 
 def sync(what):
