@@ -174,7 +174,7 @@ def fused(body):
         if not kernel:
             kernel.append(sys.modules["cupy"].fuse(kernel_name=body.__name__)(body))
         return kernel[0](*args)
-    call.__name__ = body.__name__
+    call.__name__, call.__wrapped__ = body.__name__, body
     return call
 
 
