@@ -165,9 +165,11 @@ def mask_from_uniforms(u, keep, out):
 
 
 def fused(body):
-    """``body`` (elementwise operations on arrays and scalars, results written in place) as one
-    CuPy kernel, ``cupy.fuse(body)``, made at the first call; for CuPy arrays only (the NumPy
-    path keeps its own operations, whose rounding the docs' figures rest on)."""
+    """``body`` (elementwise operations on arrays and scalars, ending in at most one reduction;
+    results returned or written in place into its arguments) as one CuPy kernel,
+    ``cupy.fuse(body)``, made at the first call; for CuPy arrays only (the NumPy path keeps its own
+    operations, whose rounding the docs' figures rest on).  ``__wrapped__`` is ``body``
+    (``tests/cupy_standin/trace_fused.py`` has CuPy trace it without a GPU)."""
     kernel = []
 
     def call(*args):
