@@ -8,7 +8,8 @@
 # and 1024, NumPy vs PyTorch CPU and CuPy vs PyTorch CUDA (the peer with nnkd's jitter and
 # max-norm, plain PyTorch, and on CUDA the peer under torch.compile), then one real
 # training epoch per model on each backend next to the time the step benchmark implies;
-# 5. a short distill on CuPy.
+# then the kernel launches and host syncs per step that the CuPy stand-in counts
+# (benchmarks/launch_count.py, on the CPU), beside those times; 5. a short distill on CuPy.
 # MNIST must be reachable through nnkd's source chain or already in data/mnist.
 set -u
 cd "$(dirname "$0")/.."
@@ -34,6 +35,9 @@ timeout 240 $py benchmarks/bench_train.py --backends numpy,cupy --batches 100,10
     --epoch-models teacher,student,distill --compile-budget 60 \
     --markdown "$out/bench.md" > "$out/bench.log" 2>&1 || { status=1; tail -5 "$out/bench.log"; }
 cat "$out/bench.md"
+
+step "kernel launches and host syncs per step and epoch (CuPy stand-in's counts, beside the times above)"
+timeout 120 $py benchmarks/launch_count.py --markdown "$out/launch-count.md" | tail -6 || status=1
 
 step "short distill on cupy (smoke preset)"
 timeout 120 $py main.py distill --backend cupy --preset smoke --retrain-teacher --out "$out/smoke" \

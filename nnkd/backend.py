@@ -166,6 +166,22 @@ def mask_from_uniforms(u, keep, out, scale=None):
     return xp.multiply(u < threshold, out.dtype.type(scale), out=out)
 
 
+def fused(body):
+    """``body`` (elementwise operations on arrays and scalars, ending in at most one reduction;
+    results returned or written in place into its arguments) as one CuPy kernel,
+    ``cupy.fuse(body)``, made at the first call; for CuPy arrays only (the NumPy path keeps its own
+    operations, whose rounding the docs' figures rest on).  ``__wrapped__`` is ``body``
+    (``tests/cupy_standin/trace_fused.py`` has CuPy trace it without a GPU)."""
+    kernel = []
+
+    def call(*args):
+        if not kernel:
+            kernel.append(sys.modules["cupy"].fuse(kernel_name=body.__name__)(body))
+        return kernel[0](*args)
+    call.__name__, call.__wrapped__ = body.__name__, body
+    return call
+
+
 def get_backend(name="numpy"):
     """Return the :class:`Backend` called ``name`` (a :class:`Backend` given is returned as it is).
 

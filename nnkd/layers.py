@@ -152,7 +152,7 @@ class Dense(Layer):
 
         def units(c):
             xp.matmul(x, W[:, c], out=y[:, c])
-            y[:, c] += b[c]
+            xp.add(y[:, c], b[c], out=y[:, c])
         self.workers.over(units, W.shape[1])
         return y
 

@@ -16,7 +16,9 @@ and as ``1/T^2`` overall, which is why the distillation objective multiplies
 the soft term by ``T^2`` (Hinton et al. 2015, section 2).
 """
 
-from .backend import array_module as _xp
+import numpy as np
+
+from .backend import array_module as _xp, fused
 
 
 def log_softmax(z, T=1.0):
@@ -25,6 +27,10 @@ def log_softmax(z, T=1.0):
     z: ``(batch, classes)`` logits.  Returns an array of the same shape.
     """
     xp = _xp(z)
+    if xp is not np:  # three kernels: the max, the sum of exponentials, the result
+        m = z.max(axis=-1, keepdims=True)
+        inv_t = z.dtype.type(1.0 / T)
+        return _shifted_minus_log(z, m, inv_t, _sum_exp_shifted(z, m, inv_t)[..., None])
     s = z / z.dtype.type(T) if T != 1.0 else z
     s = s - s.max(axis=-1, keepdims=True)
     return s - xp.log(xp.exp(s).sum(axis=-1, keepdims=True))
@@ -45,6 +51,9 @@ def cross_entropy(z, labels):
     xp = _xp(z)
     B = z.shape[0]
     logp = log_softmax(z)
+    if xp is not np:  # the gradient in one kernel, no scatter
+        loss = -xp.take_along_axis(logp, labels[:, None], axis=1).mean()
+        return loss, _softmax_minus_onehot(logp, labels[:, None], xp.arange(z.shape[1]), z.dtype.type(B))
     rows = xp.arange(B)
     loss = -logp[rows, labels].mean()
     grad = xp.exp(logp)
@@ -65,6 +74,9 @@ def soft_cross_entropy(z, targets, T=1.0):
     xp = _xp(z)
     B = z.shape[0]
     logq = log_softmax(z, T)
+    if xp is not np:
+        loss = -_sum_product(targets, logq) / B
+        return loss, _softmax_minus_targets(logq, targets, z.dtype.type(T * B))
     loss = -(targets * logq).sum() / B
     grad = (xp.exp(logq) - targets) / z.dtype.type(T * B)
     return loss, grad
@@ -73,6 +85,8 @@ def soft_cross_entropy(z, targets, T=1.0):
 def entropy(p):
     """``-mean_b sum_k p log p`` of probability rows (0 log 0 = 0)."""
     xp = _xp(p)
+    if xp is not np:
+        return -_sum_p_log_p(p) / p.shape[0]
     return -(p * xp.log(xp.where(p > 0, p, 1))).sum() / p.shape[0]
 
 
@@ -112,3 +126,39 @@ def distillation_loss(z, labels, teacher_logits, T, soft_weight=1.0, hard_weight
         loss = loss + w * loss_h
         grad += w * grad_h
     return loss, grad
+
+
+# The CuPy path's kernels (cupy.fuse): elementwise work, each ending in at most one reduction.
+
+@fused
+def _sum_exp_shifted(z, m, inv_t):
+    """``sum(exp((z - m) / T))`` along the last axis."""
+    xp = _xp(z)
+    return xp.sum(xp.exp((z - m) * inv_t), axis=-1)
+
+
+@fused
+def _shifted_minus_log(z, m, inv_t, total):
+    return (z - m) * inv_t - _xp(z).log(total)
+
+
+@fused
+def _softmax_minus_onehot(logp, labels, classes, B):
+    p = _xp(logp).exp(logp)
+    return _xp(logp).where(classes == labels, p - 1, p) / B
+
+
+@fused
+def _softmax_minus_targets(logq, targets, scale):
+    return (_xp(logq).exp(logq) - targets) / scale
+
+
+@fused
+def _sum_product(a, b):
+    return _xp(a).sum(a * b)
+
+
+@fused
+def _sum_p_log_p(p):
+    xp = _xp(p)
+    return xp.sum(p * xp.log(xp.where(p > 0, p, 1)))

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from .backend import array_module
+from .backend import array_module, fused
 from .parallel import SERIAL, large
 
 MOMENTUM_FORMS = ("paper", "classic")
@@ -101,6 +101,9 @@ class SGD(Optimizer):
         scale, mom = self._device_rates(lr, momentum)
         for p, v, s in zip(self.params, self.velocity, self._step):
             xp, w, g = array_module(v), p.data, p.grad
+            if xp is not np:
+                _momentum_update(w, v, g, scale, mom)  # one kernel
+                continue
 
             def rows(r):  # rows of a weight matrix (inputs), entries of a bias
                 xp.multiply(g[r], scale, out=s[r])
@@ -124,6 +127,14 @@ class SGD(Optimizer):
                 self._rates[...] = array_module(w).asarray(host)
             self._rates_for = (lr, momentum)
         return self._rates[0], self._rates[1]
+
+
+@fused
+def _momentum_update(w, v, g, scale, mom):
+    """SGD's update in one CuPy kernel, in the order of the NumPy path's operations."""
+    v *= mom
+    v += g * scale
+    w += v
 
 
 class Adam(Optimizer):
@@ -230,13 +241,24 @@ class MaxNorm:
                 continue  # nothing to rescale (checked on NumPy only, where it costs no device sync)
             if self.include_bias:
                 scale += b * b
+            bound = W.dtype.type(self.norm_bound)
+            if xp is not np and not self.include_bias:
+                _rescale_columns(W, scale, bound)  # one kernel
+                continue
             # scale = min(1, bound / norm); units under the bound are multiplied by 1.
             xp.sqrt(scale, out=scale)
-            xp.maximum(scale, W.dtype.type(self.norm_bound), out=scale)
-            xp.divide(W.dtype.type(self.norm_bound), scale, out=scale)
+            xp.maximum(scale, bound, out=scale)
+            xp.divide(bound, scale, out=scale)
             W *= scale
             if self.include_bias:
                 b *= scale
+
+
+@fused
+def _rescale_columns(W, sq_norms, bound):
+    """Max-norm's rescaling in one CuPy kernel: ``W[:, j] *= bound / max(norm_j, bound)``."""
+    xp = array_module(W)
+    W *= bound / xp.maximum(xp.sqrt(sq_norms), bound)
 
 
 def _column_sq_norms(W, out, xp):

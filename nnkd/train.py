@@ -150,7 +150,9 @@ class Trainer:
         self.field = _field_prefix(name)
         self.teacher, self.log, self.stop = teacher, log, stop
         self.data_checksum = data_checksum
-        self.check_every = check_every or (50 if backend.is_gpu else 1)
+        # NumPy: every step (it costs nothing); CuPy: the epoch's last step only, so that no step
+        # waits for the device (a non-finite loss persists in the weights until then)
+        self.check_every = check_every or (0 if backend.is_gpu else 1)
         self.dir = Path(stage_dir)
         self.ckpt = self.dir / "checkpoint.npz"
         self.metrics_path = self.dir / "metrics.jsonl"
@@ -227,7 +229,7 @@ class Trainer:
         for step, (a, b) in enumerate(slices):
             loss, wrong_b = self.step(X, Y, order[a:b], lr, mom, host_rng, self.teacher)
             wrong += wrong_b
-            if step % self.check_every == 0 or step == len(slices) - 1:
+            if (self.check_every and step % self.check_every == 0) or step == len(slices) - 1:
                 if not math.isfinite(float(loss)):
                     cause = (f"a learning rate too high for this model (lower `{self.field}lr`)"
                              if self.teacher is None else
@@ -292,7 +294,7 @@ def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=None, stop=
         log: called with each progress line (e.g. ``print``); None: quiet.
         stop: a :class:`StopFlag`; when set, training stops after the current step.
         check_every: steps between finiteness checks of the loss (each one reads a
-            number back from the device); default 1 on NumPy, 50 on CuPy.
+            number back from the device); default 1 on NumPy; on CuPy, the epoch's last step only.
         name: what the model is (``teacher``, ``student``), for messages naming its settings.
         later_epochs: what the run trains after this model, in epochs of this model's cost; the
             progress lines then give the time left for the whole run too.

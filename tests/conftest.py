@@ -1,6 +1,8 @@
 """Shared fixtures and helpers: every backend test runs on NumPy, and on CuPy where a GPU is
-usable; ``main_py`` runs the command line in a subprocess."""
+usable, or on the CuPy stand-in (``tests/cupy_standin``) with ``NNKD_CUPY_STANDIN=1``;
+``main_py`` runs the command line in a subprocess (always with the real CuPy, if any)."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,9 @@ from nnkd.errors import UserError
 
 
 ROOT = Path(__file__).resolve().parent.parent
+STANDIN = os.environ.get("NNKD_CUPY_STANDIN") == "1"
+if STANDIN:  # before anything imports cupy: the stand-in is the `cupy` this process imports
+    sys.path.insert(0, str(ROOT / "tests" / "cupy_standin"))
 
 
 def main_py(*args, timeout=600, **kw):
@@ -55,6 +60,14 @@ def _cupy_or_reason():
 _CUPY, _CUPY_REASON = _cupy_or_reason()
 
 
+def pytest_report_header(config):
+    if STANDIN:
+        return "cupy backend: the CuPy stand-in (NumPy on the CPU, tests/cupy_standin), not a GPU"
+    if _CUPY is not None:
+        return f"cupy backend: {_CUPY.describe()}"
+    return f"cupy backend: unavailable, CuPy cases skip ({_CUPY_REASON})"
+
+
 @pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
 def backend(request):
     """NumPy, and CuPy (marked ``gpu``; skipped where no GPU is usable)."""
@@ -73,7 +86,8 @@ def cupy_backend():
 
 
 def gpu_available():
-    return _CUPY is not None
+    """Whether a real GPU runs the CuPy cases (not the stand-in)."""
+    return _CUPY is not None and not STANDIN
 
 
 def host(a):

@@ -1,5 +1,6 @@
 """The backend module: NumPy always, CuPy when usable, one clear sentence when not."""
 
+import subprocess
 import sys
 import types
 
@@ -10,7 +11,7 @@ from nnkd.backend import array_module, get_backend
 from nnkd.layers import Dropout
 from nnkd.errors import UserError
 
-from .conftest import gpu_available, host
+from .conftest import ROOT, gpu_available, host
 
 
 def test_numpy_backend_basics():
@@ -56,13 +57,14 @@ def test_cupy_without_usable_device(monkeypatch):
 
 @pytest.mark.skipif(gpu_available(), reason="this machine has a usable GPU")
 def test_real_cupy_if_installed_fails_clearly():
-    """With the real CuPy wheels and no GPU (this project's CI installs them)."""
-    try:
-        import cupy  # noqa: F401  (only whether it imports)
-    except ImportError:
+    """With the real CuPy wheels and no GPU (this project's CI installs them); in a fresh process,
+    where ``cupy`` is the real package even when these tests run on the stand-in."""
+    if subprocess.run([sys.executable, "-c", "import cupy"], capture_output=True).returncode:
         pytest.skip("CuPy is not installed here")
-    with pytest.raises(UserError, match="no usable CUDA GPU"):
-        get_backend("cupy")
+    r = subprocess.run([sys.executable, "-c", "from nnkd.backend import get_backend; get_backend('cupy')"],
+                       cwd=ROOT, capture_output=True, text=True)
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode != 0 and "UserError" in last and "no usable CUDA GPU" in last, r.stderr
 
 
 def test_dropout_mask_rate_and_scale(backend):

@@ -237,13 +237,20 @@ def test_gpu_out_of_memory_is_one_clear_line(monkeypatch, tmp_path):
 
 
 @pytest.mark.gpu
-def test_real_gpu_out_of_memory(cupy_backend, tmp_path):
-    """One activation buffer of 60000 x 400000 float32 (96 GB) exceeds an H100's or H200's memory."""
+def test_gpu_out_of_memory_is_one_line_with_the_cards_memory(cupy_backend, tmp_path, monkeypatch):
+    """A step that asks the card for more than it has (64 TiB, more than any card): one line naming
+    the batch size and the card's free and total memory, not a traceback."""
+    from nnkd.train import Step
     be = cupy_backend
-    data = synthetic(be, n=60000)
-    with pytest.raises(UserError, match="out of GPU memory .* batch size 60000"):
-        train(small_cfg(arch="784-400000-10", batch_size=60000, jitter=0, epochs=1), be, data,
-              tmp_path / "s", log=lambda s: None)
+    step = Step.__call__
+
+    def greedy_step(self, *args, **kwargs):
+        self.xp.empty(2 ** 44, dtype=np.float32)
+        return step(self, *args, **kwargs)
+    monkeypatch.setattr(Step, "__call__", greedy_step)
+    with pytest.raises(UserError, match=r"out of GPU memory .* batch size 50 \(\d+\.\d GiB free of "
+                                        r"\d+\.\d GiB on the card\)"):
+        train(small_cfg(epochs=1), be, synthetic(be), tmp_path / "s", log=lambda s: None)
 
 
 def test_jittered_transfer_set_pairs_each_image_with_its_own_logits(backend, tmp_path):
