@@ -120,12 +120,15 @@ def _header(args, spec, out, backend):
     return "\n".join([head] + notes)
 
 
-def _start(spec, args, out):
-    """How every training command begins: load and check everything (writing nothing), then,
-    unless --dry-run, the run's first log line.  Returns ``(log, backend, dataset, teacher)``,
-    or None once --dry-run has printed the settings."""
+def _start(spec, args, out, check=None):
+    """How every training command begins: load and check everything (writing nothing), then
+    ``check()`` (the settings fitted to the data), then, unless --dry-run, the run's first log
+    line.  Returns ``(log, backend, dataset, teacher)``, or None once --dry-run has printed the
+    settings."""
     log = Log(echo=not args.quiet)
     backend, ds, teacher = _prepare(spec, args, log)
+    if check:
+        check()
     if args.dry_run:
         _print_spec(spec)
         return None
@@ -180,7 +183,8 @@ def cmd_train(args):
 
 
 def _check_sweep_folder(out, spec):
-    """A sweep folder is new (empty), or holds a sweep of the same settings: continued."""
+    """A sweep folder is new (empty), or holds a sweep of the same settings: continued.  The
+    settings compared are those fitted to the data (:func:`fit_arch`), as ``sweep.json`` holds them."""
     if (out / "sweep.json").exists():
         # The grid may grow (more seeds, widths, temperatures); what trains a cell may not change.
         saved = read_spec(out / "sweep.json").to_dict()
@@ -203,10 +207,11 @@ def cmd_sweep(args):
         raise UserError(f"a sweep distills from a trained teacher: give --teacher CHECKPOINT (train one "
                         f"with `{command_name()} train-teacher --dataset {args.dataset}`)")
     out = Path(args.out) if args.out else RUNS / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
-    _check_sweep_folder(out, spec)
+    if not (out / "sweep.json").exists():
+        _check_sweep_folder(out, spec)  # a folder of other files: refused before the data is loaded
     if wanted(spec.sweep):
         require_dask()
-    started = _start(spec, args, out)
+    started = _start(spec, args, out, check=lambda: _check_sweep_folder(out, spec))
     if started is None:
         return 0
     log, backend, ds, teacher = started
