@@ -46,8 +46,9 @@ def atomic_write(path, write):
 
 
 def write_text(path, text):
-    """``atomic_write`` of a string (UTF-8): settings, results, summaries."""
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    """``atomic_write`` of a string (UTF-8, whatever the locale; a file name's undecodable bytes
+    are written back as they were): settings, results, summaries."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8", "surrogateescape")))
 
 
 def check_destination(dest, suffix, name_rule, sidecar_suffixes=(), sources=(), force=False):

@@ -23,6 +23,7 @@ optional ``onnx`` extra, imported only here.
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,19 @@ FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 def is_onnx(path):
     """Whether a ``--teacher`` path names an ONNX model (rather than an nnkd checkpoint)."""
     return bool(path) and Path(path).suffix.lower() == ONNX_SUFFIX
+
+
+def env_threads(environ=os.environ, name="OMP_NUM_THREADS"):
+    """The thread count that ``name`` sets for onnxruntime: a positive whole number, else 0
+    (onnxruntime's default), with a one-line note on stderr when the value is something else
+    (OpenMP's ``4,2``, a word)."""
+    text = environ.get(name, "").strip()
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    if text:
+        print(f"note: {name}={text!r} is not a positive whole number; onnxruntime uses its default "
+              "number of threads", file=sys.stderr)
+    return 0
 
 
 def _import_ort():
@@ -83,7 +97,7 @@ class OnnxTeacher:
                             (" (it is a folder)" if self.path.is_dir() else "") + ": give an ONNX model file")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # onnxruntime's warnings are not the user's business
-        opts.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+        opts.intra_op_num_threads = env_threads()
         providers = ["CPUExecutionProvider"]
         if backend.is_gpu and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")

@@ -234,7 +234,18 @@ COMMANDS = {"distill": cmd_train, "train-teacher": cmd_train, "train-student": c
             "data": cmd_data, "gradcheck": cmd_gradcheck}
 
 
+def _replace_unencodable():
+    """Write to stdout and stderr in their own encoding, with any character it lacks (the ± of
+    a table, a folder's name under PYTHONIOENCODING=ascii) replaced instead of raising."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="replace")
+        except (AttributeError, ValueError, OSError):  # not a text stream of io's
+            pass
+
+
 def main(argv=None):
+    _replace_unencodable()
     args = build_parser().parse_args(argv)
     stdout = sys.stdout
     sys.stdout = out = SafeOutput(stdout) if stdout is not None else None
