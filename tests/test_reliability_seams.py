@@ -97,7 +97,7 @@ def test_log_lines_are_written_as_utf8(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- float32 settings, predictions
 
 @pytest.mark.parametrize("flag,value", [("--beta2", "0.999999999"), ("--momentum-start", "0.99999999"),
-                                        ("--momentum-end", "0.999999999"), ("--lr-decay", "0.99999999999"),
+                                        ("--momentum-end", "0.999999999"), ("--lr-decay", "1e-50"),
                                         ("--dropout-hidden", "0.9999999999")])
 def test_a_float_setting_that_rounds_to_a_forbidden_value_in_float32_is_refused(flag, value):
     from nnkd.cli import main
