@@ -256,23 +256,28 @@ def read_logits(path, n_images, n_classes, max_shift):
     how they do not fit ``n_images`` training images of ``n_classes`` classes, jittered by up to
     ``max_shift`` px."""
     advice = "give the logits of the training images as a .npy file (see docs/any-teacher.md)"
-    a = read_array(path, "teacher logits", advice=advice)  # not .npy, damaged, NaN or infinite
-    n_shifts = (2 * max_shift + 1) ** 2
     want = transfer.file_shape(n_images, n_classes, max_shift)
-    if a.dtype.kind != "f":
-        raise UserError(f"{path} holds {a.dtype} values: teacher logits are floats")
-    if a.ndim not in (2, 3):
-        raise UserError(f"{path} holds an array of shape {list(a.shape)}: teacher logits are {list(want)}")
-    got_shifts = a.shape[0] if a.ndim == 3 else 1
-    if got_shifts != n_shifts:
-        need = "one" if n_shifts == 1 else f"{n_shifts}, in the order of nnkd.batches.shifts({max_shift})"
-        raise UserError(f"{path} holds logits for {got_shifts} shift(s) of each image (shape {list(a.shape)}), "
-                        f"but `student.transfer_jitter` {max_shift} needs {need}: shape {list(want)}")
-    if a.shape[-2] != n_images:
-        raise UserError(f"{path} holds logits for {a.shape[-2]} images, but the transfer set has {n_images} "
-                        "training images (after `train_limit` and `validation`)")
-    if a.shape[-1] != n_classes:
-        raise UserError(f"{path} holds logits for {a.shape[-1]} classes, but the data has {n_classes}")
+
+    def check(shape, dtype):  # from the header, before any data is read; again on the array
+        n_shifts = (2 * max_shift + 1) ** 2
+        if dtype.kind != "f":
+            raise UserError(f"{path} holds {dtype} values: teacher logits are floats")
+        if len(shape) not in (2, 3):
+            raise UserError(f"{path} holds an array of shape {list(shape)}: teacher logits are {list(want)}")
+        got_shifts = shape[0] if len(shape) == 3 else 1
+        if got_shifts != n_shifts:
+            need = "one" if n_shifts == 1 else f"{n_shifts}, in the order of nnkd.batches.shifts({max_shift})"
+            raise UserError(f"{path} holds logits for {got_shifts} shift(s) of each image (shape {list(shape)}), "
+                            f"but `student.transfer_jitter` {max_shift} needs {need}: shape {list(want)}")
+        if shape[-2] != n_images:
+            raise UserError(f"{path} holds logits for {shape[-2]} images, but the transfer set has {n_images} "
+                            "training images (after `train_limit` and `validation`)")
+        if shape[-1] != n_classes:
+            raise UserError(f"{path} holds logits for {shape[-1]} classes, but the data has {n_classes}")
+
+    # not .npy, damaged, of the wrong shape (from its header), NaN or infinite
+    a = read_array(path, "teacher logits", advice=advice, check_header=check)
+    check(a.shape, a.dtype)
     z = a.astype(np.float32)
     if not np.isfinite(z).all():
         raise UserError(f"{path} holds values beyond float32's range: teacher logits are float32")
