@@ -107,6 +107,7 @@ class OnnxTeacher:
             raise UserError(f"onnxruntime cannot open the teacher {self.path} ({_first_line(exc)}): give "
                             "an ONNX model file") from None
         self.batch, self.input, self.output = self._check_signature(n_features, n_classes)
+        self.rows_per_call = self.batch  # nnkd.transfer.compute checks for a stop between batches
 
     def _check_signature(self, n_features, n_classes):
         """``(batch size, input name, output name)``, or one line saying what does not fit."""
