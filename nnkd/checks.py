@@ -39,14 +39,15 @@ def number(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False, hin
 
 def _open_bound_in_float32(name, v, lo, hi):
     """Training computes in float32: a value inside an open bound that rounds onto it there
-    (Adam's beta2 0.999999999 is 1 in float32) is refused, with the nearest value it may take
-    (above 0: the smallest normal float32, as subnormals are flushed to zero)."""
+    (Adam's beta2 0.999999999 is 1 in float32) is refused, with the nearest value it may take."""
     f = np.float32(v)
     for bound, side in ((lo, "above"), (hi, "below")):
         if bound is None or not math.isfinite(bound) or f != np.float32(bound):
             continue
+        if bound == 0:
+            raise SettingError(name, f"{v:g} is zero in float32, in which training computes: give a larger value")
         if side == "above":
-            nearest = np.finfo(np.float32).tiny if bound == 0 else np.nextafter(np.float32(bound), np.float32(np.inf))
+            nearest = np.nextafter(np.float32(bound), np.float32(np.inf))
         else:
             nearest = np.nextafter(np.float32(bound), np.float32(-np.inf))
         raise SettingError(name, f"{v!r} is {bound:g} in float32, in which training computes: give a value "

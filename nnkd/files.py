@@ -81,7 +81,7 @@ def check_destination(dest, suffix, name_rule, sidecar_suffixes=(), sources=(), 
             if p.exists() or p.is_symlink():
                 to = "" if p == dest else f" to {dest}"
                 raise UserError(f"{p} already exists and exporting{to} would replace it: choose another "
-                                "destination, or ask to overwrite it")
+                                "destination, or allow overwriting with `force`")
     return dest
 
 
