@@ -215,7 +215,7 @@ def test_jitter_is_off_for_images_that_are_not_28x28_unless_asked(capsys):
     out = capsys.readouterr().out
     spec = json.loads(out[out.index("{"):])
     assert spec["configs"]["teacher"]["jitter"] == 0
-    assert "tuned for MNIST" in out and out.count("tuned for MNIST") == 1
+    assert "tuned on MNIST" in out and out.count("tuned on MNIST") == 1
     assert main(["train-teacher", "--dataset", DS, "--preset", "fast", "--jitter", "1", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert json.loads(out[out.index("{"):])["configs"]["teacher"]["jitter"] == 1
@@ -226,7 +226,7 @@ def test_mnist_runs_keep_the_presets_jitter(capsys):
     assert main(["train-teacher", "--preset", "fast", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert json.loads(out[out.index("{"):])["configs"]["teacher"]["jitter"] == 2
-    assert "tuned for MNIST" not in out
+    assert "tuned on MNIST" not in out
 
 
 # ---------------------------------------------------------------- the surface

@@ -22,7 +22,7 @@ from ..presets import stand_in_note
 from ..runs import Log, RunFolder, SafeOutput, check_same_teacher, is_empty, read_spec, write_spec
 from ..train import StopFlag
 from .parser import build_parser, in_flags
-from .runspec import fit_absent_classes, fit_arch, lengthen_on_resume, spec_from_args
+from .runspec import fit_absent_classes, fit_arch, fit_to_data, lengthen_on_resume, spec_from_args
 from .tools import cmd_data, cmd_evaluate, cmd_export, cmd_gradcheck, cmd_plot, cmd_report
 
 RUNS = Path("runs")  # new runs go under the current folder
@@ -55,7 +55,8 @@ def _install_stop():
 def _prepare(spec, args, log):
     """Load the data and the teacher, and validate the spec against them; writes nothing
     but the dataset cache (--dry-run: nothing at all, and a named dataset that is not cached
-    yet is checked by its published sizes).  Returns (backend, dataset, teacher or None)."""
+    yet is checked by its published sizes).  Returns (backend, dataset, teacher or None, the
+    header's note on a preset tuned for other data or None)."""
     from ..checkpoint import load_model
     from ..data import NotCached, load, published
     from ..teachers import is_onnx, open_teacher
@@ -68,9 +69,11 @@ def _prepare(spec, args, log):
         log(f"{exc}; the settings are checked against its published sizes")
         ds = published(spec.dataset)
     shape = ds.image_shape
+    note = None
     if not getattr(args, "resume", None):
         fit_arch(spec, args, ds.n_features, ds.n_classes)
         fit_absent_classes(spec, args, ds.n_classes)
+        note = fit_to_data(spec, args, shape)
     try:
         spec.validate(n_available=ds.train_images.shape[0], n_in=ds.n_features, n_classes=ds.n_classes,
                       image_side=min(shape) if shape else None, warn=log, train_labels=labels)
@@ -98,7 +101,7 @@ def _prepare(spec, args, log):
         if (sizes[0], sizes[-1]) != (ds.n_features, ds.n_classes):
             raise UserError(f"the teacher {spec.teacher_checkpoint} is {'-'.join(map(str, sizes))}, but "
                             f"{spec.dataset} has {ds.n_features} inputs and {ds.n_classes} classes")
-    return backend, ds, teacher
+    return backend, ds, teacher, note
 
 
 def _print_spec(spec):
@@ -106,16 +109,17 @@ def _print_spec(spec):
     print(json.dumps(spec.to_dict(), indent=1))
 
 
-def _header(args, spec, out, backend):
-    """The run's first log line(s): what runs where, and notes when the BLAS is held back or a
-    preset's own teacher is missing."""
+def _header(args, spec, out, backend, data_note=None):
+    """The run's first log line(s): what runs where, and notes when the BLAS is held back, a
+    preset's own teacher is missing, or the preset was tuned on other data (``data_note``)."""
     kernels = None if backend.is_gpu else blas_kernels()
     details = [f"OpenBLAS {kernels} kernels"] if kernels else []
     if not backend.is_gpu:  # the products' rounding depends on the threads (nnkd.parallel)
         n = step_threads(backend)
         details.append(f"steps on {n} thread{'s' * (n > 1)}")
     where = backend.describe() + (f" ({', '.join(details)})" if details else "")
-    notes = [n for n in (kernels and kernel_note(), stand_in_note(spec.preset, spec.teacher_checkpoint)) if n]
+    notes = [n for n in (kernels and kernel_note(), stand_in_note(spec.preset, spec.teacher_checkpoint),
+                         data_note) if n]
     head = f"nnkd {__version__}  {args.command}  preset {spec.preset}  {where}  run folder {out}"
     return "\n".join([head] + notes)
 
@@ -126,13 +130,15 @@ def _start(spec, args, out, check=None):
     line.  Returns ``(log, backend, dataset, teacher)``, or None once --dry-run has printed the
     settings."""
     log = Log(echo=not args.quiet)
-    backend, ds, teacher = _prepare(spec, args, log)
+    backend, ds, teacher, note = _prepare(spec, args, log)
     if check:
         check()
     if args.dry_run:
+        if note:
+            log(note)
         _print_spec(spec)
         return None
-    log(_header(args, spec, out, backend))
+    log(_header(args, spec, out, backend, note))
     return log, backend, ds, teacher
 
 
