@@ -271,3 +271,20 @@ def test_evaluate_reads_the_dataset_from_the_runs_settings(digits_teacher):
     r = run("evaluate", str(digits_teacher))
     assert r.returncode == 0, r.stderr
     assert "of 500" in r.stdout
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_a_sweep_stops_on_sigterm_and_sighup_keeping_its_cells(digits_teacher, tmp_path, sig):
+    out = tmp_path / "sweep"
+    p = subprocess.Popen([sys.executable, "main.py", "sweep", "--dataset", DS, "--preset", "smoke", "--teacher",
+                          str(digits_teacher), "--widths", "8", "--temperatures", "4", "--seeds", "0",
+                          "--epochs", "400", "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (out / "w8-T4-s0" / "checkpoint.npz").exists():
+        time.sleep(0.05)
+    p.send_signal(getattr(signal, sig))
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130 and "Traceback" not in err, err
+    assert "continue with the same command" in error_lines(err)[0]
+    assert run("evaluate", str(out / "w8-T4-s0" / "checkpoint.npz")).returncode == 0

@@ -221,6 +221,7 @@ def cmd_sweep(args):
     if started is None:
         return 0
     log, backend, ds, teacher = started
+    stop = None if wanted(spec.sweep) else _install_stop()  # a Dask sweep stops on KeyboardInterrupt
     t0 = time.perf_counter()
     # The cluster first: an unreachable scheduler is refused before anything is written.
     cluster = SweepCluster(spec.sweep.scheduler, spec.sweep.jobs, log) if wanted(spec.sweep) else nullcontext()
@@ -228,7 +229,7 @@ def cmd_sweep(args):
         write_spec(out / "sweep.json", spec, nnkd_version=__version__)
         log(f"teacher: {spec.teacher_checkpoint}")
         try:
-            _, table = run_sweep(spec, backend, ds, teacher[0], out, log=log, cluster=cluster)
+            _, table = run_sweep(spec, backend, ds, teacher[0], out, log=log, cluster=cluster, stop=stop)
         except Interrupted as exc:
             raise Interrupted(f"{exc}; continue with the same command") from None
     _show_table(log, table, args, t0, out)
