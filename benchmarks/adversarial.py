@@ -339,7 +339,9 @@ def cases(tmp, ckpt, onnx, run, z):
                                                                    command)))
 
     # ---- the environment
-    case("environment", "report under PYTHONIOENCODING=ascii", ["report", run, run], env={"PYTHONIOENCODING": "ascii"})
+    import shutil
+    shutil.copytree(run, tmp / "run-copy")
+    case("environment", "report under PYTHONIOENCODING=ascii", ["report", run, tmp / "run-copy"], env={"PYTHONIOENCODING": "ascii"})
     case("environment", "a sweep table under PYTHONIOENCODING=ascii", [*swp[:-1], "0,1", "--out", tmp / "dsweep"],
          env={"PYTHONIOENCODING": "ascii"})
     case("environment", "a non-ASCII --out under LC_ALL=C", ["train-student", *small, "--out", tmp / "rün-é"],
@@ -397,6 +399,14 @@ def run_signal(sig, folder, command):
 
 def main(groups):
     tmp = Path(tempfile.mkdtemp(prefix="nnkd-adversarial-"))
+    try:
+        return run_cases(tmp, groups)
+    finally:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_cases(tmp, groups):
     fixtures = setup(tmp)
     cases(tmp, *fixtures)
     results = {}
