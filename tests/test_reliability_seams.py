@@ -85,15 +85,6 @@ def test_files_are_utf8_whatever_the_locale(tmp_path):
     assert str(out) in (out / "log.txt").read_text(encoding="utf-8")
 
 
-def test_log_lines_are_written_as_utf8(tmp_path, monkeypatch):
-    from nnkd.runs import Log
-    import locale
-    monkeypatch.setattr(locale, "getpreferredencoding", lambda *a: "ascii")
-    log = Log(tmp_path / "log.txt", echo=False)
-    log("± é")
-    assert (tmp_path / "log.txt").read_text(encoding="utf-8") == "± é\n"
-
-
 # ---------------------------------------------------------------- float32 settings, predictions
 
 @pytest.mark.parametrize("flag,value", [("--beta2", "0.999999999"), ("--momentum-start", "0.99999999"),
