@@ -17,8 +17,13 @@ def load_model(path, backend="numpy"):
     exported one), on ``backend`` (``"numpy"``, ``"cupy"`` or a backend from
     :func:`get_backend`).  Its ``predict_logits(X)`` gives the logits and ``predict(X)`` the
     class of each row of ``X``: float32 features on that backend (pixels / 255 for MNIST).
-    A missing, damaged or foreign file raises ``UserError`` with a one-line message."""
+    A missing, damaged or foreign file, and rows of ``X`` holding NaN or infinity, raise
+    ``UserError`` with a one-line message."""
+    import os
     from .checkpoint import load_model as load
+    from .errors import UserError
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise UserError(f"path is {path!r}: give the path of a checkpoint.npz written by nnkd")
     net, _ = load(path, get_backend(backend))
     return net
 

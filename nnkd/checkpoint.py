@@ -19,7 +19,7 @@ import numpy as np
 
 from .version import __version__
 from .errors import UserError
-from .files import NPY_DAMAGE, atomic_write, check_destination, file_kind, read_npy_header
+from .files import NPY_DAMAGE, atomic_write, check_destination, file_kind, memory_problem, read_npy_header
 from .network import Network
 
 FORMAT = 1
@@ -107,6 +107,9 @@ def _read_npz(path):
                 if have != need:
                     raise ValueError(f"array {name}: {have} bytes of data where its header announces "
                                      f"{dtype}{tuple(shape)}, {need} bytes")
+                problem = memory_problem(shape, dtype)
+                if problem:
+                    raise UserError(f"checkpoint {path}: array {name} {problem}; give another checkpoint")
             with zf.open(info) as f:
                 arrays[name] = fmt.read_array(f, allow_pickle=False)
     return arrays

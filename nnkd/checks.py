@@ -34,6 +34,25 @@ def number(name, v, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False, hin
         if lo == 0 and hi == math.inf:
             raise SettingError(name, f"must not be negative, got {v}{hint}")
         raise SettingError(name, f"is outside {lo_s}{lo:g}, {hi:g}{hi_s}: got {v}{hint}")
+    _open_bound_in_float32(name, v, lo if lo_open else None, hi if hi_open else None)
+
+
+def _open_bound_in_float32(name, v, lo, hi):
+    """Training computes in float32: a value inside an open bound that rounds onto it there
+    (Adam's beta2 0.999999999 is 1 in float32) is refused, with the nearest value it may take."""
+    f = np.float32(v)
+    for bound, side in ((lo, "above"), (hi, "below")):
+        if bound is None or not math.isfinite(bound) or f != np.float32(bound):
+            continue
+        if bound == 0:
+            raise SettingError(name, f"{v:g} is zero in float32, in which training computes: give a larger value")
+        if side == "above":
+            nearest = np.nextafter(np.float32(bound), np.float32(np.inf))
+        else:
+            nearest = np.nextafter(np.float32(bound), np.float32(-np.inf))
+        raise SettingError(name, f"{v!r} is {bound:g} in float32, in which training computes: give a value "
+                           f"{side} {bound:g} in float32 ({'at least' if side == 'above' else 'at most'} "
+                           f"{float(nearest):.9g})")
 
 
 def whole(name, v, lo=0, hi=MAX_EPOCHS, what="whole number"):

@@ -46,8 +46,9 @@ def atomic_write(path, write):
 
 
 def write_text(path, text):
-    """``atomic_write`` of a string (UTF-8): settings, results, summaries."""
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    """``atomic_write`` of a string (UTF-8, whatever the locale; a file name's undecodable bytes
+    are written back as they were): settings, results, summaries."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8", "surrogateescape")))
 
 
 def check_destination(dest, suffix, name_rule, sidecar_suffixes=(), sources=(), force=False):
@@ -80,7 +81,7 @@ def check_destination(dest, suffix, name_rule, sidecar_suffixes=(), sources=(), 
             if p.exists() or p.is_symlink():
                 to = "" if p == dest else f" to {dest}"
                 raise UserError(f"{p} already exists and exporting{to} would replace it: choose another "
-                                "destination, or ask to overwrite it")
+                                "destination, or allow overwriting with `force`")
     return dest
 
 
@@ -234,6 +235,26 @@ def read_npy_header(f):
     return shape, dtype
 
 
+def size_text(n):
+    """Bytes as people read them: ``8.0 GB``-style binary units, ``14.6 TiB``."""
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n} bytes"
+
+
+def memory_problem(shape, dtype):
+    """A phrase when an array of ``shape`` and ``dtype``, as a header claims it, cannot be held
+    in the memory this machine has available, else None: checked before reading its data."""
+    from .memory import available_memory
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    have = available_memory()
+    if have is not None and need > have:
+        return f"claims {size_text(need)} ({dtype}{_shape_text(shape)}), more than the {size_text(have)} of " \
+               "memory available"
+    return None
+
+
 def file_kind(head):
     """``"npy"``, ``"npz"``, ``"json"`` or None: what a file looks like from its first bytes
     (the one place nnkd tells its file formats apart)."""
@@ -255,7 +276,8 @@ def _shape_text(shape):
     return "(" + ", ".join("any" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def read_array(path, what, shape=None, dtype=None, advice="delete it and it will be written again"):
+def read_array(path, what, shape=None, dtype=None, advice="delete it and it will be written again",
+               check_header=None):
     """Read the ``.npy`` file ``path`` (``what`` says what it holds, e.g. "teacher logits")
     without pickle.
 
@@ -263,6 +285,8 @@ def read_array(path, what, shape=None, dtype=None, advice="delete it and it will
         shape: optional expected shape; ``None`` entries mean any size.
         dtype: optional expected dtype (or a tuple of accepted dtypes).
         advice: the end of the error lines: what the user should do.
+        check_header: optional ``f(shape, dtype)`` called with the header's shape and dtype
+            before any data is read (it raises to refuse the file).
 
     Raises :class:`UserError`, one line naming the file, when it is missing, empty, cut off,
     not an .npy file (an .npz, JSON, random bytes), holds Python objects, has another shape
@@ -299,6 +323,13 @@ def read_array(path, what, shape=None, dtype=None, advice="delete it and it will
                 raise UserError(f"{path} ({what}) is {how}: its header announces {hdtype}"
                                 f"{_shape_text(hshape)}, {need} bytes of data, but {raw_size - offset} "
                                 f"follow; {advice}")
+            _check_shape(path, what, hshape, shape, advice)
+            _check_dtype(path, what, hdtype, dtype, advice)
+            if check_header:
+                check_header(hshape, hdtype)
+            problem = memory_problem(hshape, hdtype)
+            if problem:
+                raise UserError(f"{path} ({what}) {problem}; {advice}")
     elif path.exists() and not path.is_dir():
         raise UserError(f"{path} ({what}) is not a regular file: {advice}")
     else:
@@ -309,15 +340,8 @@ def read_array(path, what, shape=None, dtype=None, advice="delete it and it will
         raise UserError(f"cannot read {path} ({what}): {why(exc)}; check its permissions") from None
     except NPY_DAMAGE as exc:
         raise UserError(f"{path} ({what}) is damaged ({exc}); {advice}") from None
-    if shape is not None and (a.ndim != len(shape)
-                              or any(s is not None and n != s for n, s in zip(a.shape, shape))):
-        raise UserError(f"{path} ({what}) has shape {_shape_text(a.shape)}, expected "
-                        f"{_shape_text(tuple(shape))}: it belongs to other data or another model; {advice}")
-    if dtype is not None:
-        accepted = [np.dtype(d) for d in (dtype if isinstance(dtype, (tuple, list)) else (dtype,))]
-        if a.dtype not in accepted:
-            raise UserError(f"{path} ({what}) holds {a.dtype} values, expected "
-                            f"{' or '.join(map(str, accepted))}; {advice}")
+    _check_shape(path, what, a.shape, shape, advice)
+    _check_dtype(path, what, a.dtype, dtype, advice)
     if a.dtype.kind not in "biufc":
         raise UserError(f"{path} ({what}) holds {a.dtype} values, not numbers; {advice}")
     if a.dtype.kind in "fc" and not np.isfinite(a).all():
@@ -325,3 +349,17 @@ def read_array(path, what, shape=None, dtype=None, advice="delete it and it will
         raise UserError(f"{path} ({what}) holds {bad} NaN or infinite values: it was computed from a "
                         f"diverged model or is damaged; {advice}")
     return a
+
+
+def _check_shape(path, what, got, shape, advice):
+    if shape is not None and (len(got) != len(shape) or any(s is not None and n != s for n, s in zip(got, shape))):
+        raise UserError(f"{path} ({what}) has shape {_shape_text(got)}, expected "
+                        f"{_shape_text(tuple(shape))}: it belongs to other data or another model; {advice}")
+
+
+def _check_dtype(path, what, got, dtype, advice):
+    if dtype is not None:
+        accepted = [np.dtype(d) for d in (dtype if isinstance(dtype, (tuple, list)) else (dtype,))]
+        if got not in accepted:
+            raise UserError(f"{path} ({what}) holds {got} values, expected "
+                            f"{' or '.join(map(str, accepted))}; {advice}")

@@ -181,6 +181,11 @@ class Network:
         if X.dtype.kind != "f":
             how = "X / np.float32(255) for pixels" if X.dtype == np.uint8 else "X.astype(np.float32)"
             raise UserError(f"X is {X.dtype}: give float32 features ({how})")
+        xp = self.backend.xp
+        bad = xp.flatnonzero(~xp.isfinite(X).all(axis=1))
+        if bad.size:
+            raise UserError(f"X holds NaN or infinite values in {bad.size} row(s) (the first is row "
+                            f"{int(bad[0])}): a model cannot classify them; fix or drop those rows")
 
     def predict(self, X, batch_size=10000):
         """The predicted class (int64) of every row of ``X`` (on the backend): the arg-max of its logits."""

@@ -77,14 +77,14 @@ class Log:
                 self.echo = False
                 silence_stdout()
         if self.path:
-            with open(self.path, "a") as f:
+            with open(self.path, "a", encoding="utf-8", errors="surrogateescape") as f:
                 f.write(line + "\n")
         else:
             self.pending.append(line)
 
     def to_file(self, path):
         self.path = Path(path)
-        with open(self.path, "a") as f:
+        with open(self.path, "a", encoding="utf-8", errors="surrogateescape") as f:
             f.writelines(line + "\n" for line in self.pending)
         self.pending = []
 

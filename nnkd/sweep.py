@@ -99,11 +99,13 @@ def _write_json(path, obj):
     write_text(path, json.dumps(obj, indent=1))
 
 
-def run_sweep(spec, backend, ds, teacher, out_dir, log=print, cluster=None):
+def run_sweep(spec, backend, ds, teacher, out_dir, log=print, cluster=None, stop=None):
     """Train every cell of a ``sweep`` :class:`~nnkd.config.RunSpec` not yet done; returns
     ``(results, table)``.  ``teacher``: the loaded teacher network.  ``cluster``: an open
     :class:`nnkd.cluster.SweepCluster` for the cells; by default one is opened when
-    ``spec.sweep`` asks for Dask (``jobs`` > 1 or a ``scheduler``)."""
+    ``spec.sweep`` asks for Dask (``jobs`` > 1 or a ``scheduler``).  ``stop``: a
+    :class:`~nnkd.train.StopFlag` that stops the teacher's logits and the cells trained in this
+    process (SIGTERM, SIGHUP)."""
     from . import cluster as dask_cluster
     from .data import device_data
     out_dir = Path(out_dir)
@@ -113,7 +115,7 @@ def run_sweep(spec, backend, ds, teacher, out_dir, log=print, cluster=None):
     data = device_data(ds, backend, spec.validation, train_limit=spec.train_limit)
     logits_path = out_dir / "teacher_logits.npy"
     check_same_teacher(spec.teacher_checkpoint, out_dir)  # the cached logits are that teacher's
-    z = transfer.compute(teacher, data, logits_path, student.transfer_jitter, log)
+    z = transfer.compute(teacher, data, logits_path, student.transfer_jitter, log, stop)
     init = (spec.dataset, backend.name, spec.validation, spec.train_limit,
             str(folder / logits_path.name), student.transfer_jitter, ds.checksum)
 
@@ -143,7 +145,7 @@ def run_sweep(spec, backend, ds, teacher, out_dir, log=print, cluster=None):
         _WORKER.update(init=init, backend=backend, checksum=ds.checksum, data=data, logits=z)
         try:
             for i, job in enumerate(jobs, 1):
-                report(i, _run_cell(job))
+                report(i, _run_cell(job, stop))
         except KeyboardInterrupt:
             raise Interrupted("sweep stopped; finished cells and every cell's last checkpoint are "
                               "kept") from None

@@ -23,6 +23,7 @@ optional ``onnx`` extra, imported only here.
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,19 @@ FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 def is_onnx(path):
     """Whether a ``--teacher`` path names an ONNX model (rather than an nnkd checkpoint)."""
     return bool(path) and Path(path).suffix.lower() == ONNX_SUFFIX
+
+
+def env_threads(environ=os.environ, name="OMP_NUM_THREADS"):
+    """The thread count that ``name`` sets for onnxruntime: a positive whole number, else 0
+    (onnxruntime's default), with a one-line note on stderr when the value is something else
+    (OpenMP's ``4,2``, a word)."""
+    text = environ.get(name, "").strip()
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    if text:
+        print(f"note: {name}={text!r} is not a positive whole number; onnxruntime uses its default "
+              "number of threads", file=sys.stderr)
+    return 0
 
 
 def _import_ort():
@@ -83,7 +97,7 @@ class OnnxTeacher:
                             (" (it is a folder)" if self.path.is_dir() else "") + ": give an ONNX model file")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # onnxruntime's warnings are not the user's business
-        opts.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+        opts.intra_op_num_threads = env_threads()
         providers = ["CPUExecutionProvider"]
         if backend.is_gpu and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
@@ -93,6 +107,7 @@ class OnnxTeacher:
             raise UserError(f"onnxruntime cannot open the teacher {self.path} ({_first_line(exc)}): give "
                             "an ONNX model file") from None
         self.batch, self.input, self.output = self._check_signature(n_features, n_classes)
+        self.rows_per_call = self.batch  # nnkd.transfer.compute checks for a stop between batches
 
     def _check_signature(self, n_features, n_classes):
         """``(batch size, input name, output name)``, or one line saying what does not fit."""
@@ -242,23 +257,28 @@ def read_logits(path, n_images, n_classes, max_shift):
     how they do not fit ``n_images`` training images of ``n_classes`` classes, jittered by up to
     ``max_shift`` px."""
     advice = "give the logits of the training images as a .npy file (see docs/any-teacher.md)"
-    a = read_array(path, "teacher logits", advice=advice)  # not .npy, damaged, NaN or infinite
-    n_shifts = (2 * max_shift + 1) ** 2
     want = transfer.file_shape(n_images, n_classes, max_shift)
-    if a.dtype.kind != "f":
-        raise UserError(f"{path} holds {a.dtype} values: teacher logits are floats")
-    if a.ndim not in (2, 3):
-        raise UserError(f"{path} holds an array of shape {list(a.shape)}: teacher logits are {list(want)}")
-    got_shifts = a.shape[0] if a.ndim == 3 else 1
-    if got_shifts != n_shifts:
-        need = "one" if n_shifts == 1 else f"{n_shifts}, in the order of nnkd.batches.shifts({max_shift})"
-        raise UserError(f"{path} holds logits for {got_shifts} shift(s) of each image (shape {list(a.shape)}), "
-                        f"but `student.transfer_jitter` {max_shift} needs {need}: shape {list(want)}")
-    if a.shape[-2] != n_images:
-        raise UserError(f"{path} holds logits for {a.shape[-2]} images, but the transfer set has {n_images} "
-                        "training images (after `train_limit` and `validation`)")
-    if a.shape[-1] != n_classes:
-        raise UserError(f"{path} holds logits for {a.shape[-1]} classes, but the data has {n_classes}")
+
+    def check(shape, dtype):  # from the header, before any data is read; again on the array
+        n_shifts = (2 * max_shift + 1) ** 2
+        if dtype.kind != "f":
+            raise UserError(f"{path} holds {dtype} values: teacher logits are floats")
+        if len(shape) not in (2, 3):
+            raise UserError(f"{path} holds an array of shape {list(shape)}: teacher logits are {list(want)}")
+        got_shifts = shape[0] if len(shape) == 3 else 1
+        if got_shifts != n_shifts:
+            need = "one" if n_shifts == 1 else f"{n_shifts}, in the order of nnkd.batches.shifts({max_shift})"
+            raise UserError(f"{path} holds logits for {got_shifts} shift(s) of each image (shape {list(shape)}), "
+                            f"but `student.transfer_jitter` {max_shift} needs {need}: shape {list(want)}")
+        if shape[-2] != n_images:
+            raise UserError(f"{path} holds logits for {shape[-2]} images, but the transfer set has {n_images} "
+                            "training images (after `train_limit` and `validation`)")
+        if shape[-1] != n_classes:
+            raise UserError(f"{path} holds logits for {shape[-1]} classes, but the data has {n_classes}")
+
+    # not .npy, damaged, of the wrong shape (from its header), NaN or infinite
+    a = read_array(path, "teacher logits", advice=advice, check_header=check)
+    check(a.shape, a.dtype)
     z = a.astype(np.float32)
     if not np.isfinite(z).all():
         raise UserError(f"{path} holds values beyond float32's range: teacher logits are float32")

@@ -17,6 +17,7 @@ number of threads (the checkpoint's ``cpu_threads``; see :mod:`nnkd.parallel`).
 import contextlib
 import json
 import math
+import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -310,6 +311,11 @@ def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=None, stop=
     if not isinstance(cfg, TrainConfig):
         raise UserError(f"cfg is a {type(cfg).__name__}: give a TrainConfig, e.g. "
                         "TrainConfig(arch='784-800-800-10', epochs=60)")
+    if not isinstance(stage_dir, (str, os.PathLike)) or not str(stage_dir):
+        raise UserError(f"stage_dir is {stage_dir!r}: give the folder to train in (its checkpoints go "
+                        "there), e.g. 'runs/student'")
+    if log is not None and not callable(log):
+        raise UserError(f"log is a {type(log).__name__}: give a function of one line, e.g. print, or None")
     backend = get_backend(backend)  # a name, or a Backend as it is
     log = log or (lambda line: None)
     try:

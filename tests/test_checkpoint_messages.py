@@ -305,7 +305,7 @@ def test_export_destinations(tmp_path):
     (tmp_path / "t.json").rmdir()
     dest.write_bytes(b"")
     assert message(checkpoint.check_export_destination, dest) == \
-        f"{dest} already exists and exporting would replace it: choose another destination, or ask to overwrite it"
+        f"{dest} already exists and exporting would replace it: choose another destination, or allow overwriting with `force`"
     assert checkpoint.check_export_destination(dest, force=True) == dest
     dest.unlink()
     (tmp_path / "t.json").symlink_to(tmp_path / "nowhere")  # a dangling link is still in the way

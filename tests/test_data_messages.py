@@ -805,7 +805,8 @@ def test_npz_members_that_are_not_arrays():
     assert npz_message(zip_with(dict(members, **{"x_test.npy": pickle.dumps([1])}))) == \
         f"d.npz: x_test is not a .npy array; {HOW}"
     assert npz_message(zip_with(dict(members, **{"x_train.npy": npy_bytes(small()["x_train"])[:200]}))) == \
-        "d.npz: x_train is not a readable array (EOF: reading array data, expected 1536 bytes got 72)"
+        "d.npz: x_train claims 1.5 KiB (float64(12, 16)) but holds 72 bytes: it is cut off or damaged; save it " \
+        "with numpy.savez(PATH, x_train=..., y_train=..., x_test=..., y_test=...), optionally image_shape=[H, W]"
     assert npz_message(member_crc_broken()) == \
         "d.npz: x_train is corrupt (BadZipFile: Bad CRC-32 for file 'x_train.npy')"
 

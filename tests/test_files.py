@@ -496,7 +496,7 @@ def test_export_refuses_an_existing_destination_or_sidecar_unless_forced(tmp_pat
     with pytest.raises(UserError, match="already exists") as e:
         export_weights(trained, dest)
     msg = one_line(e, tmp_path / existing)
-    assert "choose another destination, or ask to overwrite it" in msg
+    assert "choose another destination, or allow overwriting with `force`" in msg
     assert (tmp_path / existing).read_bytes() == b"keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", existing]
     export_weights(trained, dest, force=True)

@@ -128,7 +128,7 @@ def test_the_log_keeps_its_file_when_printing_fails(tmp_path, monkeypatch):
 # ---- evaluate: the checkpoint against the data -------------------------------------------------
 
 def test_evaluate_refuses_a_model_of_other_features(base):
-    line = one_line(main_py("evaluate", str(ckpt(base, "digits"))))
+    line = one_line(main_py("evaluate", str(ckpt(base, "digits")), "--dataset", "mnist"))
     assert "64 inputs" in line and "784 features" in line
 
 

@@ -22,7 +22,7 @@ from ..presets import stand_in_note
 from ..runs import Log, RunFolder, SafeOutput, check_same_teacher, is_empty, read_spec, write_spec
 from ..train import StopFlag
 from .parser import build_parser, in_flags
-from .runspec import fit_absent_classes, fit_arch, lengthen_on_resume, spec_from_args
+from .runspec import fit_absent_classes, fit_arch, fit_to_data, lengthen_on_resume, spec_from_args
 from .tools import cmd_data, cmd_evaluate, cmd_export, cmd_gradcheck, cmd_plot, cmd_report
 
 RUNS = Path("runs")  # new runs go under the current folder
@@ -55,7 +55,8 @@ def _install_stop():
 def _prepare(spec, args, log):
     """Load the data and the teacher, and validate the spec against them; writes nothing
     but the dataset cache (--dry-run: nothing at all, and a named dataset that is not cached
-    yet is checked by its published sizes).  Returns (backend, dataset, teacher or None)."""
+    yet is checked by its published sizes).  Returns (backend, dataset, teacher or None, the
+    header's note on a preset tuned for other data or None)."""
     from ..checkpoint import load_model
     from ..data import NotCached, load, published
     from ..teachers import is_onnx, open_teacher
@@ -68,9 +69,11 @@ def _prepare(spec, args, log):
         log(f"{exc}; the settings are checked against its published sizes")
         ds = published(spec.dataset)
     shape = ds.image_shape
+    note = None
     if not getattr(args, "resume", None):
         fit_arch(spec, args, ds.n_features, ds.n_classes)
         fit_absent_classes(spec, args, ds.n_classes)
+        note = fit_to_data(spec, args, shape)
     try:
         spec.validate(n_available=ds.train_images.shape[0], n_in=ds.n_features, n_classes=ds.n_classes,
                       image_side=min(shape) if shape else None, warn=log, train_labels=labels)
@@ -98,7 +101,7 @@ def _prepare(spec, args, log):
         if (sizes[0], sizes[-1]) != (ds.n_features, ds.n_classes):
             raise UserError(f"the teacher {spec.teacher_checkpoint} is {'-'.join(map(str, sizes))}, but "
                             f"{spec.dataset} has {ds.n_features} inputs and {ds.n_classes} classes")
-    return backend, ds, teacher
+    return backend, ds, teacher, note
 
 
 def _print_spec(spec):
@@ -106,30 +109,36 @@ def _print_spec(spec):
     print(json.dumps(spec.to_dict(), indent=1))
 
 
-def _header(args, spec, out, backend):
-    """The run's first log line(s): what runs where, and notes when the BLAS is held back or a
-    preset's own teacher is missing."""
+def _header(args, spec, out, backend, data_note=None):
+    """The run's first log line(s): what runs where, and notes when the BLAS is held back, a
+    preset's own teacher is missing, or the preset was tuned on other data (``data_note``)."""
     kernels = None if backend.is_gpu else blas_kernels()
     details = [f"OpenBLAS {kernels} kernels"] if kernels else []
     if not backend.is_gpu:  # the products' rounding depends on the threads (nnkd.parallel)
         n = step_threads(backend)
         details.append(f"steps on {n} thread{'s' * (n > 1)}")
     where = backend.describe() + (f" ({', '.join(details)})" if details else "")
-    notes = [n for n in (kernels and kernel_note(), stand_in_note(spec.preset, spec.teacher_checkpoint)) if n]
+    notes = [n for n in (kernels and kernel_note(), stand_in_note(spec.preset, spec.teacher_checkpoint),
+                         data_note) if n]
     head = f"nnkd {__version__}  {args.command}  preset {spec.preset}  {where}  run folder {out}"
     return "\n".join([head] + notes)
 
 
-def _start(spec, args, out):
-    """How every training command begins: load and check everything (writing nothing), then,
-    unless --dry-run, the run's first log line.  Returns ``(log, backend, dataset, teacher)``,
-    or None once --dry-run has printed the settings."""
+def _start(spec, args, out, check=None):
+    """How every training command begins: load and check everything (writing nothing), then
+    ``check()`` (the settings fitted to the data), then, unless --dry-run, the run's first log
+    line.  Returns ``(log, backend, dataset, teacher)``, or None once --dry-run has printed the
+    settings."""
     log = Log(echo=not args.quiet)
-    backend, ds, teacher = _prepare(spec, args, log)
+    backend, ds, teacher, note = _prepare(spec, args, log)
+    if check:
+        check()
     if args.dry_run:
+        if note:
+            log(note)
         _print_spec(spec)
         return None
-    log(_header(args, spec, out, backend))
+    log(_header(args, spec, out, backend, note))
     return log, backend, ds, teacher
 
 
@@ -180,7 +189,8 @@ def cmd_train(args):
 
 
 def _check_sweep_folder(out, spec):
-    """A sweep folder is new (empty), or holds a sweep of the same settings: continued."""
+    """A sweep folder is new (empty), or holds a sweep of the same settings: continued.  The
+    settings compared are those fitted to the data (:func:`fit_arch`), as ``sweep.json`` holds them."""
     if (out / "sweep.json").exists():
         # The grid may grow (more seeds, widths, temperatures); what trains a cell may not change.
         saved = read_spec(out / "sweep.json").to_dict()
@@ -203,13 +213,15 @@ def cmd_sweep(args):
         raise UserError(f"a sweep distills from a trained teacher: give --teacher CHECKPOINT (train one "
                         f"with `{command_name()} train-teacher --dataset {args.dataset}`)")
     out = Path(args.out) if args.out else RUNS / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
-    _check_sweep_folder(out, spec)
+    if not (out / "sweep.json").exists():
+        _check_sweep_folder(out, spec)  # a folder of other files: refused before the data is loaded
     if wanted(spec.sweep):
         require_dask()
-    started = _start(spec, args, out)
+    started = _start(spec, args, out, check=lambda: _check_sweep_folder(out, spec))
     if started is None:
         return 0
     log, backend, ds, teacher = started
+    stop = None if wanted(spec.sweep) else _install_stop()  # a Dask sweep stops on KeyboardInterrupt
     t0 = time.perf_counter()
     # The cluster first: an unreachable scheduler is refused before anything is written.
     cluster = SweepCluster(spec.sweep.scheduler, spec.sweep.jobs, log) if wanted(spec.sweep) else nullcontext()
@@ -217,7 +229,7 @@ def cmd_sweep(args):
         write_spec(out / "sweep.json", spec, nnkd_version=__version__)
         log(f"teacher: {spec.teacher_checkpoint}")
         try:
-            _, table = run_sweep(spec, backend, ds, teacher[0], out, log=log, cluster=cluster)
+            _, table = run_sweep(spec, backend, ds, teacher[0], out, log=log, cluster=cluster, stop=stop)
         except Interrupted as exc:
             raise Interrupted(f"{exc}; continue with the same command") from None
     _show_table(log, table, args, t0, out)
@@ -229,7 +241,18 @@ COMMANDS = {"distill": cmd_train, "train-teacher": cmd_train, "train-student": c
             "data": cmd_data, "gradcheck": cmd_gradcheck}
 
 
+def _replace_unencodable():
+    """Write to stdout and stderr in their own encoding, with any character it lacks (the ± of
+    a table, a folder's name under PYTHONIOENCODING=ascii) replaced instead of raising."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="replace")
+        except (AttributeError, ValueError, OSError):  # not a text stream of io's
+            pass
+
+
 def main(argv=None):
+    _replace_unencodable()
     args = build_parser().parse_args(argv)
     stdout = sys.stdout
     sys.stdout = out = SafeOutput(stdout) if stdout is not None else None

@@ -76,11 +76,11 @@ DISTILL_OVERRIDES = [
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a bad flag value is a one-line error with exit status 2."""
+    """argparse, but a bad flag value is a short usage hint and a one-line error, exit status 2
+    (not the command's whole usage, which lists every flag)."""
 
     def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(2, f"error: {message}\n")
+        self.exit(2, f"usage: {self.prog} ... ({self.prog} --help lists the flags)\nerror: {message}\n")
 
 
 def _add_common(p, command, out_help=None, preset_help=None):
@@ -185,8 +185,9 @@ def build_parser():
 
     p = sub.add_parser("evaluate", help="test errors, per-class errors and confusion matrix")
     p.add_argument("checkpoint", type=_given, help="a checkpoint.npz written by nnkd")
-    p.add_argument("--backend", default="numpy")
-    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--backend", default="numpy", help="numpy (default, CPU) or cupy (NVIDIA GPU)")
+    p.add_argument("--dataset", default=None, help="the test set: mnist, fashion-mnist or npz:PATH (default: "
+                   "the dataset in the run.json of the checkpoint's run folder, else mnist)")
 
     p = sub.add_parser("export", help="write a checkpoint's weights alone (no optimizer state), to share; "
                        "or the network as an ONNX model (--format onnx)")
@@ -204,7 +205,7 @@ def build_parser():
     p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
 
     p = sub.add_parser("gradcheck", help="finite-difference gradient checks in float64")
-    p.add_argument("--backend", default="numpy")
+    p.add_argument("--backend", default="numpy", help="numpy (default, CPU) or cupy (NVIDIA GPU)")
     return parser
 
 

@@ -106,6 +106,33 @@ def fit_arch(spec, args, n_in, n_classes):
             setattr(spec, role, replace(cfg, arch="-".join([str(n_in)] + parts[1:-1] + [str(n_classes)])))
 
 
+MNIST_IMAGES = (28, 28)  # what the presets' jitter was tuned on
+
+
+def fit_to_data(spec, args, image_shape):
+    """A preset's jitter shifts 28x28 MNIST digits by up to 2 pixels; on images of another size
+    (or data that is not images) it is off unless a flag asks for it.  Returns the run header's
+    one line for a dataset other than MNIST (the preset was tuned on MNIST), else None."""
+    if spec.dataset == "mnist":
+        return None
+    changed = []
+    if tuple(image_shape or ()) != MNIST_IMAGES:
+        own = flag_role(args.command)
+        for role in spec.roles:
+            cfg = getattr(spec, role)
+            prefix = "" if role == own else "teacher_"
+            kept = {f: 0 for f in ("jitter", "transfer_jitter")
+                    if getattr(cfg, f) and getattr(args, prefix + f, None) is None}
+            if kept:
+                changed += [f"--{prefix.replace('_', '-')}{f.replace('_', '-')} {getattr(cfg, f)}" for f in kept]
+                setattr(spec, role, replace(cfg, **kept))
+    size = "x".join(map(str, image_shape)) + " images" if image_shape else "data that is not images"
+    jitter = (f"; its jitter ({', '.join(changed)}) is off for {size} unless a flag asks for it"
+              if changed else "")
+    return (f"note: preset {spec.preset} was tuned on MNIST; on {spec.dataset} its widths, learning rates and "
+            f"epochs are a starting point{jitter}")
+
+
 # What --resume accepts beside the run folder: where it runs, and a longer run.
 RESUME_KEEPS = {"command", "resume", "dry_run", "backend"}
 RESUME_LENGTHENS = {"epochs": None, "teacher_epochs": "teacher"}  # flag dest -> model (None: the flags' own)

@@ -29,9 +29,13 @@ def cmd_evaluate(args):
 
     backend = get_backend(args.backend)
     net, meta = load_model(args.checkpoint, backend)
-    ds = load(args.dataset)
+    dataset, source = args.dataset, "--dataset"
+    if dataset is None:
+        dataset, source = _run_dataset(Path(args.checkpoint))
+        print(f"dataset {dataset} ({source})")
+    ds = load(dataset)
     check_evaluation_data(net.sizes, ds.n_features, ds.test_labels, model=f"the model {args.checkpoint}",
-                          data=f"the dataset {args.dataset}")
+                          data=f"the dataset {dataset}")
     r = evaluate(net, device_data(ds, backend))
     print(f"{args.checkpoint}: {'-'.join(map(str, net.sizes))}, epoch {meta.get('epoch')}")
     print(f"test errors: {r['errors']} of {r['n']} ({100 * r['errors'] / r['n']:.2f}%)")
@@ -50,6 +54,21 @@ def cmd_evaluate(args):
     for c, row in enumerate(r["confusion"]):
         print(f"{c:6d}" + "".join(f"{v:6d}" for v in row))
     return 0
+
+
+def _run_dataset(checkpoint):
+    """The dataset named by the settings of the run or sweep that wrote ``checkpoint`` (its
+    ``run.json`` or ``sweep.json``, beside it or one folder up), and where that was found; else
+    mnist."""
+    from ..files import read_json
+    for folder in (checkpoint.parent, checkpoint.parent.parent):
+        for name in ("run.json", "sweep.json"):
+            settings = folder / name
+            if settings.is_file():
+                dataset = read_json(settings, "run settings").get("dataset")
+                if isinstance(dataset, str) and dataset:
+                    return dataset, f"from {settings}"
+    return "mnist", "the default: no run.json names another; give --dataset"
 
 
 def cmd_export(args):

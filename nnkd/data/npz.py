@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..files import memory_problem, read_npy_header, size_text
 from .common import DataError, one_line, show
 from .dataset import NPZ_PREFIX, Dataset
 
@@ -59,7 +60,10 @@ def _array(value, key: str, where: str) -> np.ndarray:
 
 
 def _member(z, key: str, where: str) -> np.ndarray:
-    """One array of an open ``.npz``, any failure as a one-line DataError."""
+    """One array of an open ``.npz``, any failure as a one-line DataError.  Its .npy header is
+    read first: a member that claims more data than it holds, or than memory can hold, is
+    refused before any of it is read."""
+    _check_member_header(z, key, where)
     try:
         value = z[key]
     except ValueError as e:
@@ -71,6 +75,28 @@ def _member(z, key: str, where: str) -> np.ndarray:
         raise DataError(f"{where}: {key} is corrupt ({type(e).__name__}: "
                         f"{one_line(e)})") from None
     return _array(value, key, where)
+
+
+def _check_member_header(z, key: str, where: str) -> None:
+    name = key + ".npy"
+    try:
+        info = z.zip.getinfo(name)
+        with z.zip.open(info) as f:
+            shape, dtype = read_npy_header(f)
+            offset = f.tell()
+    except KeyError:  # stored without the .npy suffix: NumPy's own reader finds it
+        return
+    except Exception:  # a damaged header or archive: reported when the member is read
+        return
+    if dtype is None or dtype.hasobject:
+        return
+    need = math.prod(shape) * dtype.itemsize
+    problem = memory_problem(shape, dtype)
+    if need > info.file_size - offset:
+        raise DataError(f"{where}: {key} claims {size_text(need)} ({dtype}{tuple(shape)}) but holds "
+                        f"{size_text(info.file_size - offset)}: it is cut off or damaged; {_HOW}")
+    if problem:
+        raise DataError(f"{where}: {key} {problem}")
 
 
 def _not_npz(head: bytes) -> str:
