@@ -23,7 +23,7 @@ from ..runs import Log, RunFolder, SafeOutput, check_same_teacher, is_empty, rea
 from ..train import StopFlag
 from .parser import build_parser, in_flags
 from .runspec import fit_absent_classes, fit_arch, lengthen_on_resume, spec_from_args
-from .tools import cmd_data, cmd_evaluate, cmd_export, cmd_gradcheck, cmd_plot, cmd_report
+from .tools import cmd_data, cmd_evaluate, cmd_export, cmd_gradcheck, cmd_plot, cmd_report, cmd_teachers
 
 RUNS = Path("runs")  # new runs go under the current folder
 
@@ -226,7 +226,7 @@ def cmd_sweep(args):
 
 COMMANDS = {"distill": cmd_train, "train-teacher": cmd_train, "train-student": cmd_train, "sweep": cmd_sweep,
             "plot": cmd_plot, "report": cmd_report, "evaluate": cmd_evaluate, "export": cmd_export,
-            "data": cmd_data, "gradcheck": cmd_gradcheck}
+            "teachers": cmd_teachers, "data": cmd_data, "gradcheck": cmd_gradcheck}
 
 
 def main(argv=None):

@@ -181,13 +181,13 @@ def build_parser():
     p.add_argument("run_dirs", nargs="+", type=_given, metavar="RUN_DIR", help="finished distill run folders")
 
     p = sub.add_parser("evaluate", help="test errors, per-class errors and confusion matrix")
-    p.add_argument("checkpoint", type=_given, help="a checkpoint.npz written by nnkd")
+    p.add_argument("checkpoint", type=_given, help="a checkpoint.npz written by nnkd, or a shipped model's name")
     p.add_argument("--backend", default="numpy")
     p.add_argument("--dataset", default="mnist")
 
     p = sub.add_parser("export", help="write a checkpoint's weights alone (no optimizer state), to share; "
                        "or the network as an ONNX model (--format onnx)")
-    p.add_argument("checkpoint", type=_given, help="a checkpoint.npz written by nnkd")
+    p.add_argument("checkpoint", type=_given, help="a checkpoint.npz written by nnkd, or a shipped model's name")
     p.add_argument("dest", type=_given, help="where to write: a weights-only checkpoint (.npz; its metadata goes "
                    "beside it as .json), or with --format onnx an ONNX model (.onnx)")
     p.add_argument("--format", choices=("npz", "onnx"), default="npz",
@@ -196,6 +196,8 @@ def build_parser():
     p.add_argument("--softmax-temperature", type=float, default=None, metavar="T",
                    help="--format onnx only: end the model with softmax(logits / T), output 'probabilities'")
     p.add_argument("--force", action="store_true", help="replace an existing destination")
+
+    sub.add_parser("teachers", help="the shipped models: name, test errors, settings, size, SHA-256")
 
     p = sub.add_parser("data", help="fetch, verify and describe a dataset")
     p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")

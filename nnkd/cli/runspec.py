@@ -8,7 +8,7 @@ from pathlib import Path
 from ..config import RunSpec, SweepGrid, flag_role
 from ..data.npz import expand_path, npz_path
 from ..errors import UserError
-from ..install import pretrained, shipped_models
+from ..install import find_model, is_model_name, pretrained
 from ..presets import default_teacher, preset
 from ..tables import count
 from .parser import DISTILL_OVERRIDES, OVERRIDES, build_parser
@@ -81,14 +81,9 @@ def _teacher_source(args):
     if args.command not in ("distill", "sweep") or getattr(args, "retrain_teacher", False):
         return None
     if args.teacher:  # kept absolute in run.json, so --resume works from any folder
-        path = expand_path(args.teacher, "--teacher")
-        if not path.exists() and not path.is_symlink() and path.name == args.teacher and "." not in args.teacher:
-            if args.teacher not in shipped_models():  # a bare name: a shipped teacher's
-                raise UserError(f"--teacher {args.teacher}: no such file, and nnkd ships no model of that name "
-                                f"(it ships {', '.join(shipped_models()) or 'none'}); give a checkpoint.npz, "
-                                "an ONNX model, or one of those names")
-            return str(pretrained(args.teacher))  # SHA-256 checked
-        return str(path.absolute())
+        if is_model_name(args.teacher):  # a bare name: a shipped teacher's, SHA-256 checked
+            return str(find_model(args.teacher, "--teacher"))
+        return str(expand_path(args.teacher, "--teacher").absolute())
     if args.dataset != "mnist" or getattr(args, "teacher_logits", None):
         return None
     shipped = pretrained(default_teacher(args.preset))  # SHA-256 checked

@@ -27,8 +27,9 @@ def cmd_evaluate(args):
     from ..data import device_data
     from ..evaluation import check_evaluation_data, evaluate
 
+    from ..install import find_model
     backend = get_backend(args.backend)
-    net, meta = load_model(args.checkpoint, backend)
+    net, meta = load_model(find_model(args.checkpoint), backend)
     ds = load(args.dataset)
     check_evaluation_data(net.sizes, ds.n_features, ds.test_labels, model=f"the model {args.checkpoint}",
                           data=f"the dataset {args.dataset}")
@@ -54,11 +55,13 @@ def cmd_evaluate(args):
 
 def cmd_export(args):
     import hashlib
+    from ..install import find_model
     dest = Path(args.dest)
+    source = find_model(args.checkpoint)
     T = args.softmax_temperature
     if args.format == "onnx":
         from ..onnx_export import export_onnx
-        r = export_onnx(args.checkpoint, dest, softmax_temperature=T, force=args.force)
+        r = export_onnx(source, dest, softmax_temperature=T, force=args.force)
         what = "logits" if T is None else f"softmax(logits / {T:g})"
         print(f"{dest}: ONNX opset {r['opset']}, {'-'.join(map(str, r['sizes']))}, {r['bytes']:,} bytes, "
               f"sha256 {r['sha256']}")
@@ -69,8 +72,20 @@ def cmd_export(args):
         raise UserError("--softmax-temperature applies to --format onnx only: the .npz export holds the "
                         "weights, not an output layer")
     from ..checkpoint import export_weights
-    export_weights(args.checkpoint, dest, force=args.force, exported_from=Path(args.checkpoint).name)
+    export_weights(source, dest, force=args.force, exported_from=Path(args.checkpoint).name)
     print(f"{dest}: sha256 {hashlib.sha256(dest.read_bytes()).hexdigest()}")
+    return 0
+
+
+def cmd_teachers(args):
+    from ..install import shipped_model_list
+    models = shipped_model_list()
+    print(f"{'name':16s} {'test errors':>11s} {'size':>8s}  sha256 of checkpoint.npz")
+    for m in models:
+        print(f"{m.name:16s} {m.test_errors:11d} {m.bytes / 1e6:6.1f} MB  {m.sha256}")
+        print(f"{'':16s} {m.recipe}")
+    print(f"each name is accepted by --teacher, evaluate, export and nnkd.load_model; files in "
+          f"{models[0].path.parent.parent if models else 'none'}")
     return 0
 
 
