@@ -165,3 +165,22 @@ class Network:
     def predict(self, X, batch_size=10000):
         """The predicted class (int64) of every row of ``X`` (on the backend): the arg-max of its logits."""
         return self.predict_logits(X, batch_size).argmax(axis=1)
+
+
+def plain_layers(net):
+    """The evaluation network of ``net`` as plain dense layers ``[(W0, b0), (W1, b1), ...]``
+    (float32 host arrays): ``relu(x @ W + b)`` between them, none after the last, on the
+    features as given (pixels / 255 in [0, 1]) gives ``net``'s logits.
+
+    The one place where what the network does to its inputs before the first layer is
+    folded into that layer's weights: ``inputs="centered"`` (``2x - 1`` first) makes
+    ``(2x - 1) @ W0 + b0 == x @ (2 W0) + (b0 - sum of W0's rows)``.  Dropout is inverted
+    (the identity in evaluation), so it needs no folding.  The sums are made in float64.
+    """
+    state = net.state()
+    layers = [(state[f"W{i}"].astype(np.float64), state[f"b{i}"].astype(np.float64))
+              for i in range(len(net.dense))]
+    if net.inputs == "centered":
+        W0, b0 = layers[0]
+        layers[0] = (2 * W0, b0 - W0.sum(axis=0))
+    return [(np.ascontiguousarray(W, np.float32), np.ascontiguousarray(b, np.float32)) for W, b in layers]

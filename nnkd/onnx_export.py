@@ -12,9 +12,10 @@ later; nnkd's ``onnx`` extra asks for 1.16 or later).  Its graph, for weights ``
   ``probabilities`` = ``softmax(logits / T)``, same shape.
 
 Dropout is inverted in nnkd (scaled in training, the identity in evaluation), so the
-evaluation network is exactly the dense layers and ReLUs above.  A network with centered
-inputs (``2x - 1`` first) is exported with that map folded into its first layer
-(``2 W0`` and ``b0 - sum of W0's rows``), so every exported model takes the features as given.  Only the weights are
+evaluation network is exactly the dense layers and ReLUs above.  What a network does to its
+inputs before the first layer (centered inputs: ``2x - 1``) is folded into that layer's weights
+by :func:`nnkd.network.plain_layers`, as in the ``.npz`` export, so every exported model takes
+the features as given.  Only the weights are
 exported: optimizer state in the checkpoint (``velocity*``) is ignored.  ``onnx`` is an
 optional dependency (the ``onnx`` extra), imported only here, inside
 :func:`export_onnx`.
@@ -33,6 +34,7 @@ from .config import TEMPERATURE_RANGE
 from .errors import UserError
 from .files import atomic_write, check_destination
 from .install import extra_hint
+from .network import plain_layers
 
 OPSET = 17
 IR_VERSION = 8
@@ -74,17 +76,11 @@ def _import_onnx():
 
 
 def _weights(src):
-    """``(sizes, [(W0, b0), ...], meta)`` of checkpoint ``src``, checked against its config."""
+    """``(sizes, [(W0, b0), ...], meta)`` of checkpoint ``src``: its plain layers
+    (:func:`nnkd.network.plain_layers`, every input mapping folded in)."""
     from .backend import get_backend
     net, meta = load_model(src, get_backend("numpy"))
-    state = net.state()  # W0, b0, ... only: never the velocity arrays
-    layers = [(state[f"W{i}"].astype(np.float64), state[f"b{i}"].astype(np.float64))
-              for i in range(len(net.dense))]
-    if net.inputs == "centered":  # (2x - 1) @ W0 + b0 == x @ (2 W0) + (b0 - sum of W0's rows)
-        W0, b0 = layers[0]
-        layers[0] = (2 * W0, b0 - W0.sum(axis=0))
-    layers = [(np.ascontiguousarray(W, np.float32), np.ascontiguousarray(b, np.float32)) for W, b in layers]
-    return list(net.sizes), layers, meta
+    return list(net.sizes), plain_layers(net), meta
 
 
 def build_model(sizes, layers, softmax_temperature=None, doc="", metadata=None):
