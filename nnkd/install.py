@@ -25,7 +25,10 @@ def in_checkout():
 
 
 def command_name():
-    """The command line as the user runs it: ``nnkd``, or ``python main.py`` in a checkout."""
+    """The command line as the user runs it: ``nnkd``, ``python -m nnkd``, or ``python main.py``
+    in a checkout."""
+    if sys.argv[0] == "python -m nnkd":  # set by nnkd/__main__.py
+        return sys.argv[0]
     if Path(sys.argv[0]).name == "nnkd" or not in_checkout():
         return "nnkd"
     return "python main.py"
