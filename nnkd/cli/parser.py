@@ -91,6 +91,10 @@ def _add_common(p, command, out_help=None, preset_help=None):
     if command != "sweep":
         p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--preset", default="fast", help=preset_help or f"one of {', '.join(PRESETS)} (default fast)")
+    record = "sweep.json" if command == "sweep" else "run.json"
+    p.add_argument("--config", default=None, type=_given, metavar=record.upper().replace(".", "_"),
+                   help=f"run again with the settings a {folder} recorded in its {record} (or its folder); "
+                   "flags given beside it change those settings, and the log's header names them")
     p.add_argument("--out", default=None, type=_given, help=out_help or f"run folder (default runs/{command}-<time>)")
     p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
     p.add_argument("--validation", type=int, default=0,
