@@ -203,8 +203,11 @@ def build_parser():
 
     sub.add_parser("teachers", help="the shipped models: name, test errors, settings, size, SHA-256")
 
-    p = sub.add_parser("data", help="fetch, verify and describe a dataset")
+    p = sub.add_parser("data", help="fetch, verify and describe a dataset; show or clear the cache")
     p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
+    p.add_argument("--cache", action="store_true", help="show the cache folder and the datasets in it")
+    p.add_argument("--clear-cache", action="store_true",
+                   help="remove the cached datasets' files (fetched again when next used)")
 
     p = sub.add_parser("gradcheck", help="finite-difference gradient checks in float64")
     p.add_argument("--backend", default="numpy")

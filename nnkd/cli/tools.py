@@ -90,7 +90,21 @@ def cmd_teachers(args):
 
 
 def cmd_data(args):
-    from ..data import describe, load
+    from ..data import cached_files, clear_cache, default_root, describe, load
+    from ..tables import count
+    if args.cache or args.clear_cache:
+        root = default_root()
+        files = cached_files(root)
+        print(f"cache folder {root} (set NNKD_DATA to use another)")
+        for name in sorted({name for name, _, _ in files}):
+            size = sum(b for n, _, b in files if n == name)
+            print(f"  {name:14s} {count(sum(n == name for n, _, _ in files), 'file')}, {size / 1e6:.1f} MB")
+        if not files:
+            print("  no dataset cached")
+        if args.clear_cache:
+            n, size = clear_cache(root)
+            print(f"removed {count(n, 'file')}, {size / 1e6:.1f} MB; a dataset is fetched again when next used")
+        return 0
     t0 = time.perf_counter()
     ds = load(args.dataset)
     for line in describe(ds):
