@@ -51,6 +51,19 @@ def test_flags_beside_the_record_change_single_settings_and_the_header_names_the
     assert "settings from a, changed by --epochs 1" in (tmp_path / "b" / "log.txt").read_text()
 
 
+def test_a_flag_given_at_its_default_value_still_changes_the_record(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
+    spec = {"command": "train-student", "dataset": "mnist", "preset": "smoke", "train_limit": 5000,
+            "configs": {"student": {"arch": "784-64-64-10", "epochs": 2, "seed": 3}}}
+    (tmp_path / "a" / "run.json").write_text(json.dumps(spec))
+    capsys.readouterr()
+    assert main(["train-student", "--config", "a", "--seed", "0", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    printed = json.loads(out[out.index("\n{") + 1:])
+    assert printed["configs"]["student"]["seed"] == 0 and printed["configs"]["student"]["epochs"] == 2
+
+
 def test_a_record_of_another_command_or_with_a_preset_is_refused(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a").mkdir()

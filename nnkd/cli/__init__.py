@@ -247,6 +247,7 @@ COMMANDS = {"distill": cmd_train, "train-teacher": cmd_train, "train-student": c
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # which flags were given (--config, --resume)
     stdout = sys.stdout
     sys.stdout = out = SafeOutput(stdout) if stdout is not None else None
     try:

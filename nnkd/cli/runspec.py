@@ -135,13 +135,23 @@ def lengthen_on_resume(spec, args):
 
 
 def given_flags(args):
-    """``{dest: flag}`` of the flags given on the command line (those whose value differs from
-    the command's default), in the order of ``args``."""
+    """``{dest: flag}`` of the flags given on the command line, in the order of ``args``: those
+    in ``args.argv`` (set by :func:`nnkd.cli.main`; a flag given at its default value counts),
+    else those whose value differs from the command's default."""
+    import argparse
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command").choices[args.command]
     flags = {a.dest: a.option_strings[0] for a in sub._actions if a.option_strings}
-    defaults = vars(parser.parse_args([args.command]))
-    return {k: flags.get(k, k) for k, v in vars(args).items() if k != "command" and v != defaults.get(k)}
+    argv = getattr(args, "argv", None)
+    if argv is None:
+        defaults = vars(parser.parse_args([args.command]))
+        given = {k for k, v in vars(args).items() if v != defaults.get(k)}
+    else:
+        for action in sub._actions:
+            if action.option_strings:
+                action.default = argparse.SUPPRESS  # a flag not given leaves no attribute
+        given = set(vars(parser.parse_args(argv)))
+    return {k: flags.get(k, k) for k in vars(args) if k in given and k not in ("command", "argv")}
 
 
 # What each flag sets in a RunSpec, beyond the TrainConfig fields of OVERRIDES: (attribute, ...).
