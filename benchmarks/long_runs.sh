@@ -38,6 +38,10 @@
 #                  where each stands); the exp schedule does not depend on the run's length
 #   val-distilled-lrX the same grid for the distilled student (0.03, 0.1, 0.3, 1), from the
 #                  shipped paper-teacher
+#   val-teacher-lr0.1 the `paper` preset's teacher (inverted dropout, lr0 0.1) for 100 epochs on
+#                  the same split: what the paper's own dropout is compared with
+#   val-teacher-test-lrX the `paper` teacher with the paper's dropout (--dropout-scaling test) at
+#                  lr0 X (10, the paper's text; 3; 1), 100 epochs on the same split
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:?usage: bash benchmarks/long_runs.sh start|save|status|ship DIR [NAME...]}
@@ -56,6 +60,8 @@ declare -A ARGS=(
 VAL="--preset paper --validation 10000 --eval-every 1 --checkpoint-every 5"
 for lr in 0.1 0.3 1; do ARGS[val-student-lr$lr]="train-student $VAL --lr $lr"; done
 for lr in 0.03 0.1 0.3 1; do ARGS[val-distilled-lr$lr]="distill --no-baseline $VAL --lr $lr"; done
+ARGS[val-teacher-lr0.1]="train-teacher $VAL --epochs 100"
+for lr in 10 3 1; do ARGS[val-teacher-test-lr$lr]="train-teacher $VAL --epochs 100 --dropout-scaling test --lr $lr"; done
 declare -A NEEDS=([paper-distilled]=paper-teacher)  # the shipped teacher a run distills from
 for lr in 0.03 0.1 0.3 1; do NEEDS[val-distilled-lr$lr]=paper-teacher; done
 shift 2

@@ -156,12 +156,14 @@ def dropout_uniforms(rng, shape, xp):
     return rng.bit_generator.random_raw((size + 3) // 4).view(np.uint16)[:size].reshape(shape)
 
 
-def mask_from_uniforms(u, keep, out):
-    """``out = (u < keep) / keep`` for draws ``u`` from :func:`dropout_uniforms` (any slice of
-    them, with the matching slice of ``out``)."""
+def mask_from_uniforms(u, keep, out, scale=None):
+    """``out = (u < keep) * scale`` for draws ``u`` from :func:`dropout_uniforms` (any slice of
+    them, with the matching slice of ``out``); ``scale`` defaults to ``1 / keep`` (inverted
+    dropout)."""
     xp = array_module(out)
     threshold = int(round(keep * 65536)) if u.dtype == np.uint16 else keep
-    return xp.multiply(u < threshold, out.dtype.type(1.0 / keep), out=out)
+    scale = 1.0 / keep if scale is None else scale
+    return xp.multiply(u < threshold, out.dtype.type(scale), out=out)
 
 
 def get_backend(name="numpy"):

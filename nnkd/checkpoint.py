@@ -254,26 +254,25 @@ def is_weight(name):
 
 
 def export_weights(src, dst, force=False, **extra_meta):
-    """Write the network of checkpoint ``src`` to ``dst`` as plain dense layers (no optimizer
-    state), keeping its metadata: the form in which a trained model is shared (e.g. the
-    shipped teacher).
+    """Write the weights of checkpoint ``src`` (no optimizer state) to ``dst``, keeping its
+    metadata: the form in which a trained model is shared (e.g. the shipped teacher).
 
-    The arrays ``W0, b0, W1, b1, ...`` are :func:`nnkd.network.plain_layers`: every input
-    mapping is folded into the first layer, so ``relu(x @ W + b)`` between layers, on the
-    features as given (pixels / 255), gives the model's logits without nnkd.  The config in
-    the metadata says so (``inputs`` is ``unit``; ``folded`` names what was folded in), so
-    nnkd loads the export as the same model.
+    The weights are those of the plain network (:meth:`Network.plain_layers`): a ``relu(x @ W
+    + b)`` chain on the features as given computes the model's logits, with any input mapping
+    and the paper's dropout scaling folded in; the exported config says so (``inputs`` "unit",
+    ``dropout_scaling`` "train", the folded settings in ``folded``).
 
     ``dst`` must end in ``.npz``; when ``dst`` or its sidecar ``dst.with_suffix(".json")``
     exists, nothing is written and :class:`UserError` is raised, unless ``force``."""
     from .backend import get_backend
-    from .network import plain_layers
     dst = check_export_destination(dst, force=force, source=src)
     net, meta = load_model(src, get_backend("numpy"))
     weights = {}
-    for i, (W, b) in enumerate(plain_layers(net)):
-        weights[f"W{i}"], weights[f"b{i}"] = W, b
+    for i, (W, b) in enumerate(net.plain_layers()):
+        weights[f"W{i}"], weights[f"b{i}"] = W.astype(np.float32), b.astype(np.float32)
     meta = {k: v for k, v in meta.items() if k not in ("format", "nnkd_version")}
-    folded = list(meta.get("folded", [])) + ([f"inputs {net.inputs}"] if net.inputs != "unit" else [])
-    meta["config"] = dict(meta["config"], inputs="unit")
-    save(dst, weights, dict(meta, weights_only=True, folded=folded, **extra_meta))
+    plain = {"inputs": "unit", "dropout_scaling": "train"}
+    folded = {k: meta["config"].get(k) for k in plain if meta["config"].get(k, plain[k]) != plain[k]}
+    if folded:
+        meta = dict(meta, config=dict(meta["config"], **plain), folded=folded)
+    save(dst, weights, dict(meta, weights_only=True, **extra_meta))

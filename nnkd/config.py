@@ -19,7 +19,7 @@ import numpy as np
 from . import memory
 from .checks import MAX_EPOCHS, SettingError, check_memory, choice, flag, float32, number, whole
 from .errors import UserError
-from .layers import INITS
+from .layers import DROPOUT_SCALINGS, INITS
 from .network import INPUTS, parse_arch
 from .optim import MOMENTUM_FORMS, OPTIMIZERS, SCHEDULES, MaxNorm
 
@@ -44,6 +44,8 @@ class TrainConfig:
     arch: str = "784-800-800-10"
     dropout_input: float = 0.0
     dropout_hidden: float = 0.0
+    dropout_scaling: str = "train"   # train: inverted dropout (kept units / keep); test: the paper's
+    #                                  (kept units as they are, next layer's weights * keep at test)
     jitter: int = 0                  # max shift in pixels of hard-label training (0 = off)
     epochs: int = 60
     batch_size: int = 100
@@ -109,6 +111,7 @@ class TrainConfig:
             if getattr(self, f) > HIGH_DROPOUT and warn:
                 warn(f"warning: {name(f)} {getattr(self, f)} drops almost every unit; training will "
                      "be close to chance")
+        choice(name("dropout_scaling"), self.dropout_scaling, DROPOUT_SCALINGS)
         for f in ("epochs", "batch_size", "checkpoint_every", "eval_every"):
             whole(name(f), getattr(self, f), 1, MAX_EPOCHS if f != "batch_size" else 10**9)
         if n_train is not None and self.batch_size > n_train:

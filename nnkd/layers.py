@@ -189,28 +189,50 @@ class ReLU(Layer):
         return _multiply_in_place(self.workers, gy, self.mask)
 
 
+DROPOUT_SCALINGS = ("train", "test")  # Dropout.scaling: where the keep probability is applied
+
+
 class Dropout(Layer):
-    """Inverted dropout: in training each unit is kept with probability ``1 - rate`` and
-    scaled by ``1 / (1 - rate)``, so evaluation is the identity.
+    """Dropout: in training each unit is kept with probability ``keep = 1 - rate``.
+
+    ``scaling="train"`` (inverted dropout): kept units are scaled by ``1 / keep`` in training,
+    so evaluation is the identity.  ``scaling="test"`` (Srivastava et al. 2012, Hinton et al.
+    2015): kept units pass as they are in training, and evaluation multiplies the units by
+    ``keep``, which is the same as multiplying the next layer's weights by ``keep`` (how an
+    export folds it).  The two are one model up to that factor: weights ``W`` under "test"
+    are ``W * keep`` under "train".
 
     The mask comes from ``self.rng`` (set by whoever drives training) and is
     kept for backward; tests freeze it by setting ``self.mask`` and
     ``self.frozen = True``.
     """
 
-    def __init__(self, rate):
+    def __init__(self, rate, scaling="train"):
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+        if scaling not in DROPOUT_SCALINGS:
+            raise ValueError(f"dropout scaling must be one of {', '.join(DROPOUT_SCALINGS)}, got {scaling!r}")
         self.rate = rate
+        self.scaling = scaling
         self.rng = None
         self.frozen = False
         self.mask = None
         self.active = False
 
+    @property
+    def keep(self):
+        return 1.0 - self.rate
+
     def forward(self, x, train):
         self.active = train and self.rate > 0
         if not self.active:
-            return x
+            if self.scaling == "train" or self.rate == 0:
+                return x
+            xp = array_module(x)  # evaluation under "test": the units times keep, into a buffer
+            y = self._buffer("y", x.shape, xp, x.dtype)  # (x may be the caller's array)
+            self.workers.over(lambda r: xp.multiply(x[r], x.dtype.type(self.keep), out=y[r]),
+                              x.shape[0], cut=large(x))
+            return y
         xp = array_module(x)
         if self.frozen:
             return _multiply_in_place(self.workers, x, self.mask)
@@ -220,7 +242,7 @@ class Dropout(Layer):
         mask = self.mask = self._buffer("mask", x.shape, xp, x.dtype)
 
         def rows(r):
-            mask_from_uniforms(u[r], 1.0 - self.rate, mask[r])
+            mask_from_uniforms(u[r], self.keep, mask[r], 1.0 if self.scaling == "test" else None)
             xp.multiply(x[r], mask[r], out=x[r])
         self.workers.over(rows, x.shape[0], cut=large(x))
         return x

@@ -50,25 +50,30 @@ class Network:
             (U(-1/sqrt(fan-in), 1/sqrt(fan-in)) weights and biases, PyTorch's default).
         inputs: "unit" (the features as given) or "centered" (a :class:`Centre` layer
             first maps [0, 1] pixels to [-1, 1], before input dropout).
+        dropout_scaling: "train" (inverted dropout) or "test" (the paper's); see
+            :class:`~nnkd.layers.Dropout`.
         dtype: float32 for training, float64 for gradient checks.
     """
 
     def __init__(self, sizes, backend, seed=0, dropout_input=0.0, dropout_hidden=0.0,
-                 init_std=0.01, dtype=np.float32, init="normal", inputs="unit"):
+                 init_std=0.01, dtype=np.float32, init="normal", inputs="unit", dropout_scaling="train"):
         if inputs not in INPUTS:
             raise ValueError(f"inputs must be one of {', '.join(INPUTS)}, got {inputs!r}")
         self.sizes = list(sizes)
         self.backend = backend
         self.dtype = np.dtype(dtype)
         self.inputs = inputs
+        self.dropout_scaling = dropout_scaling
         host_rng = np.random.default_rng(seed)
         self.layers = [Centre()] if inputs == "centered" else []
         self.dense = []
         self.dropouts = []
+        # the dropout rate in front of each dense layer
+        self.dropout_rates = [dropout_input] + [dropout_hidden] * (len(sizes) - 2)
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            rate = dropout_input if i == 0 else dropout_hidden
+            rate = self.dropout_rates[i]
             if rate > 0:
-                self.dropouts.append(Dropout(rate))
+                self.dropouts.append(Dropout(rate, dropout_scaling))
                 self.layers.append(self.dropouts[-1])
             dense = Dense.init(n_in, n_out, backend, host_rng, std=init_std, dtype=dtype, scheme=init)
             self.dense.append(dense)
@@ -80,11 +85,12 @@ class Network:
     def from_settings(cls, settings, backend, dtype=np.float32):
         """A freshly initialized network as ``settings`` describe it (any object with ``arch``,
         ``seed``, ``dropout_input``, ``dropout_hidden`` and ``init_std``, and optionally
-        ``init`` and ``inputs``, such as a :class:`~nnkd.config.TrainConfig`)."""
+        ``init``, ``inputs`` and ``dropout_scaling``, such as a :class:`~nnkd.config.TrainConfig`)."""
         return cls(parse_arch(settings.arch), backend, seed=settings.seed,
                    dropout_input=settings.dropout_input, dropout_hidden=settings.dropout_hidden,
                    init_std=settings.init_std, dtype=dtype, init=getattr(settings, "init", "normal"),
-                   inputs=getattr(settings, "inputs", "unit"))
+                   inputs=getattr(settings, "inputs", "unit"),
+                   dropout_scaling=getattr(settings, "dropout_scaling", "train"))
 
     def set_workers(self, workers):
         """Run the layers' large operations by parts on ``workers`` (see
@@ -140,6 +146,20 @@ class Network:
         for name, p in self.params:
             p.data[...] = self.backend.asarray(arrays[name])
 
+    def plain_layers(self):
+        """``[(W, b), ...]`` (host, float64) of the plain network ``relu(x @ W + b)`` chain that
+        computes this one's evaluation logits from the features as given: a centring layer and
+        the dropout scaling of ``dropout_scaling="test"`` folded into the weights."""
+        layers = [(self.backend.to_host(d.W.data).astype(np.float64),
+                   self.backend.to_host(d.b.data).astype(np.float64)) for d in self.dense]
+        for i, rate in enumerate(self.dropout_rates):
+            if rate > 0 and self.dropout_scaling == "test":  # (keep x) @ W == x @ (keep W)
+                layers[i] = ((1.0 - rate) * layers[i][0], layers[i][1])
+        if self.inputs == "centered":  # (2x - 1) @ W0 + b0 == x @ (2 W0) + (b0 - sum of W0's rows)
+            W0, b0 = layers[0]
+            layers[0] = (2 * W0, b0 - W0.sum(axis=0))
+        return layers
+
     def predict_logits(self, X, batch_size=10000):
         """Logits for every row of ``X`` (on the backend), evaluation mode, in large batches."""
         self._check_rows(X)
@@ -165,22 +185,3 @@ class Network:
     def predict(self, X, batch_size=10000):
         """The predicted class (int64) of every row of ``X`` (on the backend): the arg-max of its logits."""
         return self.predict_logits(X, batch_size).argmax(axis=1)
-
-
-def plain_layers(net):
-    """The evaluation network of ``net`` as plain dense layers ``[(W0, b0), (W1, b1), ...]``
-    (float32 host arrays): ``relu(x @ W + b)`` between them, none after the last, on the
-    features as given (pixels / 255 in [0, 1]) gives ``net``'s logits.
-
-    The one place where what the network does to its inputs before the first layer is
-    folded into that layer's weights: ``inputs="centered"`` (``2x - 1`` first) makes
-    ``(2x - 1) @ W0 + b0 == x @ (2 W0) + (b0 - sum of W0's rows)``.  Dropout is inverted
-    (the identity in evaluation), so it needs no folding.  The sums are made in float64.
-    """
-    state = net.state()
-    layers = [(state[f"W{i}"].astype(np.float64), state[f"b{i}"].astype(np.float64))
-              for i in range(len(net.dense))]
-    if net.inputs == "centered":
-        W0, b0 = layers[0]
-        layers[0] = (2 * W0, b0 - W0.sum(axis=0))
-    return [(np.ascontiguousarray(W, np.float32), np.ascontiguousarray(b, np.float32)) for W, b in layers]

@@ -11,11 +11,12 @@ later; nnkd's ``onnx`` extra asks for 1.16 or later).  Its graph, for weights ``
   logits are divided by ``T`` and go through ``Softmax(axis=-1)``, and the output is
   ``probabilities`` = ``softmax(logits / T)``, same shape.
 
-Dropout is inverted in nnkd (scaled in training, the identity in evaluation), so the
-evaluation network is exactly the dense layers and ReLUs above.  What a network does to its
-inputs before the first layer (centered inputs: ``2x - 1``) is folded into that layer's weights
-by :func:`nnkd.network.plain_layers`, as in the ``.npz`` export, so every exported model takes
-the features as given.  Only the weights are
+The evaluation network is exactly the dense layers and ReLUs above
+(:meth:`nnkd.network.Network.plain_layers`): inverted dropout is the identity in evaluation,
+the paper's dropout scaling (``dropout_scaling="test"``) is folded into the weights after each
+dropout layer (``keep * W``), and a network with centered inputs (``2x - 1`` first) has that
+map folded into its first layer (``2 W0`` and ``b0 - sum of W0's rows``), so every exported
+model takes the features as given.  Only the weights are
 exported: optimizer state in the checkpoint (``velocity*``) is ignored.  ``onnx`` is an
 optional dependency (the ``onnx`` extra), imported only here, inside
 :func:`export_onnx`.
@@ -34,7 +35,6 @@ from .config import TEMPERATURE_RANGE
 from .errors import UserError
 from .files import atomic_write, check_destination
 from .install import extra_hint
-from .network import plain_layers
 
 OPSET = 17
 IR_VERSION = 8
@@ -76,11 +76,12 @@ def _import_onnx():
 
 
 def _weights(src):
-    """``(sizes, [(W0, b0), ...], meta)`` of checkpoint ``src``: its plain layers
-    (:func:`nnkd.network.plain_layers`, every input mapping folded in)."""
+    """``(sizes, [(W0, b0), ...], meta)`` of checkpoint ``src``, checked against its config."""
     from .backend import get_backend
     net, meta = load_model(src, get_backend("numpy"))
-    return list(net.sizes), plain_layers(net), meta
+    layers = [(np.ascontiguousarray(W, np.float32), np.ascontiguousarray(b, np.float32))
+              for W, b in net.plain_layers()]  # W0, b0, ... only: never the velocity arrays
+    return list(net.sizes), layers, meta
 
 
 def build_model(sizes, layers, softmax_temperature=None, doc="", metadata=None):

@@ -335,8 +335,8 @@ def test_export_keeps_the_weights_and_the_metadata_only(tmp_path):
     checkpoint.export_weights(src, tmp_path / "w.npz", note="shared")
     got, meta = checkpoint.load(tmp_path / "w.npz")
     assert sorted(got) == ["W0", "W1", "b0", "b1"]
-    assert meta == {"epoch": 4, "config": {"arch": "12-6-10", "inputs": "unit"}, "weights_only": True,
-                    "folded": [], "note": "shared", "format": checkpoint.FORMAT, "nnkd_version": __version__}
+    assert meta == {"epoch": 4, "config": {"arch": "12-6-10"}, "weights_only": True, "note": "shared",
+                    "format": checkpoint.FORMAT, "nnkd_version": __version__}
 
 
 @pytest.mark.parametrize("name,weight", [("W0", True), ("b12", True), ("W", False), ("b", False),

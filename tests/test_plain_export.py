@@ -73,7 +73,7 @@ def test_the_export_loads_back_as_the_same_model_and_says_what_it_folded(tmp_pat
     net = centered_checkpoint(tmp_path / "c.npz")
     checkpoint.export_weights(tmp_path / "c.npz", tmp_path / "w.npz")
     _, meta = checkpoint.load(tmp_path / "w.npz")
-    assert meta["config"]["inputs"] == "unit" and meta["folded"] == ["inputs centered"]
+    assert meta["config"]["inputs"] == "unit" and meta["folded"] == {"inputs": "centered"}
     x = np.random.default_rng(1).random((300, 12), dtype=np.float32)
     again = load_model(tmp_path / "w.npz")
     np.testing.assert_allclose(again.predict_logits(x), net.predict_logits(x), rtol=1e-5, atol=1e-5)

@@ -48,6 +48,9 @@ OVERRIDES = [
     ("--beta2", "beta2", float, "adam: decay of the squared-gradient average (default 0.999)"),
     ("--dropout-input", "dropout_input", float, "dropout rate of the input, in [0, 1)"),
     ("--dropout-hidden", "dropout_hidden", float, "dropout rate of each hidden layer, in [0, 1)"),
+    ("--dropout-scaling", "dropout_scaling", str, "train (inverted dropout: kept units scaled by 1/keep "
+     "in training; default) or test (the paper's: kept units as they are in training, each dropout "
+     "layer's outgoing weights times keep at evaluation, max-norm on the training-time weights)"),
     ("--jitter", "jitter", int, "max random shift of the input images in pixels (0 = off)"),
     ("--max-norm", "max_norm", float, "max-norm bound (0 = off; paper: 15 on the squared length)"),
     ("--max-norm-on", "max_norm_squared", _word({"squared": True, "norm": False}),
