@@ -20,8 +20,8 @@ try:
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError:
-    raise UserError("nnkd's scikit-learn estimators need scikit-learn 1.6 or later, which is not "
-                    f"installed: {extra_hint('sklearn')}") from None
+    raise ImportError("nnkd's scikit-learn estimators need scikit-learn 1.6 or later, which is not "
+                      f"installed: {extra_hint('sklearn')}") from None
 
 
 class NNKDClassifier(ClassifierMixin, BaseEstimator):

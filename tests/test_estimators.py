@@ -125,3 +125,12 @@ def test_a_shipped_teacher_by_name_teaches_a_small_student_on_mnist():
     student = DistilledClassifier(teacher="public-teacher", temperature=4, hidden_layer_sizes=(100,), epochs=10)
     student.fit(X, y)
     assert student.score(to_float32(ds.test_images[:2000]), ds.test_labels[:2000]) > 0.85
+
+
+def test_without_scikit_learn_the_import_says_which_extra_to_install(monkeypatch):
+    import importlib
+    import sys
+    monkeypatch.setitem(sys.modules, "sklearn.base", None)  # as if scikit-learn were not installed
+    monkeypatch.delitem(sys.modules, "nnkd.estimators")
+    with pytest.raises(ImportError, match=r"scikit-learn 1\.6 or later, which is not installed: pip install"):
+        importlib.import_module("nnkd.estimators")
