@@ -8,7 +8,9 @@ files (pretrained models under ``nnkd/pretrained/<name>/``, example data under
 """
 
 import hashlib
+import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
@@ -23,7 +25,10 @@ def in_checkout():
 
 
 def command_name():
-    """The command line as the user runs it: ``nnkd``, or ``python main.py`` in a checkout."""
+    """The command line as the user runs it: ``nnkd``, ``python -m nnkd``, or ``python main.py``
+    in a checkout."""
+    if sys.argv[0] == "python -m nnkd":  # set by nnkd/__main__.py
+        return sys.argv[0]
     if Path(sys.argv[0]).name == "nnkd" or not in_checkout():
         return "nnkd"
     return "python main.py"
@@ -60,6 +65,69 @@ def pretrained(name=DEFAULT_TEACHER):
         raise UserError(f"the shipped {name} {path} fails its SHA-256 check: {fix}, or train one "
                         "with --retrain-teacher")
     return path
+
+
+def is_model_name(text):
+    """Whether ``text`` reads as the name of a model (``public-teacher``), not a path."""
+    return bool(text) and not any(c in text for c in "./\\~") and not Path(text).exists()
+
+
+def find_model(model, what="model"):
+    """The checkpoint ``model`` names: a path as given, or the checkpoint of the shipped model of
+    that name (checked against its SHA-256).  A bare name nnkd does not ship is one line."""
+    text = str(model)
+    if not is_model_name(text):
+        return Path(text).expanduser()
+    path = pretrained(text)
+    if path is None:
+        raise UserError(f"{what} {text}: no such file, and nnkd ships no model of that name (it ships "
+                        f"{', '.join(shipped_models()) or 'none'}); give a file's path or one of those names")
+    return path
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """One model nnkd ships: its name (what ``--teacher``, ``load_model``, ``evaluate`` and
+    ``export`` take), its test errors on MNIST at its final epoch, its training settings in a line, the
+    size and SHA-256 of its ``checkpoint.npz``, and where that file is."""
+    name: str
+    test_errors: int
+    recipe: str
+    bytes: int
+    sha256: str
+    path: Path
+
+
+def _final_test_errors(metrics):
+    """The test errors of the last line of a ``metrics.jsonl`` that has them."""
+    for line in reversed(metrics.read_text().splitlines()):
+        row = json.loads(line) if line.strip() else {}
+        if "test_errors" in row:
+            return row["test_errors"]
+    return None
+
+
+def _recipe(cfg):
+    """A model's training settings in one line, from its checkpoint's config."""
+    schedule = {"exp": f"x {cfg['lr_decay']:g}^epoch", "cosine": "cosine", "constant": "constant"}
+    max_norm = f"max-norm {cfg['max_norm']:g}" if cfg["max_norm"] else "no max-norm"
+    return (f"{cfg['arch']}, {cfg['epochs']} epochs, batch {cfg['batch_size']}, {cfg.get('optimizer', 'sgd')} lr0 "
+            f"{cfg['lr']:g} {schedule.get(cfg['lr_schedule'], cfg['lr_schedule'])}, dropout "
+            f"{cfg['dropout_input']:g}/{cfg['dropout_hidden']:g}, jitter {cfg['jitter']}, {max_norm}, "
+            f"{cfg.get('inputs', 'unit')} inputs")
+
+
+def shipped_model_list():
+    """The models nnkd ships, as :class:`ShippedModel` (what ``nnkd teachers`` prints)."""
+    models = []
+    for name in shipped_models():
+        folder = PACKAGE / "pretrained" / name
+        models.append(ShippedModel(
+            name=name, test_errors=_final_test_errors(folder / "metrics.jsonl"),
+            recipe=_recipe(json.loads((folder / "checkpoint.json").read_text())["config"]),
+            bytes=(folder / "checkpoint.npz").stat().st_size,
+            sha256=(folder / "SHA256SUMS").read_text().split()[0], path=folder / "checkpoint.npz"))
+    return models
 
 
 def example_data(name="digits8x8"):

@@ -154,9 +154,9 @@ class Trainer:
         # NumPy: every step (it costs nothing); CuPy: the epoch's last step only, so that no step
         # waits for the device (a non-finite loss persists in the weights until then)
         self.check_every = check_every or (0 if backend.is_gpu else 1)
-        self.dir = Path(stage_dir)
-        self.ckpt = self.dir / "checkpoint.npz"
-        self.metrics_path = self.dir / "metrics.jsonl"
+        self.dir = None if stage_dir is None else Path(stage_dir)  # None: in memory, nothing written
+        self.ckpt = self.dir and self.dir / "checkpoint.npz"
+        self.metrics_path = self.dir and self.dir / "metrics.jsonl"
         n_classes, shape = check_training_data(data, backend, cfg.sizes()[-1])
         cfg.validate(n_train=data["x_train"].shape[0], n_in=data["x_train"].shape[1],
                      n_out=n_classes, image_side=min(shape) if shape else None, prefix=self.field,
@@ -173,6 +173,8 @@ class Trainer:
 
     def resume(self):
         """Load the stage's checkpoint if there is one; keep only the metrics it covers."""
+        if self.dir is None:
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         files.write_text(self.dir / "config.json", json.dumps(asdict(self.cfg), indent=1))
         if self.ckpt.exists():
@@ -239,12 +241,13 @@ class Trainer:
                     raise TrainingDiverged(
                         f"the loss became {float(loss)} at epoch {epoch + 1}, step {step + 1} "
                         f"(lr {lr:.4g}); the inputs were checked finite, so the likely cause is {cause}; "
-                        f"the last good checkpoint ({self.ckpt}, epoch {self.saved_epoch}) is kept")
+                        f"{self._kept()}")
             loss_sum += loss
             if self.stop:
                 raise Interrupted(
-                    f"stopped by {self.stop.signal} at epoch {epoch + 1}, step {step + 1}; the checkpoint "
-                    f"{self.ckpt} holds epoch {self.saved_epoch} (later steps are discarded)")
+                    f"stopped by {self.stop.signal} at epoch {epoch + 1}, step {step + 1}; " + (
+                        f"the checkpoint {self.ckpt} holds epoch {self.saved_epoch} (later steps are discarded)"
+                        if self.dir is not None else self._kept()))
         be.synchronize()
         train_seconds = time.perf_counter() - t0
         self.seconds += train_seconds
@@ -265,7 +268,8 @@ class Trainer:
         first, t_first = self.epoch, self.seconds
         while self.epoch < cfg.epochs:
             row = self.run_epoch()
-            files.append_metrics(self.metrics_path, row)
+            if self.dir is not None:
+                files.append_metrics(self.metrics_path, row)
             per_epoch = (self.seconds - t_first) / (self.epoch - first)
             left = (cfg.epochs - self.epoch) * per_epoch
             run_left = f" (run {_fmt_time(left + self.later_epochs * per_epoch)})" if self.later_epochs else ""
@@ -275,13 +279,20 @@ class Trainer:
                      f"{100 * row['train_err']:5.2f}%  val err {val}  test {test}  "
                      f"lr {row['lr']:.4g}  mom {row['momentum']:.3f}  {row['examples_per_s']:7.0f} ex/s  "
                      f"left {_fmt_time(left)}{run_left}")
-            if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs:
+            if self.dir is not None and (self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs):
                 self.save()
+
+    def _kept(self):
+        """What a stopped run keeps."""
+        if self.dir is None:
+            return "the model was trained in memory: nothing was saved"
+        return f"the last good checkpoint ({self.ckpt}, epoch {self.saved_epoch}) is kept"
 
 
 def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=None, stop=None,
           data_checksum=None, check_every=None, name="", lock=True, later_epochs=0):
-    """Train one model, resuming from ``stage_dir/checkpoint.npz`` if it exists.
+    """Train one model, resuming from ``stage_dir/checkpoint.npz`` if it exists
+    (``stage_dir`` None: in memory, writing nothing).
 
     Args:
         cfg: a :class:`TrainConfig`.
@@ -311,9 +322,9 @@ def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=None, stop=
     if not isinstance(cfg, TrainConfig):
         raise UserError(f"cfg is a {type(cfg).__name__}: give a TrainConfig, e.g. "
                         "TrainConfig(arch='784-800-800-10', epochs=60)")
-    if not isinstance(stage_dir, (str, os.PathLike)) or not str(stage_dir):
+    if stage_dir is not None and (not isinstance(stage_dir, (str, os.PathLike)) or not str(stage_dir)):
         raise UserError(f"stage_dir is {stage_dir!r}: give the folder to train in (its checkpoints go "
-                        "there), e.g. 'runs/student'")
+                        "there), e.g. 'runs/student', or None to train in memory")
     if log is not None and not callable(log):
         raise UserError(f"log is a {type(log).__name__}: give a function of one line, e.g. print, or None")
     backend = get_backend(backend)  # a name, or a Backend as it is
@@ -326,7 +337,7 @@ def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=None, stop=
             t = Trainer(cfg, backend, data, stage_dir, teacher, log, stop, data_checksum, check_every,
                         name, workers)  # every check, before anything is written
             t.later_epochs = later_epochs
-            with RunLock(stage_dir) if lock else contextlib.nullcontext():
+            with RunLock(stage_dir) if lock and stage_dir is not None else contextlib.nullcontext():
                 t.resume()
                 t.fit()
         t.net.set_workers(SERIAL)  # the workers are gone

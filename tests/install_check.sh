@@ -2,8 +2,9 @@
 # nnkd as users get it: build a wheel from this checkout, install it into a fresh venv (no system
 # site-packages; numpy from the index, as pip does), and from a folder outside the checkout run
 # `nnkd --help`, `nnkd distill --dry-run` (the shipped teacher is found; nothing is fetched or
-# written), a smoke distill with the shipped teacher, advice for a missing extra, and the
-# README's Python API example. Then check that nothing was written into site-packages and that
+# written), a smoke distill with the shipped teacher, the shipped models by name, a rerun from
+# run.json, advice for a missing extra, the scikit-learn estimators, and the README's Python API
+# example. Then check that nothing was written into site-packages and that
 # `pip uninstall` leaves nothing behind. Any failure ends the script with "install check FAILED".
 #
 # MNIST must be cached already (`python3 main.py data`): the installed nnkd reads that cache
@@ -88,6 +89,17 @@ run=$(ls -d runs/distill-*) || fail "the smoke distill wrote no runs/distill-* u
 grep -qF "teacher: $teacher" "$run/log.txt" || fail "the smoke distill did not use the shipped teacher"
 out=$(nnkd evaluate "$run/distilled/checkpoint.npz") && grep -q "^test errors: " <<<"$out" || fail "nnkd evaluate"
 
+step "python -m nnkd; shipped models by name: nnkd teachers, evaluate, export; the cache shown; --config"
+out=$("$VPY" -m nnkd --version) && grep -q "^nnkd " <<<"$out" || fail "python -m nnkd --version"
+out=$(nnkd teachers) && grep -q "^public-teacher  *62 " <<<"$out" || fail "nnkd teachers: $out"
+out=$(nnkd evaluate public-teacher) && grep -q "^test errors: 62 of 10000" <<<"$out" || fail "nnkd evaluate public-teacher"
+nnkd export public-teacher public-teacher.npz > /dev/null || fail "nnkd export public-teacher"
+out=$(nnkd evaluate public-teacher.npz) && grep -q "^test errors: 62 of 10000" <<<"$out" || fail "the export of public-teacher"
+out=$(nnkd data --cache) && grep -qF "cache folder $DATA" <<<"$out" || fail "nnkd data --cache: $out"
+nnkd distill --config "$run/run.json" --out rerun --quiet > /dev/null || fail "nnkd distill --config RUN/run.json"
+[ "$(cut -d'|' -f1-4 "$run/results.md")" = "$(cut -d'|' -f1-4 rerun/results.md)" ] \
+  || fail "the rerun from run.json gave another table"
+
 step "the README's other commands that need no extra and no GPU: own data, a sweep, report, gradcheck"
 digits=$("$VPY" -c "import nnkd; print(nnkd.example_data())")
 nnkd data --dataset "npz:$digits" > "$WORK/data.log" 2>&1 || { tail -5 "$WORK/data.log"; fail "nnkd data --dataset npz:"; }
@@ -114,6 +126,24 @@ nnkd distill --teacher student.onnx --no-baseline --epochs 1 --train-limit 1000 
 nnkd sweep --preset smoke --epochs 1 --widths 30 --temperatures 2,4 --seeds 0 --train-limit 1000 --jobs 2 \
   --out sweep-dask > "$WORK/dask.log" 2>&1 || { tail -5 "$WORK/dask.log"; fail "nnkd sweep --jobs 2"; }
 [ -f sweep-dask/results.md ] || fail "the Dask sweep wrote no results.md"
+
+step "with the sklearn extra: a distilled classifier in a grid search over the temperature"
+"$VPY" -m pip install -q "$WHEEL[sklearn]" || fail "pip could not install the wheel's sklearn extra"
+listing > "$WORK/site-before.txt"
+cat > sklearn_example.py <<'EOF'
+import numpy as np
+from sklearn.model_selection import GridSearchCV
+from nnkd import example_data
+from nnkd.estimators import DistilledClassifier, NNKDClassifier
+d = np.load(example_data())
+X, y = d["x_train"].reshape(len(d["y_train"]), -1) / 255.0, d["y_train"]
+teacher = NNKDClassifier(hidden_layer_sizes=(128,), epochs=10)
+search = GridSearchCV(DistilledClassifier(teacher=teacher, hidden_layer_sizes=(16,), epochs=10),
+                      {"temperature": [1, 4]}, cv=2).fit(X, y)
+print("best", search.best_params_)
+EOF
+"$VPY" sklearn_example.py > "$WORK/sklearn.log" 2>&1 || { tail -5 "$WORK/sklearn.log"; fail "the scikit-learn estimators"; }
+grep -q "^best {'temperature': " "$WORK/sklearn.log" || fail "the grid search printed: $(cat "$WORK/sklearn.log")"
 
 step "the README's Python API example"
 "$PY" - "$REPO/README.md" > api_example.py <<'EOF'

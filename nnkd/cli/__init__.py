@@ -22,8 +22,9 @@ from ..presets import stand_in_note
 from ..runs import Log, RunFolder, SafeOutput, check_same_teacher, is_empty, read_spec, write_spec
 from ..train import StopFlag
 from .parser import build_parser, in_flags
-from .runspec import fit_absent_classes, fit_arch, fit_to_data, lengthen_on_resume, spec_from_args
-from .tools import cmd_data, cmd_evaluate, cmd_export, cmd_gradcheck, cmd_plot, cmd_report
+from .runspec import (fit_absent_classes, fit_arch, fit_to_data, lengthen_on_resume, spec_from_args,
+                      spec_from_record)
+from .tools import cmd_data, cmd_evaluate, cmd_export, cmd_gradcheck, cmd_plot, cmd_report, cmd_teachers
 
 RUNS = Path("runs")  # new runs go under the current folder
 
@@ -104,6 +105,18 @@ def _prepare(spec, args, log):
     return backend, ds, teacher, note
 
 
+def _new_spec(args):
+    """The settings of a new run: from its flags, or from a recorded run (--config) and the flags
+    that change it (kept in ``args.overridden`` for the header)."""
+    if getattr(args, "config", None):
+        if getattr(args, "resume", None):
+            raise UserError("--resume continues a run with its own settings; --config starts a new run "
+                            "with a recorded run's settings: give one")
+        spec, args.overridden = spec_from_record(args)
+        return spec
+    return spec_from_args(args)
+
+
 def _print_spec(spec):
     print("settings are valid; nothing was written (--dry-run):")
     print(json.dumps(spec.to_dict(), indent=1))
@@ -120,6 +133,10 @@ def _header(args, spec, out, backend, data_note=None):
     where = backend.describe() + (f" ({', '.join(details)})" if details else "")
     notes = [n for n in (kernels and kernel_note(), stand_in_note(spec.preset, spec.teacher_checkpoint),
                          data_note) if n]
+    if getattr(args, "config", None):
+        changed = getattr(args, "overridden", [])
+        notes.append(f"settings from {args.config}" + (f", changed by {', '.join(changed)}" if changed else
+                                                       ", none changed"))
     head = f"nnkd {__version__}  {args.command}  preset {spec.preset}  {where}  run folder {out}"
     return "\n".join([head] + notes)
 
@@ -165,7 +182,7 @@ def cmd_train(args):
             raise UserError(f"--resume {out}: that run was made by `{spec.command}`, not `{args.command}`")
         lengthened = lengthen_on_resume(spec, args)
     else:
-        spec = spec_from_args(args)
+        spec = _new_spec(args)
         out = _new_run_dir(args)
     started = _start(spec, args, out)
     if started is None:
@@ -208,7 +225,7 @@ def cmd_sweep(args):
     from contextlib import nullcontext
     from ..cluster import SweepCluster, require_dask, wanted
     from ..sweep import run_sweep
-    spec = spec_from_args(args)
+    spec = _new_spec(args)
     if spec.teacher_checkpoint is None:
         raise UserError(f"a sweep distills from a trained teacher: give --teacher CHECKPOINT (train one "
                         f"with `{command_name()} train-teacher --dataset {args.dataset}`)")
@@ -238,7 +255,7 @@ def cmd_sweep(args):
 
 COMMANDS = {"distill": cmd_train, "train-teacher": cmd_train, "train-student": cmd_train, "sweep": cmd_sweep,
             "plot": cmd_plot, "report": cmd_report, "evaluate": cmd_evaluate, "export": cmd_export,
-            "data": cmd_data, "gradcheck": cmd_gradcheck}
+            "teachers": cmd_teachers, "data": cmd_data, "gradcheck": cmd_gradcheck}
 
 
 def _replace_unencodable():
@@ -254,6 +271,7 @@ def _replace_unencodable():
 def main(argv=None):
     _replace_unencodable()
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # which flags were given (--config, --resume)
     stdout = sys.stdout
     sys.stdout = out = SafeOutput(stdout) if stdout is not None else None
     try:

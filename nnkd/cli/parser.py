@@ -94,6 +94,10 @@ def _add_common(p, command, out_help=None, preset_help=None):
     if command != "sweep":
         p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--preset", default="fast", help=preset_help or f"one of {', '.join(PRESETS)} (default fast)")
+    record = "sweep.json" if command == "sweep" else "run.json"
+    p.add_argument("--config", default=None, type=_given, metavar=record.upper().replace(".", "_"),
+                   help=f"run again with the settings a {folder} recorded in its {record} (or its folder); "
+                   "flags given beside it change those settings, and the log's header names them")
     p.add_argument("--out", default=None, type=_given, help=out_help or f"run folder (default runs/{command}-<time>)")
     p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
     p.add_argument("--validation", type=int, default=0,
@@ -184,14 +188,14 @@ def build_parser():
     p.add_argument("run_dirs", nargs="+", type=_given, metavar="RUN_DIR", help="finished distill run folders")
 
     p = sub.add_parser("evaluate", help="test errors, per-class errors and confusion matrix")
-    p.add_argument("checkpoint", type=_given, help="a checkpoint.npz written by nnkd")
+    p.add_argument("checkpoint", type=_given, help="a checkpoint.npz written by nnkd, or a shipped model's name")
     p.add_argument("--backend", default="numpy", help="numpy (default, CPU) or cupy (NVIDIA GPU)")
     p.add_argument("--dataset", default=None, help="the test set: mnist, fashion-mnist or npz:PATH (default: "
                    "the dataset in the run.json of the checkpoint's run folder, else mnist)")
 
     p = sub.add_parser("export", help="write a checkpoint's weights alone (no optimizer state), to share; "
                        "or the network as an ONNX model (--format onnx)")
-    p.add_argument("checkpoint", type=_given, help="a checkpoint.npz written by nnkd")
+    p.add_argument("checkpoint", type=_given, help="a checkpoint.npz written by nnkd, or a shipped model's name")
     p.add_argument("dest", type=_given, help="where to write: a weights-only checkpoint (.npz; its metadata goes "
                    "beside it as .json), or with --format onnx an ONNX model (.onnx)")
     p.add_argument("--format", choices=("npz", "onnx"), default="npz",
@@ -201,8 +205,13 @@ def build_parser():
                    help="--format onnx only: end the model with softmax(logits / T), output 'probabilities'")
     p.add_argument("--force", action="store_true", help="replace an existing destination")
 
-    p = sub.add_parser("data", help="fetch, verify and describe a dataset")
+    sub.add_parser("teachers", help="the shipped models: name, test errors, settings, size, SHA-256")
+
+    p = sub.add_parser("data", help="fetch, verify and describe a dataset; show or clear the cache")
     p.add_argument("--dataset", default="mnist", help="mnist (default) or fashion-mnist")
+    p.add_argument("--cache", action="store_true", help="show the cache folder and the datasets in it")
+    p.add_argument("--clear-cache", action="store_true",
+                   help="remove the cached datasets' files (fetched again when next used)")
 
     p = sub.add_parser("gradcheck", help="finite-difference gradient checks in float64")
     p.add_argument("--backend", default="numpy", help="numpy (default, CPU) or cupy (NVIDIA GPU)")

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..config import RunSpec, SweepGrid, flag_role
 from ..data.npz import expand_path, npz_path
 from ..errors import UserError
-from ..install import pretrained, shipped_models
+from ..install import command_name, find_model, is_model_name, pretrained
 from ..presets import default_teacher, preset
 from ..tables import count
 from .parser import DISTILL_OVERRIDES, OVERRIDES, build_parser
@@ -81,14 +81,9 @@ def _teacher_source(args):
     if args.command not in ("distill", "sweep") or getattr(args, "retrain_teacher", False):
         return None
     if args.teacher:  # kept absolute in run.json, so --resume works from any folder
-        path = expand_path(args.teacher, "--teacher")
-        if not path.exists() and not path.is_symlink() and path.name == args.teacher and "." not in args.teacher:
-            if args.teacher not in shipped_models():  # a bare name: a shipped teacher's
-                raise UserError(f"--teacher {args.teacher}: no such file, and nnkd ships no model of that name "
-                                f"(it ships {', '.join(shipped_models()) or 'none'}); give a checkpoint.npz, "
-                                "an ONNX model, or one of those names")
-            return str(pretrained(args.teacher))  # SHA-256 checked
-        return str(path.absolute())
+        if is_model_name(args.teacher):  # a bare name: a shipped teacher's, SHA-256 checked
+            return str(find_model(args.teacher, "--teacher"))
+        return str(expand_path(args.teacher, "--teacher").absolute())
     if args.dataset != "mnist" or getattr(args, "teacher_logits", None):
         return None
     shipped = pretrained(default_teacher(args.preset))  # SHA-256 checked
@@ -142,12 +137,8 @@ def lengthen_on_resume(spec, args):
     """``--resume`` continues a run with the settings of its run.json.  ``--epochs`` (and
     ``--teacher-epochs``) may lengthen it where the schedule allows; any other flag is
     refused in one line, never ignored.  Returns whether the spec changed."""
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command").choices[args.command]
-    flags = {a.dest: a.option_strings[0] for a in sub._actions if a.option_strings}
-    defaults = vars(parser.parse_args([args.command]))
-    given = [flags.get(k, k) for k, v in vars(args).items()
-             if k not in RESUME_KEEPS and k not in RESUME_LENGTHENS and v != defaults.get(k)]
+    flags = given_flags(args)
+    given = [flag for dest, flag in flags.items() if dest not in RESUME_KEEPS and dest not in RESUME_LENGTHENS]
     if given:
         raise UserError(f"--resume continues {args.resume} with the settings of its run.json: leave out "
                         f"{', '.join(given)} (only --epochs{' and --teacher-epochs' if args.command == 'distill' else ''} "
@@ -168,6 +159,88 @@ def lengthen_on_resume(spec, args):
         setattr(spec, role, replace(cfg, epochs=n))
         changed = True
     return changed
+
+
+def given_flags(args):
+    """``{dest: flag}`` of the flags given on the command line, in the order of ``args``: those
+    in ``args.argv`` (set by :func:`nnkd.cli.main`; a flag given at its default value counts),
+    else those whose value differs from the command's default."""
+    import argparse
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[args.command]
+    flags = {a.dest: a.option_strings[0] for a in sub._actions if a.option_strings}
+    argv = getattr(args, "argv", None)
+    if argv is None:
+        defaults = vars(parser.parse_args([args.command]))
+        given = {k for k, v in vars(args).items() if v != defaults.get(k)}
+    else:
+        for action in sub._actions:
+            if action.option_strings:
+                action.default = argparse.SUPPRESS  # a flag not given leaves no attribute
+        given = set(vars(parser.parse_args(argv)))
+    return {k: flags.get(k, k) for k in vars(args) if k in given and k not in ("command", "argv")}
+
+
+# What each flag sets in a RunSpec, beyond the TrainConfig fields of OVERRIDES: (attribute, ...).
+SETS = {"dataset": ("dataset",), "validation": ("validation",), "train_limit": ("train_limit",),
+        "teacher": ("teacher_checkpoint",), "retrain_teacher": ("teacher_checkpoint",),
+        "teacher_logits": ("teacher_logits", "teacher_checkpoint"), "teacher_outputs": ("teacher_outputs",),
+        "no_baseline": ("baseline",), "omit_digit": ("absent_classes", "validation"),
+        "only_digits": ("absent_classes", "validation"), "temperatures": ("sweep.temperatures",),
+        "widths": ("sweep.widths",), "seeds": ("sweep.seeds",), "jobs": ("sweep.jobs",),
+        "scheduler": ("sweep.scheduler",)}
+# Flags that only say how or where a command runs, never what it trains.
+RUNS_ONLY = {"config", "dry_run", "backend", "quiet", "out"}
+
+
+def spec_from_record(args):
+    """``--config RUN/run.json``: the settings that run recorded, with the flags given beside it
+    put in their place.  Returns ``(spec, overridden)``: ``overridden`` lists those flags, for
+    the run's header."""
+    from ..runs import read_spec
+    path = Path(args.config)
+    if path.is_dir():
+        path = path / ("sweep.json" if args.command == "sweep" else "run.json")
+    if not path.is_file():
+        raise UserError(f"--config {args.config}: no such file; give the run.json of a run folder (or a "
+                        "sweep's sweep.json)")
+    recorded = read_spec(path)
+    if recorded.command != args.command:
+        raise UserError(f"--config {path}: that run was made by {recorded.command}, not {args.command}: "
+                        f"run `{command_name()} {recorded.command} --config {path}`")
+    given = {dest: flag for dest, flag in given_flags(args).items() if dest not in RUNS_ONLY}
+    for dest in ("preset", "resume"):
+        if dest in given:
+            raise UserError(f"--config {path} gives every setting of the run: leave out {given[dest]} "
+                            "(flags beside --config change single settings)")
+    if not given:
+        return recorded, []
+    if args.command == "distill" and recorded.teacher_checkpoint is None and not recorded.teacher_logits \
+            and "teacher" not in given and "teacher_logits" not in given:
+        args.retrain_teacher = True  # the recorded run trained its teacher: flags may change it
+    fresh = spec_from_args(args)
+    role = flag_role(args.command)
+    for dest in given:
+        targets = SETS.get(dest)
+        if targets is None and dest == "seed":
+            targets = tuple(f"{r}.seed" for r in ("teacher", "student") if r == role or args.command == "distill")
+        elif targets is None and dest.startswith("teacher_"):
+            targets = (f"teacher.{dest[len('teacher_'):]}",)
+        elif targets is None:
+            targets = (f"{role}.{dest}",)
+        for target in targets:
+            owner, _, name = target.rpartition(".")
+            if owner in ("teacher", "student"):
+                setattr(recorded, owner, replace(getattr(recorded, owner), **{name: getattr(getattr(fresh, owner), name)}))
+            elif owner == "sweep":
+                setattr(recorded.sweep, name, getattr(fresh.sweep, name))
+            else:
+                setattr(recorded, name, getattr(fresh, name))
+    return recorded, [f"{flag} {_shown(getattr(args, dest))}" for dest, flag in given.items()]
+
+
+def _shown(value):
+    return "" if value is True else str(value)
 
 
 def _numbers(flag, text, typ):

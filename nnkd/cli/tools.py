@@ -27,8 +27,9 @@ def cmd_evaluate(args):
     from ..data import device_data
     from ..evaluation import check_evaluation_data, evaluate
 
+    from ..install import find_model
     backend = get_backend(args.backend)
-    net, meta = load_model(args.checkpoint, backend)
+    net, meta = load_model(find_model(args.checkpoint), backend)
     dataset, source = args.dataset, "--dataset"
     if dataset is None:
         dataset, source = _run_dataset(Path(args.checkpoint))
@@ -73,11 +74,13 @@ def _run_dataset(checkpoint):
 
 def cmd_export(args):
     import hashlib
+    from ..install import find_model
     dest = Path(args.dest)
+    source = find_model(args.checkpoint)
     T = args.softmax_temperature
     if args.format == "onnx":
         from ..onnx_export import export_onnx
-        r = export_onnx(args.checkpoint, dest, softmax_temperature=T, force=args.force)
+        r = export_onnx(source, dest, softmax_temperature=T, force=args.force)
         what = "logits" if T is None else f"softmax(logits / {T:g})"
         print(f"{dest}: ONNX opset {r['opset']}, {'-'.join(map(str, r['sizes']))}, {r['bytes']:,} bytes, "
               f"sha256 {r['sha256']}")
@@ -88,13 +91,39 @@ def cmd_export(args):
         raise UserError("--softmax-temperature applies to --format onnx only: the .npz export holds the "
                         "weights, not an output layer")
     from ..checkpoint import export_weights
-    export_weights(args.checkpoint, dest, force=args.force, exported_from=Path(args.checkpoint).name)
+    export_weights(source, dest, force=args.force, exported_from=Path(args.checkpoint).name)
     print(f"{dest}: sha256 {hashlib.sha256(dest.read_bytes()).hexdigest()}")
     return 0
 
 
+def cmd_teachers(args):
+    from ..install import shipped_model_list
+    models = shipped_model_list()
+    print(f"{'name':16s} {'test errors':>11s} {'size':>8s}  sha256 of checkpoint.npz")
+    for m in models:
+        print(f"{m.name:16s} {m.test_errors:11d} {m.bytes / 1e6:6.1f} MB  {m.sha256}")
+        print(f"{'':16s} {m.recipe}")
+    print(f"each name is accepted by --teacher, evaluate, export and nnkd.load_model; files in "
+          f"{models[0].path.parent.parent if models else 'none'}")
+    return 0
+
+
 def cmd_data(args):
-    from ..data import describe, load
+    from ..data import cached_files, clear_cache, default_root, describe, load
+    from ..tables import count
+    if args.cache or args.clear_cache:
+        root = default_root()
+        files = cached_files(root)
+        print(f"cache folder {root} (set NNKD_DATA to use another)")
+        for name in sorted({name for name, _, _ in files}):
+            size = sum(b for n, _, b in files if n == name)
+            print(f"  {name:14s} {count(sum(n == name for n, _, _ in files), 'file')}, {size / 1e6:.1f} MB")
+        if not files:
+            print("  no dataset cached")
+        if args.clear_cache:
+            n, size = clear_cache(root)
+            print(f"removed {count(n, 'file')}, {size / 1e6:.1f} MB; a dataset is fetched again when next used")
+        return 0
     t0 = time.perf_counter()
     ds = load(args.dataset)
     for line in describe(ds):

@@ -31,14 +31,14 @@ from .idx import (FILES, IMAGES_MAGIC, LABELS_MAGIC, NUM_CLASSES, TEST_IMAGES, T
                   TRAIN_IMAGES, TRAIN_LABELS, check_labels, idx_bytes, parse_idx, read_idx,
                   read_images, read_labels, write_idx)
 from .npz import load_npz
-from .registry import SPECS, NotCached, Spec, checksum, default_root, load, published
+from .registry import SPECS, NotCached, Spec, cached_files, checksum, clear_cache, default_root, load, published
 from .sources import DirectorySource, Mirror, Source
 from .splits import device_data, to_float32, validation_split
 from .wheel import PyPIWheel, unpickle_arrays
 
 __all__ = [
     "DataError", "NotCached", "Dataset", "FILES", "SPECS", "Spec", "Mirror", "DirectorySource",
-    "published",
+    "published", "cached_files", "clear_cache",
     "PyPIWheel", "read_idx", "read_images", "read_labels", "parse_idx", "check_labels",
     "idx_bytes", "write_idx", "to_float32", "device_data", "validation_split", "load", "describe",
     "default_root", "unpickle_arrays", "checksum", "load_npz", "NPZ_PREFIX", "Source",

@@ -102,6 +102,30 @@ def default_root() -> Path:
         raise DataError("no home folder to keep the data cache in: set NNKD_DATA to a folder") from None
 
 
+def cached_files(root: str | os.PathLike | None = None) -> list[tuple[str, Path, int]]:
+    """``(dataset, path, bytes)`` of each file of the named datasets in the cache ``root``
+    (default :func:`default_root`): the IDX files in ``<root>/<name>/``, verified or not."""
+    root = Path(root) if root is not None else default_root()
+    return [(name, root / name / f, (root / name / f).stat().st_size)
+            for name in SPECS for f in FILES if (root / name / f).is_file()]
+
+
+def clear_cache(root: str | os.PathLike | None = None) -> tuple[int, int]:
+    """Remove the named datasets' files from the cache ``root`` (default :func:`default_root`)
+    and each dataset folder left empty; any other file there is left as it is.  Returns
+    ``(files, bytes)`` removed; the next :func:`load` fetches them again."""
+    root = Path(root) if root is not None else default_root()
+    found = cached_files(root)
+    for _, path, _ in found:
+        path.unlink()
+    for name in SPECS:
+        try:
+            (root / name).rmdir()
+        except OSError:  # absent, or holding other files
+            pass
+    return len(found), sum(size for *_, size in found)
+
+
 def _check_writable(cache_dir: Path) -> None:
     """Fail early, before any download, if the cache folder cannot take new files.
 
