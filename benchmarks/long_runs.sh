@@ -31,6 +31,8 @@
 #   paper-distilled the `paper` preset's distilled student, 3000 epochs, from the shipped
 #                  paper-teacher (`distill --preset paper --no-baseline` takes it once it is
 #                  shipped); refused to start before then
+#   paper-student-lr1 the `paper` preset's plain student at lr0 1, the value its validation grid
+#                  chose (val-student-lr*), 3000 epochs on all 60,000 images, seed 0
 #   val-student-lrX   the `paper` preset's plain student at lr0 X (0.1, 0.3, 1), trained on the
 #                  first 50,000 training images and scored on the last 10,000 (--validation
 #                  10000): the grid its lr0 is chosen on. Each is stopped once its training error
@@ -57,6 +59,7 @@ declare -A ARGS=(
   [paper-student]="train-student --preset paper --eval-every 1 --checkpoint-every 1"
   [paper-distilled]="distill --preset paper --no-baseline --eval-every 1 --checkpoint-every 1"
 )
+ARGS[paper-student-lr1]="train-student --preset paper --lr 1 --eval-every 1 --checkpoint-every 5"
 VAL="--preset paper --validation 10000 --eval-every 1 --checkpoint-every 5"
 for lr in 0.1 0.3 1; do ARGS[val-student-lr$lr]="train-student $VAL --lr $lr"; done
 for lr in 0.03 0.1 0.3 1; do ARGS[val-distilled-lr$lr]="distill --no-baseline $VAL --lr $lr"; done
