@@ -215,7 +215,7 @@ def cases(tmp, ckpt, onnx, run, z):
     from nnkd.errors import UserError  # noqa: F401
     data = digits_arrays()
     cfg = nnkd.TrainConfig(arch="64-8-10", epochs=1)
-    for bad in (None, 3, "", b"x", ["a"]):
+    for bad in (3.5, 3, "", b"x", ["a"]):  # (None trains in memory)
         api("API", f"train(stage_dir={bad!r})", lambda bad=bad: nnkd.train(cfg, "numpy", data, bad))
     api("API", "train(cfg=dict)", lambda: nnkd.train({"arch": "64-8-10"}, "numpy", data, tmp / "a1"))
     api("API", "train(backend='gpu')", lambda: nnkd.train(cfg, "gpu", data, tmp / "a2"))

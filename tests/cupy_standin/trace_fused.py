@@ -34,7 +34,7 @@ def fused_kernels():
     import nnkd
     found = {}
     for info in pkgutil.walk_packages(nnkd.__path__, "nnkd."):
-        if info.name.startswith("nnkd.cli"):
+        if info.name.startswith("nnkd.cli") or info.name == "nnkd.__main__":  # (the command line runs)
             continue
         module = importlib.import_module(info.name)
         for name, f in vars(module).items():
