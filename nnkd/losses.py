@@ -128,6 +128,28 @@ def distillation_loss(z, labels, teacher_logits, T, soft_weight=1.0, hard_weight
     return loss, grad
 
 
+class Objective:
+    """What a training step minimizes, set up from a model's settings (any object with the
+    fields in ``SETTINGS``, e.g. a :class:`~nnkd.config.TrainConfig`): called with the teacher's
+    logits, :func:`distillation_loss`; without, the hard-label :func:`cross_entropy`."""
+
+    SETTINGS = ("temperature", "soft_weight", "hard_weight")
+
+    def __init__(self, temperature=1.0, soft_weight=1.0, hard_weight=0.0):
+        self.temperature, self.soft_weight, self.hard_weight = temperature, soft_weight, hard_weight
+
+    @classmethod
+    def from_settings(cls, settings):
+        return cls(**{f: getattr(settings, f) for f in cls.SETTINGS})
+
+    def __call__(self, z, labels, teacher_logits=None):
+        """z ``(B, C)``, labels ``(B,)``, teacher_logits ``(B, C)`` or None; ``(loss, grad)``."""
+        if teacher_logits is None:
+            return cross_entropy(z, labels)
+        return distillation_loss(z, labels, teacher_logits, self.temperature, self.soft_weight,
+                                 self.hard_weight)
+
+
 # The CuPy path's kernels (cupy.fuse): elementwise work, each ending in at most one reduction.
 
 @fused
