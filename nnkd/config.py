@@ -66,6 +66,8 @@ class TrainConfig:
     batch_size: int = setting(100, "model", "examples per step", whole_rule(1, 10**9))
     lr: float = setting(0.1, "optimizer", "initial learning rate lr0", number_rule(0.0, lo_open=True, in_float32=True))
     lr_schedule: str = setting("cosine", "optimizer", "the learning-rate schedule", one_of(_named(SCHEDULES)))
+    warmup_epochs: int = setting(0, "optimizer", "epochs of linear warm-up on the schedule: its rate "
+                                 "times (epoch + 1) / (N + 1) for the first N epochs (0 = off)", whole_rule(0, MAX_EPOCHS))
     lr_decay: float = setting(0.998, "optimizer", "f of the exp schedule (paper: 0.998)", number_rule(
         0.0, 1.0, lo_open=True, hint=" (the exp schedule multiplies the learning rate by it every epoch)"))
     momentum_start: float = setting(0.9, "optimizer", "momentum at epoch 0", number_rule(0.0, 1.0, hi_open=True))

@@ -328,21 +328,40 @@ class Constant(Schedule):
         return self.lr0
 
 
+class Warmup(Schedule):
+    """Any schedule with a linear warm-up: for the first ``warmup_epochs`` epochs its rate times
+    ``(epoch + 1) / (warmup_epochs + 1)``, then its rate as it is.  The schedule keeps its own
+    clock (a cosine still ends at its run's last epoch)."""
+
+    def __init__(self, schedule, warmup_epochs):
+        self.schedule, self.warmup_epochs = schedule, warmup_epochs
+        self.depends_on_length = schedule.depends_on_length
+
+    def rate(self, epoch):
+        rate = self.schedule.rate(epoch)
+        if epoch < self.warmup_epochs:
+            return rate * (epoch + 1) / (self.warmup_epochs + 1)
+        return rate
+
+
 # The schedules by the name that settings use (TrainConfig.lr_schedule).
 SCHEDULES = {"exp": Exponential, "cosine": Cosine, "constant": Constant}
 
 
 def make_schedule(settings):
-    """The schedule that ``settings`` name (any object with ``lr_schedule``, ``lr``, ``epochs``
-    and the fields its class reads, e.g. a :class:`~nnkd.config.TrainConfig`)."""
+    """The schedule that ``settings`` name (any object with ``lr_schedule``, ``lr``, ``epochs``,
+    ``warmup_epochs`` and the fields its class reads, e.g. a :class:`~nnkd.config.TrainConfig`),
+    with its warm-up if ``warmup_epochs`` is above 0."""
     if settings.lr_schedule not in SCHEDULES:
         raise ValueError(f"unknown learning-rate schedule {settings.lr_schedule!r}")
-    return SCHEDULES[settings.lr_schedule].from_settings(settings)
+    schedule = SCHEDULES[settings.lr_schedule].from_settings(settings)
+    return Warmup(schedule, settings.warmup_epochs) if settings.warmup_epochs > 0 else schedule
 
 
-def learning_rate(epoch, lr0, schedule="exp", decay=0.998, epochs=None):
+def learning_rate(epoch, lr0, schedule="exp", decay=0.998, epochs=None, warmup_epochs=0):
     """Learning rate for a 0-based ``epoch`` of the schedule called ``schedule``."""
-    settings = SimpleNamespace(lr_schedule=schedule, lr=lr0, lr_decay=decay, epochs=epochs)
+    settings = SimpleNamespace(lr_schedule=schedule, lr=lr0, lr_decay=decay, epochs=epochs,
+                               warmup_epochs=warmup_epochs)
     return make_schedule(settings).rate(epoch)
 
 
