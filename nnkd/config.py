@@ -89,6 +89,8 @@ class TrainConfig:
         hint=" (all-equal initial weights never break the symmetry between units)"))
     init: str = setting("normal", "model", "the initial weights", one_of(INITS))
     inputs: str = setting("unit", "model", "the features the network sees", one_of(INPUTS))
+    label_smoothing: float = setting(0.0, "model", "label smoothing eps of the hard-label loss: targets "
+                                     "(1 - eps) onehot + eps / classes (0 = off)", number_rule(0.0, 1.0, hi_open=True))
     seed: int = setting(0, "model", "random seed", whole_rule(0, MAX_SEED), flag="")
     temperature: float = setting(20.0, "student", "distillation temperature T (default 20)", number_rule(
         *TEMPERATURE_RANGE, hint=" (softmax(z / T) and the T^2 weight must stay finite in float32)"))

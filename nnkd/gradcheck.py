@@ -130,6 +130,12 @@ def _loss_checks(backend, rng, dev, scalar, tol, B=4, C=10):
                              lambda: scalar(losses.soft_cross_entropy(z, p, T)[0]), z, g, tol=tol))
     kd = lambda: losses.distillation_loss(z, labels, teacher, 20.0, soft_weight=0.7, hard_weight=0.3, report_kl=False)  # noqa: E731
     results.append(check("distillation T=20", lambda: scalar(kd()[0]), z, kd()[1], tol=tol))
+    for eps in (0.1, 0.5):
+        _, g = losses.cross_entropy(z, labels, eps)
+        results.append(check(f"cross_entropy label smoothing {eps:g}",
+                             lambda: scalar(losses.cross_entropy(z, labels, eps)[0]), z, g, tol=tol))
+    kds = lambda: losses.distillation_loss(z, labels, teacher, 4.0, 0.7, 0.3, False, label_smoothing=0.1)  # noqa: E731
+    results.append(check("distillation T=4 label smoothing 0.1", lambda: scalar(kds()[0]), z, kds()[1], tol=tol))
     return results
 
 
