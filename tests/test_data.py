@@ -17,6 +17,7 @@ import pytest
 from nnkd import data
 from nnkd.data import DataError, FILES
 from nnkd.errors import UserError
+from tests.idx_files import read_images, read_labels, write_idx
 
 N_TRAIN, N_TEST = 6, 4
 
@@ -66,8 +67,8 @@ def test_read_idx_round_trip(tmp_path, gz):
     arrays = tiny_arrays()
     put(tmp_path, tiny_files(), gz=gz)
     suffix = ".gz" if gz else ""
-    images = data.read_images(tmp_path / (data.TRAIN_IMAGES + suffix))
-    labels = data.read_labels(tmp_path / (data.TRAIN_LABELS + suffix))
+    images = read_images(tmp_path / (data.TRAIN_IMAGES + suffix))
+    labels = read_labels(tmp_path / (data.TRAIN_LABELS + suffix))
     assert images.dtype == np.uint8 and images.shape == (N_TRAIN, 28, 28)
     assert labels.dtype == np.uint8 and labels.shape == (N_TRAIN,)
     np.testing.assert_array_equal(images, arrays[data.TRAIN_IMAGES])
@@ -77,10 +78,10 @@ def test_read_idx_round_trip(tmp_path, gz):
 
 def test_write_idx_is_canonical(tmp_path):
     labels = np.array([7, 2, 1], np.uint8)
-    data.write_idx(tmp_path / "l", labels)
+    write_idx(tmp_path / "l", labels)
     assert (tmp_path / "l").read_bytes() == bytes.fromhex("00000801 00000003 070201")
     images = np.arange(2 * 28 * 28).astype(np.uint8).reshape(2, 28, 28)
-    data.write_idx(tmp_path / "i", images)
+    write_idx(tmp_path / "i", images)
     raw = (tmp_path / "i").read_bytes()
     assert raw[:16] == bytes.fromhex("00000803 00000002 0000001c 0000001c")
     assert raw[16:] == images.tobytes()
@@ -129,7 +130,7 @@ def test_labels_out_of_range(tmp_path):
     path.write_bytes(data.idx_bytes(np.array([0, 9, 10, 3], np.uint8)))
     assert data.read_idx(path).tolist() == [0, 9, 10, 3]  # structurally fine
     with pytest.raises(DataError, match=r"bad-labels: label 10 at index 2 is outside 0\.\.9"):
-        data.read_labels(path)
+        read_labels(path)
 
 
 def test_missing_file_and_wrong_kind(tmp_path):
@@ -137,9 +138,9 @@ def test_missing_file_and_wrong_kind(tmp_path):
         data.read_idx(tmp_path / "nothere")
     put(tmp_path, tiny_files())
     with pytest.raises(DataError, match="expected a label file"):
-        data.read_labels(tmp_path / data.TRAIN_IMAGES)
+        read_labels(tmp_path / data.TRAIN_IMAGES)
     with pytest.raises(DataError, match="expected an image file"):
-        data.read_images(tmp_path / data.TRAIN_LABELS)
+        read_images(tmp_path / data.TRAIN_LABELS)
 
 
 # ------------------------------------------------------------------ floats and splits

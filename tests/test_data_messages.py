@@ -26,6 +26,7 @@ from nnkd.errors import UserError
 from nnkd.install import command_name
 from tests.test_data import Boom, classic_pickle, fake_pip, fake_wheel, put, tiny_arrays, tiny_files  # noqa: F401
 from tests.test_dataset_npz import member_crc_broken, npy_bytes, quiet, small, zip_with
+from tests.idx_files import read_images, read_labels, write_idx
 
 REFETCH = f"delete it and run `{command_name()} data` to fetch a verified copy"
 HOW = ("save it with numpy.savez(PATH, x_train=..., y_train=..., x_test=..., y_test=...), "
@@ -73,7 +74,7 @@ def test_a_folder_where_a_cache_file_goes(here):
     Path("cache/f").mkdir(parents=True)
     assert message(common.write_atomically, Path("cache/f"), b"x") == \
         f"cannot write cache/f in the dataset cache (it is a folder): {CACHE_ADVICE}"
-    assert message(data.write_idx, here / "cache" / "f", np.zeros(3, np.uint8)) == \
+    assert message(write_idx, here / "cache" / "f", np.zeros(3, np.uint8)) == \
         f"cannot write cache/f in the dataset cache (it is a folder): {CACHE_ADVICE}"
     assert os.listdir("cache") == ["f"]
 
@@ -111,7 +112,7 @@ def read(content, name="f", call=data.read_idx):
 def test_a_missing_idx_file(here):
     assert message(data.read_idx, here / "nothere") == \
         f"nothere: no such file; run `{command_name()} data` to fetch the data"
-    assert message(data.read_labels, "nothere") == \
+    assert message(read_labels, "nothere") == \
         f"nothere: no such file; run `{command_name()} data` to fetch the data"
 
 
@@ -210,24 +211,24 @@ def test_a_size_mismatch(content, problem, dims, size, body):
 
 def test_labels_out_of_range():
     labels = data.idx_bytes(np.array([0, 9, 10, 3, 255], np.uint8))
-    assert read(labels, call=data.read_labels) == f"f: label 10 at index 2 is outside 0..9; {REFETCH}"
+    assert read(labels, call=read_labels) == f"f: label 10 at index 2 is outside 0..9; {REFETCH}"
     labels = data.idx_bytes(np.array([0, 255, 10], np.uint8))
-    assert read(labels, call=data.read_labels) == f"f: label 255 at index 1 is outside 0..9; {REFETCH}"
+    assert read(labels, call=read_labels) == f"f: label 255 at index 1 is outside 0..9; {REFETCH}"
     assert message(data.check_labels, np.array([12], np.uint8), "w") == \
         f"w: label 12 at index 0 is outside 0..9; {REFETCH}"
 
 
 def test_labels_up_to_9_and_no_labels_are_accepted():
     Path("f").write_bytes(data.idx_bytes(np.array([9, 0, 9], np.uint8)))
-    assert data.read_labels("f").tolist() == [9, 0, 9]
+    assert read_labels("f").tolist() == [9, 0, 9]
     Path("f").write_bytes(data.idx_bytes(np.zeros(0, np.uint8)))
-    assert data.read_labels("f").tolist() == []
+    assert read_labels("f").tolist() == []
 
 
 def test_images_where_labels_are_expected_and_the_reverse():
-    assert read(IMAGES, call=data.read_labels) == \
+    assert read(IMAGES, call=read_labels) == \
         f"f: holds images (2, 28, 28), expected a label file; {REFETCH}"
-    assert read(LABELS, call=data.read_images) == \
+    assert read(LABELS, call=read_images) == \
         f"f: holds labels (3,), expected an image file; {REFETCH}"
     assert message(data.check_labels, np.zeros((1, 1), np.uint8), "w") == \
         f"w: holds images (1, 1), expected a label file; {REFETCH}"
