@@ -41,7 +41,7 @@ def prepare(spec, backend_name, log, fetch=True, resume=None, fit=None):
         log(f"{exc}; the settings are checked against its published sizes")
         ds = published(spec.dataset)
     note = fit(spec, ds) if fit else None
-    shape, n_available = ds.image_shape, ds.train_images.shape[0]
+    shape, n_available = ds.image_shape, ds.train_features.shape[0]
     spec.validate(n_available=n_available, n_in=ds.n_features, n_classes=ds.n_classes,
                   image_side=min(shape) if shape else None, warn=log, train_labels=labels)
     spec.check_memory(n_available, ds.n_features, ds.n_classes)

@@ -817,7 +817,7 @@ def test_the_load_line_of_an_npz():
     np.savez("d.npz", **small(y_test=np.array([0, 1, 4, 2, 1, 0])))
     ds = data.load("npz:d.npz", log=logs.append)
     assert logs == ["npz:d.npz: file d.npz: ok, 12 train + 6 test examples, 16 features, 5 classes"]
-    assert ds.source == "npz file d.npz" and ds.cache_dir == Path("d.npz")
+    assert ds.source == "npz file d.npz" and ds.stored_at == Path("d.npz")
     assert data.describe(ds) == [
         f"dataset   npz:d.npz (checksum {ds.checksum})",
         "source    npz file d.npz",
@@ -983,7 +983,7 @@ def test_the_edges_of_what_an_npz_may_hold(changes, n_classes, image_shape):
     np.savez("d.npz", **small(**changes))
     ds = data.load("npz:d.npz", log=None)
     assert ds.n_classes == n_classes and ds.image_shape == image_shape
-    assert ds.train_images.shape == (12, 16) and ds.train_labels.dtype == np.int64
+    assert ds.train_features.shape == (12, 16) and ds.train_labels.dtype == np.int64
 
 
 # ---- what a load returns and leaves behind --------------------------------------------------------
@@ -1003,16 +1003,16 @@ def test_a_fetch_takes_the_first_source_that_has_the_files_and_puts_the_signals_
         signal.signal(signal.SIGTERM, before)
     assert lines == ["tiny: cache data/tiny: missing", "tiny: folder one: ok, verified (4 files, 2.5 s)"]
     assert ds.source == "folder one" and ds.image_shape == (28, 28) and ds.n_classes == 10
-    assert ds.train_images.shape == (6, 784) and ds.test_images.shape == (4, 784)
-    assert ds.cache_dir == Path("data") / "tiny" and ds.checksum == registry.checksum("tiny")
+    assert ds.train_features.shape == (6, 784) and ds.test_features.shape == (4, 784)
+    assert ds.stored_at == Path("data") / "tiny" and ds.checksum == registry.checksum("tiny")
 
 
 def test_published_sizes_of_a_named_dataset():
     ds = data.published("mnist")
     assert (ds.name, ds.source, ds.image_shape, ds.n_classes) == \
         ("mnist", "published sizes (not cached yet)", (28, 28), 10)
-    assert ds.cache_dir == registry.default_root() / "mnist" and ds.checksum == registry.checksum("mnist")
-    for a in (ds.train_images, ds.train_labels, ds.test_images, ds.test_labels):
+    assert ds.stored_at == registry.default_root() / "mnist" and ds.checksum == registry.checksum("mnist")
+    for a in (ds.train_features, ds.train_labels, ds.test_features, ds.test_labels):
         assert a.dtype == np.uint8 and a.strides == (0,) * a.ndim  # zeros that take no memory
 
 
