@@ -94,7 +94,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, form="paper"):
         if form not in MOMENTUM_FORMS:
-            raise ValueError(f"momentum form must be one of {', '.join(MOMENTUM_FORMS)}, got {form!r}")
+            raise ValueError(f"momentum form must be one of {tuple(MOMENTUM_FORMS)}, got {form!r}")
         super().__init__(params)
         self.form = form
         self.velocity = self.slots["velocity"]
@@ -223,7 +223,7 @@ class MaxNorm:
 
     def __init__(self, bound=15.0, squared=True, include_bias=False, layers="hidden"):
         if layers not in self.LAYERS:
-            raise ValueError(f"max-norm layers must be one of {', '.join(self.LAYERS)}, got {layers!r}")
+            raise ValueError(f"max-norm layers must be one of {tuple(self.LAYERS)}, got {layers!r}")
         if bound <= 0:
             raise ValueError(f"max-norm bound must be positive, got {bound}")
         self.norm_bound = math.sqrt(bound) if squared else float(bound)

@@ -16,7 +16,7 @@ Declare a field with :func:`setting`::
 import math
 from dataclasses import dataclass, field, fields
 
-from .checks import MAX_EPOCHS, choice, flag, float32, number as check_number, whole as check_whole
+from .checks import MAX_EPOCHS, SettingError, choice, flag, float32, number as check_number, whole as check_whole
 
 OWNERS = ("model", "optimizer", "student")
 GROUP_TITLES = {"model": "the network and its data", "optimizer": "the optimizer and its schedules",
@@ -124,7 +124,6 @@ def check(name, value, s, image_side=None):
     elif rule.kind == "flag":
         flag(name, value)
     elif rule.kind == "pixels":
-        from .checks import SettingError
         if not image_side and value != 0:
             raise SettingError(name, "must be 0: jitter shifts images, and this dataset has no "
                                "image shape (give image_shape in the .npz)")

@@ -57,7 +57,7 @@ def _model_flags(owners):
         if flag and s.owner in owners:
             typ = _word(s.rule.words) if s.rule.kind == "flag" else _TYPES[s.rule.kind]
             words = s.rule.words or s.rule.choices
-            metavar = "{" + ",".join(words) + "}" if words else None
+            metavar = "{" + ",".join(words) + "}" if words else "N" if s.rule.kind in ("whole", "pixels") else None
             out.append(ModelFlag(flag, name, typ, help_text(s), s.owner, metavar))
     return out
 
