@@ -123,8 +123,8 @@ def main(argv=None):
         log_file.flush()
 
     ds = load("mnist", log=log)
-    x, y = to_float32(ds.train_images[:args.train_limit]), ds.train_labels[:args.train_limit].astype(np.int64)
-    xt, yt = to_float32(ds.test_images), ds.test_labels.astype(np.int64)
+    x, y = to_float32(ds.train_features[:args.train_limit]), ds.train_labels[:args.train_limit].astype(np.int64)
+    xt, yt = to_float32(ds.test_features), ds.test_labels.astype(np.int64)
     model = build(torch)
     if (out / "cnn.pt").exists():  # a trained CNN in --out: export it again and distill from it
         model.load_state_dict(torch.load(out / "cnn.pt"))

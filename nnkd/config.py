@@ -17,11 +17,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import numpy as np
 
 from . import memory
-from .checks import MAX_EPOCHS, SettingError, check_memory, choice, flag, float32, number, whole
+from .checks import MAX_EPOCHS, SettingError, check_memory, choice, flag, number, whole
 from .errors import UserError
 from .layers import DROPOUT_SCALINGS, INITS
 from .network import INPUTS, parse_arch
 from .optim import MOMENTUM_FORMS, OPTIMIZERS, SCHEDULES, MaxNorm
+from .settings import PIXELS, TEXT, declared, one_of, setting, true_or_false
+from .settings import check as check_setting, number as number_rule, whole as whole_rule
 
 COMMANDS = ("distill", "train-teacher", "train-student", "sweep")
 ROLES = ("teacher", "student")
@@ -37,43 +39,69 @@ def flag_role(command):
     return "teacher" if command == "train-teacher" else "student"
 
 
+def _named(registry):
+    """``{name: its help}`` of a registry of classes (the schedules, the optimizers)."""
+    return {name: cls.help for name, cls in registry.items()}
+
+
+DROPOUT = number_rule(0.0, 1.0, hi_open=True, hint=" (a dropout rate is the fraction of units dropped, e.g. 0.5)")
+FEW_UNITS = " drops almost every unit; training will be close to chance"
+WEIGHT = number_rule(0.0, 1e6, in_float32=True)
+
+
 @dataclass
 class TrainConfig:
-    """Everything that defines how one model is trained (saved as config.json)."""
+    """Everything that defines how one model is trained (saved as config.json).  Each field is
+    declared once, with its owner, help, rule and flag (:mod:`nnkd.settings`)."""
 
-    arch: str = "784-800-800-10"
-    dropout_input: float = 0.0
-    dropout_hidden: float = 0.0
-    dropout_scaling: str = "train"   # train: inverted dropout (kept units / keep); test: the paper's
-    #                                  (kept units as they are, next layer's weights * keep at test)
-    jitter: int = 0                  # max shift in pixels of hard-label training (0 = off)
-    epochs: int = 60
-    batch_size: int = 100
-    lr: float = 0.1                  # lr0
-    lr_schedule: str = "cosine"      # exp | cosine | constant
-    lr_decay: float = 0.998          # f in lr0 * f**epoch (exp)
-    momentum_start: float = 0.9
-    momentum_end: float = 0.9
-    momentum_epochs: int = 0         # linear ramp length
-    momentum_form: str = "classic"   # SGD; paper: dw = p dw - (1-p) lr g ; classic: v = p v - lr g
-    optimizer: str = "sgd"           # a name in nnkd.optim.OPTIMIZERS: sgd | adam (momentum = beta1)
-    beta2: float = 0.999             # adam
-    max_norm: float = 0.0            # 0 = off
-    max_norm_squared: bool = True    # bound on the squared length (paper) or on the norm
-    max_norm_bias: bool = False
-    max_norm_layers: str = "hidden"
-    init_std: float = 0.01
-    init: str = "normal"             # normal: N(0, init_std^2), biases 0; uniform: U(+-1/sqrt(fan-in))
-    inputs: str = "unit"             # unit: features as given; centered: 2x - 1 first (pixels to [-1, 1])
-    seed: int = 0
-    temperature: float = 20.0        # the fields below are used when training on soft targets
-    soft_weight: float = 1.0
-    hard_weight: float = 0.0
-    transfer_jitter: int = 0         # max shift of the transfer set's images (0 = as they are);
-    #                                  on soft targets it replaces `jitter`, whose shifts would
-    #                                  not match the images the teacher's logits belong to
-    checkpoint_every: int = 1        # epochs
-    eval_every: int = 1              # epochs between test-set evaluations (and always the last)
+    arch: str = setting("784-800-800-10", "model", "layer widths, e.g. 784-800-800-10", TEXT)
+    dropout_input: float = setting(0.0, "model", "dropout rate of the input, in [0, 1)", DROPOUT,
+                                   warn_above=HIGH_DROPOUT, warning=FEW_UNITS)
+    dropout_hidden: float = setting(0.0, "model", "dropout rate of each hidden layer, in [0, 1)", DROPOUT,
+                                    warn_above=HIGH_DROPOUT, warning=FEW_UNITS)
+    dropout_scaling: str = setting("train", "model", "where dropout's keep probability is applied",
+                                   one_of(DROPOUT_SCALINGS))
+    jitter: int = setting(0, "model", "max random shift of the input images in pixels (0 = off)", PIXELS)
+    epochs: int = setting(60, "model", "training epochs", whole_rule(1, MAX_EPOCHS), resumable=True)
+    batch_size: int = setting(100, "model", "examples per step", whole_rule(1, 10**9))
+    lr: float = setting(0.1, "optimizer", "initial learning rate lr0", number_rule(0.0, lo_open=True, in_float32=True))
+    lr_schedule: str = setting("cosine", "optimizer", "the learning-rate schedule", one_of(_named(SCHEDULES)))
+    warmup_epochs: int = setting(0, "optimizer", "epochs of linear warm-up on the schedule: its rate "
+                                 "times (epoch + 1) / (N + 1) for the first N epochs (0 = off)", whole_rule(0, MAX_EPOCHS))
+    lr_decay: float = setting(0.998, "optimizer", "f of the exp schedule (paper: 0.998)", number_rule(
+        0.0, 1.0, lo_open=True, hint=" (the exp schedule multiplies the learning rate by it every epoch)"))
+    momentum_start: float = setting(0.9, "optimizer", "momentum at epoch 0", number_rule(0.0, 1.0, hi_open=True))
+    momentum_end: float = setting(0.9, "optimizer", "momentum after the ramp", number_rule(0.0, 1.0, hi_open=True))
+    momentum_epochs: int = setting(0, "optimizer", "length of the linear momentum ramp", whole_rule(0, MAX_EPOCHS))
+    momentum_form: str = setting("classic", "optimizer", "SGD's update", one_of(MOMENTUM_FORMS))
+    optimizer: str = setting("sgd", "optimizer", "the optimizer", one_of(_named(OPTIMIZERS)))
+    beta2: float = setting(0.999, "optimizer", "adam: decay of the squared-gradient average (default 0.999)",
+                           number_rule(0.0, 1.0, hi_open=True))
+    max_norm: float = setting(0.0, "optimizer", "max-norm bound (0 = off; paper: 15 on the squared length)",
+                              number_rule(0.0, in_float32=True))
+    max_norm_squared: bool = setting(True, "optimizer", "what --max-norm bounds", true_or_false(
+        {"squared": True, "norm": False}), flag="--max-norm-on")
+    max_norm_bias: bool = setting(False, "optimizer", "whether the bias counts in a unit's length",
+                                  true_or_false({"yes": True, "no": False}))
+    max_norm_layers: str = setting("hidden", "optimizer", "the layers max-norm bounds", one_of(MaxNorm.LAYERS))
+    init_std: float = setting(0.01, "model", "std of the initial weights (paper: 0.01)", number_rule(
+        0.0, 10.0, lo_open=True, in_float32=True,
+        hint=" (all-equal initial weights never break the symmetry between units)"))
+    init: str = setting("normal", "model", "the initial weights", one_of(INITS))
+    inputs: str = setting("unit", "model", "the features the network sees", one_of(INPUTS))
+    label_smoothing: float = setting(0.0, "model", "label smoothing eps of the hard-label loss: targets "
+                                     "(1 - eps) onehot + eps / classes (0 = off)", number_rule(0.0, 1.0, hi_open=True))
+    seed: int = setting(0, "model", "random seed", whole_rule(0, MAX_SEED), flag="")
+    temperature: float = setting(20.0, "student", "distillation temperature T (default 20)", number_rule(
+        *TEMPERATURE_RANGE, hint=" (softmax(z / T) and the T^2 weight must stay finite in float32)"))
+    soft_weight: float = setting(1.0, "student", "weight of T^2 * soft cross-entropy", WEIGHT)
+    hard_weight: float = setting(0.0, "student", "weight of the hard-label cross-entropy", WEIGHT)
+    # On soft targets transfer_jitter replaces `jitter`, whose shifts would not match the images
+    # the teacher's logits belong to.
+    transfer_jitter: int = setting(0, "student", "distilled student: shift the transfer set's images by up "
+                                   "to N px (teacher logits for every shift)", PIXELS)
+    checkpoint_every: int = setting(1, "model", "epochs between checkpoints", whole_rule(1, MAX_EPOCHS))
+    eval_every: int = setting(1, "model", "epochs between test-set evaluations in the log", whole_rule(1, MAX_EPOCHS))
 
     def __post_init__(self):
         # NumPy scalars (np.float32(0.1), np.int64(3)) become the Python numbers JSON takes.
@@ -99,68 +127,41 @@ class TrainConfig:
                  distilled=False):
         """Raise :class:`SettingError` (field names prefixed by ``prefix``) for any value that
         cannot train; call ``warn(line)`` for one that will train badly.  ``distilled``: the
-        model learns from a teacher's logits, so its loss weights may not both be 0."""
-        def name(f):
-            return prefix + f
+        model learns from a teacher's logits, so its loss weights may not both be 0.  Reads
+        nothing but the values and the data's sizes (the machine's memory:
+        :meth:`check_memory`).  Returns the layer widths."""
         if not isinstance(self.arch, str):
-            raise SettingError(name("arch"), f"must be widths joined by '-', got {self.arch!r}")
+            raise SettingError(prefix + "arch", f"must be widths joined by '-', got {self.arch!r}")
         sizes = self.sizes(n_in, n_out)
-        for f in ("dropout_input", "dropout_hidden"):
-            number(name(f), getattr(self, f), 0.0, 1.0, hi_open=True,
-                    hint=" (a dropout rate is the fraction of units dropped, e.g. 0.5)")
-            if getattr(self, f) > HIGH_DROPOUT and warn:
-                warn(f"warning: {name(f)} {getattr(self, f)} drops almost every unit; training will "
-                     "be close to chance")
-        choice(name("dropout_scaling"), self.dropout_scaling, DROPOUT_SCALINGS)
-        for f in ("epochs", "batch_size", "checkpoint_every", "eval_every"):
-            whole(name(f), getattr(self, f), 1, MAX_EPOCHS if f != "batch_size" else 10**9)
+        for name, s in declared(TrainConfig):
+            value = getattr(self, name)
+            check_setting(prefix + name, value, s, image_side)
+            if warn and s.warn_above is not None and value > s.warn_above:
+                warn(f"warning: {prefix}{name} {value}{s.warning}")
         if n_train is not None and self.batch_size > n_train:
-            raise SettingError(name("batch_size"), f"{self.batch_size} is larger than the {n_train} "
+            raise SettingError(prefix + "batch_size", f"{self.batch_size} is larger than the {n_train} "
                                "training examples: use a smaller batch")
-        number(name("lr"), self.lr, 0.0, lo_open=True)
-        float32(name("lr"), self.lr)
-        choice(name("lr_schedule"), self.lr_schedule, SCHEDULES)
-        number(name("lr_decay"), self.lr_decay, 0.0, 1.0, lo_open=True,
-                hint=" (the exp schedule multiplies the learning rate by it every epoch)")
-        for f in ("momentum_start", "momentum_end"):
-            number(name(f), getattr(self, f), 0.0, 1.0, hi_open=True)
-        whole(name("momentum_epochs"), self.momentum_epochs, 0, MAX_EPOCHS)
-        choice(name("momentum_form"), self.momentum_form, MOMENTUM_FORMS)
-        choice(name("optimizer"), self.optimizer, tuple(OPTIMIZERS))
-        number(name("beta2"), self.beta2, 0.0, 1.0, hi_open=True)
-        for f, owner in (("momentum_form", "sgd"), ("beta2", "adam")):  # read by one optimizer only
-            if warn and self.optimizer != owner and getattr(self, f) != getattr(TrainConfig, f):
-                warn(f"warning: {name(f)} {getattr(self, f)!r} is read by optimizer {owner} only; "
-                     f"{name('optimizer')} {self.optimizer} ignores it")
-        number(name("max_norm"), self.max_norm, 0.0)
-        float32(name("max_norm"), self.max_norm)
-        flag(name("max_norm_squared"), self.max_norm_squared)
-        flag(name("max_norm_bias"), self.max_norm_bias)
-        choice(name("max_norm_layers"), self.max_norm_layers, MaxNorm.LAYERS)
-        number(name("init_std"), self.init_std, 0.0, 10.0, lo_open=True,
-                hint=" (all-equal initial weights never break the symmetry between units)")
-        float32(name("init_std"), self.init_std)
-        choice(name("init"), self.init, INITS)
-        choice(name("inputs"), self.inputs, INPUTS)
-        whole(name("seed"), self.seed, 0, MAX_SEED)
-        number(name("temperature"), self.temperature, *TEMPERATURE_RANGE,
-                hint=" (softmax(z / T) and the T^2 weight must stay finite in float32)")
-        for f in ("soft_weight", "hard_weight"):
-            number(name(f), getattr(self, f), 0.0, 1e6)
-            float32(name(f), getattr(self, f))
         if distilled and self.soft_weight == self.hard_weight == 0:
-            raise SettingError(name("soft_weight"), f"and `{name('hard_weight')}` are both 0: the distilled "
-                               f"student would learn nothing; give `{name('soft_weight')}` above 0")
-        for f in ("jitter", "transfer_jitter"):
-            if not image_side and getattr(self, f) != 0:
-                raise SettingError(name(f), "must be 0: jitter shifts images, and this dataset has no "
-                                   "image shape (give image_shape in the .npz)")
-            whole(name(f), getattr(self, f), 0, max((image_side or 1) - 1, 0),
-                   what="whole number of pixels below the image size")
-        # Parameters, their gradients, velocities and scratch, plus activations of a batch.
-        check_memory(name("arch"), memory.training_bytes(sizes, self.batch_size),
-                     f"training {self.arch} at batch {self.batch_size}")
+            raise SettingError(prefix + "soft_weight", f"and `{prefix}hard_weight` are both 0: the distilled "
+                               f"student would learn nothing; give `{prefix}soft_weight` above 0")
+        if warn:
+            self._warn_unread(prefix, warn)
         return sizes
+
+    def _warn_unread(self, prefix, warn):
+        """A setting changed from its default that only another optimizer reads."""
+        read = set(OPTIMIZERS[self.optimizer].SETTINGS)
+        for owner, cls in OPTIMIZERS.items():
+            for f in cls.SETTINGS:
+                if f not in read and getattr(self, f) != getattr(TrainConfig, f):
+                    warn(f"warning: {prefix}{f} {getattr(self, f)!r} is read by optimizer {owner} only; "
+                         f"{prefix}optimizer {self.optimizer} ignores it")
+
+    def check_memory(self, prefix=""):
+        """Refuse settings that need clearly more memory than this machine has: parameters,
+        their gradients, velocities and scratch, plus the activations of a batch."""
+        check_memory(prefix + "arch", memory.training_bytes(self.sizes(), self.batch_size),
+                     f"training {self.arch} at batch {self.batch_size}")
 
 
 @dataclass
@@ -270,8 +271,9 @@ class RunSpec:
         if n_available is not None:
             n_train = self.n_train(n_available)
             if n_train < 1:
+                usable = min(self.train_limit or n_available, n_available)
                 raise SettingError("validation", f"{self.validation} would leave no training images out of "
-                                   f"{min(self.train_limit or n_available, n_available)}")
+                                   f"{usable}: give a smaller `validation`, e.g. {max(1, usable // 6)}")
         if self.sweep is not None:
             self.sweep.validate()
         n_transfer = n_train
@@ -281,21 +283,33 @@ class RunSpec:
             if n_transfer == 0:
                 raise SettingError("absent_classes", f"leave no image in the transfer set: the {n_train} "
                                    "training images are all of those classes")
+        for role, cfg in self._models(n_in, n_classes):
+            n_seen = n_transfer if role == "student" else n_train
+            cfg.validate(n_seen, n_in, n_classes, image_side, prefix=role + ".", warn=warn,
+                         distilled=role == "student" and self.command in ("distill", "sweep"))
+        return self
+
+    def _models(self, n_in, n_classes):
+        """``(role, TrainConfig)`` of every model the command trains (a sweep's student: one
+        per width)."""
         for role in self.roles:
             cfg = getattr(self, role)
-            n_seen = n_transfer if role == "student" else n_train
             if not isinstance(cfg, TrainConfig):
                 raise SettingError(role, "is not a set of training settings")
             widths = self.sweep.widths if role == "student" and self.sweep is not None else [None]
-            for width in widths:  # a sweep's student: each of its widths
-                cell = replace(cfg, arch=f"{n_in}-{width}-{width}-{n_classes}") if width else cfg
-                cell.validate(n_seen, n_in, n_classes, image_side, prefix=role + ".", warn=warn,
-                              distilled=role == "student" and self.command in ("distill", "sweep"))
-        if self.command in ("distill", "sweep") and n_available is not None:
+            for width in widths:
+                yield role, replace(cfg, arch=f"{n_in}-{width}-{width}-{n_classes}") if width else cfg
+
+    def check_memory(self, n_available, n_in=784, n_classes=10):
+        """Refuse a run this machine clearly has too little memory for (checked where a run
+        starts, after :meth:`validate`; a saved spec is valid whatever the machine)."""
+        for role, cfg in self._models(n_in, n_classes):
+            cfg.check_memory(prefix=role + ".")
+        if self.command in ("distill", "sweep"):
+            n_train = self.n_train(n_available)
             shifts = (2 * self.student.transfer_jitter + 1) ** 2
             check_memory("student.transfer_jitter", memory.logits_bytes(shifts, n_train, n_classes),
                          f"the teacher's logits on {shifts} shifts of {n_train} images")
-        return self
 
     def _validate_teacher_source(self):
         if self.teacher_logits is not None and not isinstance(self.teacher_logits, str):

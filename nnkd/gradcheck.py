@@ -98,18 +98,20 @@ def _host(a):
 def standard_checks(backend, tol=1e-6):
     """The checks behind ``python main.py gradcheck``: every layer, every loss and whole
     teacher- and student-shaped networks at reduced width, in float64."""
-    from . import losses
-    from .layers import Dense, Dropout, ReLU
-    from .network import Network
 
     rng = np.random.default_rng(0)
     dev = lambda a: backend.asarray(np.asarray(a, dtype=np.float64))  # noqa: E731
-    B, C = 4, 10
-    results = []
 
     def scalar(a):
         return float(backend.to_host(a))
+    return (_loss_checks(backend, rng, dev, scalar, tol) + _layer_checks(rng, dev, scalar, tol)
+            + _network_checks(backend, rng, dev, scalar, tol))
 
+
+def _loss_checks(backend, rng, dev, scalar, tol, B=4, C=10):
+    """Every loss, at several temperatures."""
+    from . import losses
+    results = []
     # Losses, at several temperatures.  A random linear readout r turns outputs into a scalar.
     z = dev(rng.standard_normal((B, C)) * 3)
     labels = backend.asarray(rng.integers(0, C, B))
@@ -128,8 +130,19 @@ def standard_checks(backend, tol=1e-6):
                              lambda: scalar(losses.soft_cross_entropy(z, p, T)[0]), z, g, tol=tol))
     kd = lambda: losses.distillation_loss(z, labels, teacher, 20.0, soft_weight=0.7, hard_weight=0.3, report_kl=False)  # noqa: E731
     results.append(check("distillation T=20", lambda: scalar(kd()[0]), z, kd()[1], tol=tol))
+    for eps in (0.1, 0.5):
+        _, g = losses.cross_entropy(z, labels, eps)
+        results.append(check(f"cross_entropy label smoothing {eps:g}",
+                             lambda: scalar(losses.cross_entropy(z, labels, eps)[0]), z, g, tol=tol))
+    kds = lambda: losses.distillation_loss(z, labels, teacher, 4.0, 0.7, 0.3, False, label_smoothing=0.1)  # noqa: E731
+    results.append(check("distillation T=4 label smoothing 0.1", lambda: scalar(kds()[0]), z, kds()[1], tol=tol))
+    return results
 
-    # Layers: loss = sum(r * layer(x)).
+
+def _layer_checks(rng, dev, scalar, tol, B=4):
+    """Dense, ReLU and Dropout: loss = sum(r * layer(x))."""
+    from .layers import Dense, Dropout, ReLU
+    results = []
     x = dev(rng.standard_normal((B, 6)))
     dense = Dense(dev(rng.standard_normal((6, 5)) * 0.5), dev(rng.standard_normal(5)))
     r5 = dev(rng.standard_normal((B, 5)))
@@ -157,7 +170,14 @@ def standard_checks(backend, tol=1e-6):
     f_drop = lambda: scalar((r6 * drop.forward(xr.copy(), True)).sum())  # noqa: E731
     f_drop()
     results.append(check("Dropout (frozen mask)", f_drop, xr, drop.backward(r6.copy()), tol=tol))
+    return results
 
+
+def _network_checks(backend, rng, dev, scalar, tol, B=4):
+    """Whole networks at reduced width, from the distillation loss to every parameter."""
+    from . import losses
+    from .network import Network
+    results = []
     # Whole networks at reduced width, from the distillation loss to every parameter.
     for label, sizes, drop_in, drop_hid in (("teacher-shaped 20-16-16-10", [20, 16, 16, 10], 0.2, 0.5),
                                              ("student-shaped 20-12-12-10", [20, 12, 12, 10], 0.0, 0.0)):

@@ -90,7 +90,9 @@ class Layer:
         raise NotImplementedError
 
 
-INITS = ("normal", "uniform")  # Dense.init's schemes
+INITS = {  # Dense.init's schemes, and what each draws
+    "normal": "N(0, init-std^2) weights, zero biases",
+    "uniform": "weights and biases from U(-1/sqrt(fan-in), 1/sqrt(fan-in)), PyTorch's default"}
 
 
 class Centre(Layer):
@@ -189,7 +191,9 @@ class ReLU(Layer):
         return _multiply_in_place(self.workers, gy, self.mask)
 
 
-DROPOUT_SCALINGS = ("train", "test")  # Dropout.scaling: where the keep probability is applied
+DROPOUT_SCALINGS = {  # Dropout.scaling: where the keep probability is applied
+    "train": "inverted dropout: kept units scaled by 1/keep in training",
+    "test": "the paper's: kept units as they are in training, each dropout layer's outgoing weights times keep at evaluation, max-norm on the training-time weights"}
 
 
 class Dropout(Layer):

@@ -42,12 +42,18 @@ def softmax(z, T=1.0):
     return xp.exp(log_softmax(z, T))
 
 
-def cross_entropy(z, labels):
+def cross_entropy(z, labels, smoothing=0.0):
     """Hard-label cross-entropy ``-mean_b log softmax(z)[b, y_b]``.
 
     z: ``(B, C)`` logits; labels: ``(B,)`` integer class indices.
     grad: ``(softmax(z) - onehot(y)) / B``.
+
+    ``smoothing`` eps above 0: label smoothing, the cross-entropy with the targets
+    :func:`smoothed_labels` ``(1 - eps) onehot(y) + eps / C`` (PyTorch's ``label_smoothing``);
+    grad ``(softmax(z) - targets) / B``.
     """
+    if smoothing:
+        return soft_cross_entropy(z, smoothed_labels(labels, z.shape[1], smoothing, z.dtype))
     xp = _xp(z)
     B = z.shape[0]
     logp = log_softmax(z)
@@ -60,6 +66,14 @@ def cross_entropy(z, labels):
     grad[rows, labels] -= 1
     grad /= B
     return loss, grad
+
+
+def smoothed_labels(labels, n_classes, smoothing, dtype):
+    """``(1 - smoothing) onehot(labels) + smoothing / n_classes``: ``(B, n_classes)`` rows that
+    sum to 1, in ``dtype``."""
+    xp = _xp(labels)
+    onehot = xp.arange(n_classes) == labels[:, None]
+    return (onehot * dtype.type(1.0 - smoothing) + dtype.type(smoothing / n_classes)).astype(dtype, copy=False)
 
 
 def soft_cross_entropy(z, targets, T=1.0):
@@ -90,10 +104,13 @@ def entropy(p):
     return -(p * xp.log(xp.where(p > 0, p, 1))).sum() / p.shape[0]
 
 
-def distillation_loss(z, labels, teacher_logits, T, soft_weight=1.0, hard_weight=0.0, report_kl=True):
+def distillation_loss(z, labels, teacher_logits, T, soft_weight=1.0, hard_weight=0.0, report_kl=True,
+                      label_smoothing=0.0):
     """The distillation objective of Hinton et al. (2015):
 
         L = soft_weight * T^2 * CE(softmax(t / T), softmax(z / T)) + hard_weight * CE(y, softmax(z))
+
+    (the hard term with ``label_smoothing``, see :func:`cross_entropy`)
 
     with ``t`` the teacher's logits, softened here at the student's temperature
     (the one place the temperature meets the teacher), both cross-entropies
@@ -121,11 +138,35 @@ def distillation_loss(z, labels, teacher_logits, T, soft_weight=1.0, hard_weight
     loss = scale * loss_s
     grad *= scale
     if hard_weight:
-        loss_h, grad_h = cross_entropy(z, labels)
+        loss_h, grad_h = cross_entropy(z, labels, label_smoothing)
         w = z.dtype.type(hard_weight)
         loss = loss + w * loss_h
         grad += w * grad_h
     return loss, grad
+
+
+class Objective:
+    """What a training step minimizes, set up from a model's settings (any object with the
+    fields in ``SETTINGS``, e.g. a :class:`~nnkd.config.TrainConfig`): called with the teacher's
+    logits, :func:`distillation_loss`; without, the hard-label :func:`cross_entropy`; the hard
+    term label-smoothed by ``label_smoothing`` either way."""
+
+    SETTINGS = ("temperature", "soft_weight", "hard_weight", "label_smoothing")
+
+    def __init__(self, temperature=1.0, soft_weight=1.0, hard_weight=0.0, label_smoothing=0.0):
+        self.temperature, self.soft_weight, self.hard_weight = temperature, soft_weight, hard_weight
+        self.label_smoothing = label_smoothing
+
+    @classmethod
+    def from_settings(cls, settings):
+        return cls(**{f: getattr(settings, f) for f in cls.SETTINGS})
+
+    def __call__(self, z, labels, teacher_logits=None):
+        """z ``(B, C)``, labels ``(B,)``, teacher_logits ``(B, C)`` or None; ``(loss, grad)``."""
+        if teacher_logits is None:
+            return cross_entropy(z, labels, self.label_smoothing)
+        return distillation_loss(z, labels, teacher_logits, self.temperature, self.soft_weight,
+                                 self.hard_weight, label_smoothing=self.label_smoothing)
 
 
 # The CuPy path's kernels (cupy.fuse): elementwise work, each ending in at most one reduction.

@@ -5,7 +5,9 @@ import numpy as np
 from .errors import UserError
 from .layers import INITS, Centre, Dense, Dropout, ReLU
 
-INPUTS = ("unit", "centered")  # pixels as the network sees them: [0, 1], or 2x - 1 in [-1, 1]
+INPUTS = {  # pixels as the network sees them
+    "unit": "features as given: pixels / 255 in [0, 1]",
+    "centered": "2x - 1 in [-1, 1] before input dropout, as torchvision's Normalize((0.5,), (0.5,))"}
 
 
 def parse_arch(spec, n_in=None, n_out=None):

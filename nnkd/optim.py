@@ -22,14 +22,14 @@ Adam (Kingma & Ba 2015), as PyTorch writes it, with the momentum schedule as
 """
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 
 from .backend import array_module, fused
 from .parallel import SERIAL, large
 
-MOMENTUM_FORMS = ("paper", "classic")
-SCHEDULES = ("exp", "cosine", "constant")
+MOMENTUM_FORMS = {"paper": "dw = p dw - (1-p) lr g", "classic": "v = p v - lr g"}
 
 
 class Optimizer:
@@ -41,6 +41,8 @@ class Optimizer:
     workers = SERIAL
     SLOTS = ()      # names of the per-parameter state buffers
     SCALARS = {}    # names and initial values of the scalar state
+    SETTINGS = ()   # the settings its from_settings reads (beside the learning rate and momentum)
+    help = ""       # what it is, in a few words (the command line's help)
 
     def __init__(self, params):
         self.params = list(params)
@@ -83,6 +85,8 @@ class SGD(Optimizer):
     Updates parameters and velocities in place and leaves the gradients as they are."""
 
     SLOTS = ("velocity",)
+    SETTINGS = ("momentum_form",)
+    help = "momentum SGD"
 
     @classmethod
     def from_settings(cls, params, settings):
@@ -90,7 +94,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, form="paper"):
         if form not in MOMENTUM_FORMS:
-            raise ValueError(f"momentum form must be one of {MOMENTUM_FORMS}, got {form!r}")
+            raise ValueError(f"momentum form must be one of {tuple(MOMENTUM_FORMS)}, got {form!r}")
         super().__init__(params)
         self.form = form
         self.velocity = self.slots["velocity"]
@@ -144,6 +148,8 @@ class Adam(Optimizer):
 
     SLOTS = ("adam_m", "adam_v")
     SCALARS = {"adam_steps": 0.0, "adam_beta1_power": 1.0}
+    SETTINGS = ("beta2",)
+    help = "the momentum is beta1"
 
     @classmethod
     def from_settings(cls, params, settings):
@@ -213,11 +219,11 @@ class MaxNorm:
             (the output layer too), or ``"none"``.
     """
 
-    LAYERS = ("hidden", "all", "none")
+    LAYERS = {"hidden": "the paper's", "all": "the output layer too", "none": ""}
 
     def __init__(self, bound=15.0, squared=True, include_bias=False, layers="hidden"):
         if layers not in self.LAYERS:
-            raise ValueError(f"max-norm layers must be one of {self.LAYERS}, got {layers!r}")
+            raise ValueError(f"max-norm layers must be one of {tuple(self.LAYERS)}, got {layers!r}")
         if bound <= 0:
             raise ValueError(f"max-norm bound must be positive, got {bound}")
         self.norm_bound = math.sqrt(bound) if squared else float(bound)
@@ -268,20 +274,95 @@ def _column_sq_norms(W, out, xp):
     return xp.sum(xp.square(W), axis=0, out=out)  # CuPy's einsum takes no out=
 
 
-def learning_rate(epoch, lr0, schedule="exp", decay=0.998, epochs=None):
-    """Learning rate for a 0-based ``epoch``.
+class Schedule:
+    """A learning-rate schedule: :meth:`rate` of a 0-based epoch.  ``depends_on_length``: its
+    rates are laid out over the run's ``epochs``, so a longer run is another run (``--resume``
+    may not lengthen it); ``SETTINGS``: what its :meth:`from_settings` reads beside ``lr``
+    and ``epochs``."""
 
-    ``"exp"``: ``lr0 * decay**epoch`` (the paper's, decay 0.998);
-    ``"cosine"``: ``lr0 * (1 + cos(pi * epoch / epochs)) / 2``, from lr0 to near 0;
-    ``"constant"``: lr0.
-    """
-    if schedule == "exp":
-        return lr0 * decay ** epoch
-    if schedule == "cosine":
-        return lr0 * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
-    if schedule == "constant":
-        return lr0
-    raise ValueError(f"unknown learning-rate schedule {schedule!r}")
+    depends_on_length = False
+    SETTINGS = ()
+    help = ""
+
+    def __init__(self, lr0, epochs=None, **kw):
+        self.lr0, self.epochs = lr0, epochs
+
+    @classmethod
+    def from_settings(cls, settings):
+        return cls(settings.lr, settings.epochs, **{f: getattr(settings, f) for f in cls.SETTINGS})
+
+    def rate(self, epoch):
+        raise NotImplementedError
+
+
+class Exponential(Schedule):
+    """``lr0 * decay**epoch`` (the paper's, decay 0.998)."""
+
+    SETTINGS = ("lr_decay",)
+    help = "lr0 * f^epoch, f the lr decay"
+
+    def __init__(self, lr0, epochs=None, lr_decay=0.998):
+        super().__init__(lr0, epochs)
+        self.decay = lr_decay
+
+    def rate(self, epoch):
+        return self.lr0 * self.decay ** epoch
+
+
+class Cosine(Schedule):
+    """``lr0 * (1 + cos(pi * epoch / epochs)) / 2``: from lr0 to near 0 over the run."""
+
+    depends_on_length = True
+    help = "from lr0 to near 0 over the run"
+
+    def rate(self, epoch):
+        return self.lr0 * 0.5 * (1.0 + math.cos(math.pi * epoch / self.epochs))
+
+
+class Constant(Schedule):
+    """lr0 throughout."""
+
+    help = "lr0 throughout"
+
+    def rate(self, epoch):
+        return self.lr0
+
+
+class Warmup(Schedule):
+    """Any schedule with a linear warm-up: for the first ``warmup_epochs`` epochs its rate times
+    ``(epoch + 1) / (warmup_epochs + 1)``, then its rate as it is.  The schedule keeps its own
+    clock (a cosine still ends at its run's last epoch)."""
+
+    def __init__(self, schedule, warmup_epochs):
+        self.schedule, self.warmup_epochs = schedule, warmup_epochs
+        self.depends_on_length = schedule.depends_on_length
+
+    def rate(self, epoch):
+        rate = self.schedule.rate(epoch)
+        if epoch < self.warmup_epochs:
+            return rate * (epoch + 1) / (self.warmup_epochs + 1)
+        return rate
+
+
+# The schedules by the name that settings use (TrainConfig.lr_schedule).
+SCHEDULES = {"exp": Exponential, "cosine": Cosine, "constant": Constant}
+
+
+def make_schedule(settings):
+    """The schedule that ``settings`` name (any object with ``lr_schedule``, ``lr``, ``epochs``,
+    ``warmup_epochs`` and the fields its class reads, e.g. a :class:`~nnkd.config.TrainConfig`),
+    with its warm-up if ``warmup_epochs`` is above 0."""
+    if settings.lr_schedule not in SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {settings.lr_schedule!r}")
+    schedule = SCHEDULES[settings.lr_schedule].from_settings(settings)
+    return Warmup(schedule, settings.warmup_epochs) if settings.warmup_epochs > 0 else schedule
+
+
+def learning_rate(epoch, lr0, schedule="exp", decay=0.998, epochs=None, warmup_epochs=0):
+    """Learning rate for a 0-based ``epoch`` of the schedule called ``schedule``."""
+    settings = SimpleNamespace(lr_schedule=schedule, lr=lr0, lr_decay=decay, epochs=epochs,
+                               warmup_epochs=warmup_epochs)
+    return make_schedule(settings).rate(epoch)
 
 
 def momentum_at(epoch, start=0.5, end=0.99, ramp_epochs=500):

@@ -164,12 +164,12 @@ def dark_knowledge(run_dir, spec, plt, n_images=4):
     T = spec.student.temperature
     wanted = (2, 3, 7, 9)[:n_images]
     idx = [int(np.flatnonzero(ds.test_labels == c)[0]) for c in wanted]
-    x = ds.test_images[idx].astype(np.float32) / 255.0
+    x = ds.test_features[idx].astype(np.float32) / 255.0
     z = teacher.predict_logits(x)
     fig, axes = plt.subplots(len(idx), 3, figsize=(10, 2.2 * len(idx)),
                              gridspec_kw={"width_ratios": [1, 3, 3]})
     for row, i in enumerate(idx):
-        axes[row, 0].imshow(ds.test_images[i].reshape(28, 28), cmap="gray_r")
+        axes[row, 0].imshow(ds.test_features[i].reshape(28, 28), cmap="gray_r")
         axes[row, 0].set_axis_off()
         axes[row, 0].set_title(f"test image {i} (label {ds.test_labels[i]})", fontsize=8)
         for col, t, scale in ((1, 1.0, "log"), (2, T, "linear")):

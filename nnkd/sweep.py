@@ -50,49 +50,60 @@ def cell_config(student, width, temperature, seed):
                    seed=seed)
 
 
-_WORKER = {}  # this process's data and teacher logits, for the cells of one sweep
+class CellData:
+    """The data and the teacher's logits that the cells of one sweep train on, in one process.
+    ``init`` names them: (dataset, backend name, validation, train limit, logits path, the
+    transfer set's jitter, data checksum)."""
+
+    def __init__(self, init, backend, data, logits):
+        self.init, self.backend, self.data, self.logits = init, backend, data, logits
+        self.checksum = init[-1]
+
+    @classmethod
+    def load(cls, init):
+        """Load what ``init`` names (a Dask worker's first cell of the sweep)."""
+        from .backend import get_backend
+        from .data import device_data, load
+        dataset, backend_name, validation, train_limit, logits_path, max_shift, checksum = init
+        backend = get_backend(backend_name)
+        ds = load(dataset, log=lambda line: None)
+        if ds.checksum != checksum:
+            raise UserError(f"this worker's copy of {dataset} differs from the sweep's (checksum "
+                            f"{ds.checksum} against {checksum}): give every worker the same data")
+        data = device_data(ds, backend, validation, train_limit=train_limit)
+        logits = transfer.read(logits_path, backend, data["x_train"].shape[0], data["n_classes"], max_shift)
+        return cls(init, backend, data, logits)
+
+    def train_cell(self, job, stop=None, where=None):
+        """Train one cell (resuming it if it was started); returns its summary.  ``stop``: a
+        :class:`~nnkd.train.StopFlag`; ``where``: the worker, for the cell's log."""
+        from .train import TrainConfig, train
+        cfg, cell_dir = TrainConfig.from_dict(job["config"]), Path(job["dir"])
+        with RunLock(cell_dir):  # one process per cell, whatever the scheduler does
+            log = Log(cell_dir / "log.txt", echo=False)
+            if where:
+                log(f"cell {job['name']} on {where}")
+            try:
+                _, summary = train(cfg, self.backend, self.data, cell_dir, teacher_logits=self.logits, log=log,
+                                   lock=False, stop=stop, data_checksum=self.checksum, name="student")
+            except UserError as exc:  # e.g. stopped, or diverged: the cell's own log says so too
+                log(f"error: {exc}")
+                raise
+            summary.update(width=job["width"], temperature=cfg.temperature, seed=cfg.seed, arch=cfg.arch)
+            _write_json(cell_dir / "summary.json", summary)
+        return summary
 
 
-def _worker_state(init):
-    """The data and the teacher's logits that ``init`` names, loaded once per worker process.
-    ``init``: (dataset, backend name, validation, train limit, logits path, the transfer
-    set's jitter, data checksum)."""
-    if _WORKER.get("init") == init:
-        return _WORKER
-    from .backend import get_backend
-    from .data import device_data, load
-    dataset, backend_name, validation, train_limit, logits_path, max_shift, checksum = init
-    _WORKER.clear()
-    backend = get_backend(backend_name)
-    ds = load(dataset, log=lambda line: None)
-    if ds.checksum != checksum:
-        raise UserError(f"this worker's copy of {dataset} differs from the sweep's (checksum "
-                        f"{ds.checksum} against {checksum}): give every worker the same data")
-    data = device_data(ds, backend, validation, train_limit=train_limit)
-    logits = transfer.read(logits_path, backend, data["x_train"].shape[0], data["n_classes"], max_shift)
-    _WORKER.update(init=init, backend=backend, checksum=ds.checksum, data=data, logits=logits)
-    return _WORKER
-
-
-def _run_cell(job, stop=None, where=None):
-    """Train one cell (resuming it if it was started); returns its summary.  ``stop``: a
-    :class:`~nnkd.train.StopFlag`; ``where``: the worker, for the cell's log."""
-    from .train import TrainConfig, train
-    cfg, cell_dir = TrainConfig.from_dict(job["config"]), Path(job["dir"])
-    w = _worker_state(job["init"])
-    with RunLock(cell_dir):  # one process per cell, whatever the scheduler does
-        log = Log(cell_dir / "log.txt", echo=False)
-        if where:
-            log(f"cell {job['name']} on {where}")
-        try:
-            _, summary = train(cfg, w["backend"], w["data"], cell_dir, teacher_logits=w["logits"], log=log, lock=False,
-                               stop=stop, data_checksum=w["checksum"], name="student")
-        except UserError as exc:  # e.g. stopped, or diverged: the cell's own log says so too
-            log(f"error: {exc}")
-            raise
-        summary.update(width=job["width"], temperature=cfg.temperature, seed=cfg.seed, arch=cfg.arch)
-        _write_json(cell_dir / "summary.json", summary)
-    return summary
+def _cell_on_dask_worker(job, stop=None, where=None):
+    """One cell as a Dask task.  The worker keeps the :class:`CellData` of its sweep, loaded by
+    its first cell, for the cells after it."""
+    from distributed import get_worker
+    worker = get_worker()
+    cells = getattr(worker, "nnkd_sweep_cells", None)
+    if cells is None or cells.init != job["init"]:
+        worker.nnkd_sweep_cells = None  # the last sweep's arrays freed before loading
+        cells = worker.nnkd_sweep_cells = CellData.load(job["init"])
+    return cells.train_cell(job, stop, where)
 
 
 def _write_json(path, obj):
@@ -141,23 +152,20 @@ def run_sweep(spec, backend, ds, teacher, out_dir, log=print, cluster=None, stop
 
     if cluster is None and not dask_cluster.wanted(grid) or not jobs:
         start("in this process")
-        _WORKER.clear()  # the data and logits already here
-        _WORKER.update(init=init, backend=backend, checksum=ds.checksum, data=data, logits=z)
+        cells = CellData(init, backend, data, z)  # the data and logits already here
         try:
             for i, job in enumerate(jobs, 1):
-                report(i, _run_cell(job, stop))
+                report(i, cells.train_cell(job, stop))
         except KeyboardInterrupt:
             raise Interrupted("sweep stopped; finished cells and every cell's last checkpoint are "
                               "kept") from None
-        finally:
-            _WORKER.clear()
     else:
         del data, z  # each worker loads its own
         done = iter(range(1, len(jobs) + 1))
         with nullcontext(cluster) if cluster else dask_cluster.SweepCluster(grid.scheduler, grid.jobs,
                                                                             log) as c:
             start("on " + c.describe())
-            c.run(_run_cell, jobs, folder, lambda s: report(next(done), s))
+            c.run(_cell_on_dask_worker, jobs, folder, lambda s: report(next(done), s))
     return summarize(out_dir, settings)
 
 

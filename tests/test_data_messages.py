@@ -26,6 +26,7 @@ from nnkd.errors import UserError
 from nnkd.install import command_name
 from tests.test_data import Boom, classic_pickle, fake_pip, fake_wheel, put, tiny_arrays, tiny_files  # noqa: F401
 from tests.test_dataset_npz import member_crc_broken, npy_bytes, quiet, small, zip_with
+from tests.idx_files import read_images, read_labels, write_idx
 
 REFETCH = f"delete it and run `{command_name()} data` to fetch a verified copy"
 HOW = ("save it with numpy.savez(PATH, x_train=..., y_train=..., x_test=..., y_test=...), "
@@ -73,7 +74,7 @@ def test_a_folder_where_a_cache_file_goes(here):
     Path("cache/f").mkdir(parents=True)
     assert message(common.write_atomically, Path("cache/f"), b"x") == \
         f"cannot write cache/f in the dataset cache (it is a folder): {CACHE_ADVICE}"
-    assert message(data.write_idx, here / "cache" / "f", np.zeros(3, np.uint8)) == \
+    assert message(write_idx, here / "cache" / "f", np.zeros(3, np.uint8)) == \
         f"cannot write cache/f in the dataset cache (it is a folder): {CACHE_ADVICE}"
     assert os.listdir("cache") == ["f"]
 
@@ -111,7 +112,7 @@ def read(content, name="f", call=data.read_idx):
 def test_a_missing_idx_file(here):
     assert message(data.read_idx, here / "nothere") == \
         f"nothere: no such file; run `{command_name()} data` to fetch the data"
-    assert message(data.read_labels, "nothere") == \
+    assert message(read_labels, "nothere") == \
         f"nothere: no such file; run `{command_name()} data` to fetch the data"
 
 
@@ -210,24 +211,24 @@ def test_a_size_mismatch(content, problem, dims, size, body):
 
 def test_labels_out_of_range():
     labels = data.idx_bytes(np.array([0, 9, 10, 3, 255], np.uint8))
-    assert read(labels, call=data.read_labels) == f"f: label 10 at index 2 is outside 0..9; {REFETCH}"
+    assert read(labels, call=read_labels) == f"f: label 10 at index 2 is outside 0..9; {REFETCH}"
     labels = data.idx_bytes(np.array([0, 255, 10], np.uint8))
-    assert read(labels, call=data.read_labels) == f"f: label 255 at index 1 is outside 0..9; {REFETCH}"
+    assert read(labels, call=read_labels) == f"f: label 255 at index 1 is outside 0..9; {REFETCH}"
     assert message(data.check_labels, np.array([12], np.uint8), "w") == \
         f"w: label 12 at index 0 is outside 0..9; {REFETCH}"
 
 
 def test_labels_up_to_9_and_no_labels_are_accepted():
     Path("f").write_bytes(data.idx_bytes(np.array([9, 0, 9], np.uint8)))
-    assert data.read_labels("f").tolist() == [9, 0, 9]
+    assert read_labels("f").tolist() == [9, 0, 9]
     Path("f").write_bytes(data.idx_bytes(np.zeros(0, np.uint8)))
-    assert data.read_labels("f").tolist() == []
+    assert read_labels("f").tolist() == []
 
 
 def test_images_where_labels_are_expected_and_the_reverse():
-    assert read(IMAGES, call=data.read_labels) == \
+    assert read(IMAGES, call=read_labels) == \
         f"f: holds images (2, 28, 28), expected a label file; {REFETCH}"
-    assert read(LABELS, call=data.read_images) == \
+    assert read(LABELS, call=read_images) == \
         f"f: holds labels (3,), expected an image file; {REFETCH}"
     assert message(data.check_labels, np.zeros((1, 1), np.uint8), "w") == \
         f"w: holds images (1, 1), expected a label file; {REFETCH}"
@@ -816,7 +817,7 @@ def test_the_load_line_of_an_npz():
     np.savez("d.npz", **small(y_test=np.array([0, 1, 4, 2, 1, 0])))
     ds = data.load("npz:d.npz", log=logs.append)
     assert logs == ["npz:d.npz: file d.npz: ok, 12 train + 6 test examples, 16 features, 5 classes"]
-    assert ds.source == "npz file d.npz" and ds.cache_dir == Path("d.npz")
+    assert ds.source == "npz file d.npz" and ds.stored_at == Path("d.npz")
     assert data.describe(ds) == [
         f"dataset   npz:d.npz (checksum {ds.checksum})",
         "source    npz file d.npz",
@@ -982,7 +983,7 @@ def test_the_edges_of_what_an_npz_may_hold(changes, n_classes, image_shape):
     np.savez("d.npz", **small(**changes))
     ds = data.load("npz:d.npz", log=None)
     assert ds.n_classes == n_classes and ds.image_shape == image_shape
-    assert ds.train_images.shape == (12, 16) and ds.train_labels.dtype == np.int64
+    assert ds.train_features.shape == (12, 16) and ds.train_labels.dtype == np.int64
 
 
 # ---- what a load returns and leaves behind --------------------------------------------------------
@@ -1002,16 +1003,16 @@ def test_a_fetch_takes_the_first_source_that_has_the_files_and_puts_the_signals_
         signal.signal(signal.SIGTERM, before)
     assert lines == ["tiny: cache data/tiny: missing", "tiny: folder one: ok, verified (4 files, 2.5 s)"]
     assert ds.source == "folder one" and ds.image_shape == (28, 28) and ds.n_classes == 10
-    assert ds.train_images.shape == (6, 784) and ds.test_images.shape == (4, 784)
-    assert ds.cache_dir == Path("data") / "tiny" and ds.checksum == registry.checksum("tiny")
+    assert ds.train_features.shape == (6, 784) and ds.test_features.shape == (4, 784)
+    assert ds.stored_at == Path("data") / "tiny" and ds.checksum == registry.checksum("tiny")
 
 
 def test_published_sizes_of_a_named_dataset():
     ds = data.published("mnist")
     assert (ds.name, ds.source, ds.image_shape, ds.n_classes) == \
         ("mnist", "published sizes (not cached yet)", (28, 28), 10)
-    assert ds.cache_dir == registry.default_root() / "mnist" and ds.checksum == registry.checksum("mnist")
-    for a in (ds.train_images, ds.train_labels, ds.test_images, ds.test_labels):
+    assert ds.stored_at == registry.default_root() / "mnist" and ds.checksum == registry.checksum("mnist")
+    for a in (ds.train_features, ds.train_labels, ds.test_features, ds.test_labels):
         assert a.dtype == np.uint8 and a.strides == (0,) * a.ndim  # zeros that take no memory
 
 

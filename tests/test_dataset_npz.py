@@ -46,12 +46,12 @@ def savez(path, arrays):
 def test_digits8x8_loads_like_mnist_but_8x8():
     logs = []
     ds = data.load(DIGITS_NAME, log=logs.append)
-    assert ds.train_images.shape == (1500, 64) and ds.train_images.dtype == np.uint8
-    assert ds.test_images.shape == (500, 64) and ds.test_images.dtype == np.uint8
+    assert ds.train_features.shape == (1500, 64) and ds.train_features.dtype == np.uint8
+    assert ds.test_features.shape == (500, 64) and ds.test_features.dtype == np.uint8
     assert ds.train_labels.shape == (1500,) and ds.test_labels.shape == (500,)
     assert ds.train_labels.dtype.kind == "i"
     assert ds.n_features == 64 and ds.n_classes == 10 and ds.image_shape == (8, 8)
-    assert ds.name == DIGITS_NAME and ds.cache_dir == DIGITS
+    assert ds.name == DIGITS_NAME and ds.stored_at == DIGITS
     assert sorted(np.unique(ds.train_labels)) == list(range(10))
     assert ds.checksum == DIGITS_CHECKSUM == data.checksum(DIGITS_NAME)
     assert ds.checksum != data.checksum("mnist") and ds.checksum != data.checksum("fashion-mnist")
@@ -61,7 +61,7 @@ def test_digits8x8_loads_like_mnist_but_8x8():
     assert any(line.startswith("train     1500 images x 64 pixels (8x8), uint8") for line in lines)
     counts = " ".join(map(str, np.bincount(ds.train_labels, minlength=10)))
     assert f"train per class 0..9: {counts}" in lines
-    x = data.to_float32(ds.test_images)
+    x = data.to_float32(ds.test_features)
     assert x.dtype == np.float32 and x.min() == 0.0 and x.max() == 1.0
 
 
@@ -88,8 +88,8 @@ def test_folder_form_and_flat_images_give_the_same_data_and_checksum(tmp_path):
         np.save(folder / f"{key}.npy", shaped.astype(np.int32) if key.startswith("y_") else shaped)
     ds = data.load(f"npz:{folder}", log=quiet)
     assert ds.checksum == DIGITS_CHECKSUM and ds.image_shape == (8, 8)
-    assert ds.source == f"npz folder {folder}" and ds.train_images.shape == (1500, 64)
-    np.testing.assert_array_equal(ds.train_images, arrays["x_train"].reshape(-1, 64))
+    assert ds.source == f"npz folder {folder}" and ds.train_features.shape == (1500, 64)
+    np.testing.assert_array_equal(ds.train_features, arrays["x_train"].reshape(-1, 64))
 
 
 def test_checksum_follows_the_data(tmp_path):
@@ -107,15 +107,15 @@ def test_float_features_are_used_as_they_are(tmp_path):
     ds = data.load(f"npz:{savez(tmp_path / 'f.npz', arrays)}", log=quiet)
     assert ds.image_shape is None  # 16 features, a perfect square, is still no image
     assert ds.n_features == 16 and ds.n_classes == 5  # max label over train and test, + 1
-    assert ds.train_images.dtype == np.float32
-    x = data.to_float32(ds.train_images)
+    assert ds.train_features.dtype == np.float32
+    x = data.to_float32(ds.train_features)
     np.testing.assert_array_equal(x, arrays["x_train"].astype(np.float32))  # not scaled
-    assert x is not ds.train_images
+    assert x is not ds.train_features
     assert any(line.startswith("train     12 examples x 16 features, float32")
                for line in data.describe(ds))
     ints = data.load(f"npz:{savez(tmp_path / 'i.npz', small(x_train=np.arange(12 * 16).reshape(12, 16)))}",
                      log=quiet)
-    assert ints.train_images.dtype == np.float32 and ints.train_images.max() == 191  # not scaled
+    assert ints.train_features.dtype == np.float32 and ints.train_features.max() == 191  # not scaled
 
 
 # -------------------------------------------------------------------- bad inputs

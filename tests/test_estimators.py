@@ -121,10 +121,10 @@ def test_mistakes_are_one_line_value_errors():
 def test_a_shipped_teacher_by_name_teaches_a_small_student_on_mnist():
     from nnkd.data import load, to_float32
     ds = load("mnist")
-    X, y = to_float32(ds.train_images[:2000]), ds.train_labels[:2000]
+    X, y = to_float32(ds.train_features[:2000]), ds.train_labels[:2000]
     student = DistilledClassifier(teacher="public-teacher", temperature=4, hidden_layer_sizes=(100,), epochs=10)
     student.fit(X, y)
-    assert student.score(to_float32(ds.test_images[:2000]), ds.test_labels[:2000]) > 0.85
+    assert student.score(to_float32(ds.test_features[:2000]), ds.test_labels[:2000]) > 0.85
 
 
 def test_without_scikit_learn_the_import_says_which_extra_to_install(monkeypatch):

@@ -20,7 +20,8 @@ def test_standard_checks_pass(backend):
     names = {r.name for r in results}
     for expected in ("Dense input", "Dense weights", "Dense bias", "ReLU", "Dropout (frozen mask)",
                      "cross_entropy (hard)", "soft_cross_entropy T=1", "soft_cross_entropy T=4",
-                     "soft_cross_entropy T=20", "distillation T=20", "log_softmax T=4"):
+                     "soft_cross_entropy T=20", "distillation T=20", "log_softmax T=4",
+                     "cross_entropy label smoothing 0.1", "distillation T=4 label smoothing 0.1"):
         assert expected in names
     assert sum("teacher-shaped" in n for n in names) == 6
     assert sum("student-shaped" in n for n in names) == 6
@@ -239,7 +240,7 @@ def test_schedules():
 def test_gradcheck_command_prints_table():
     r = main_py("gradcheck")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "25 passed, 0 failed" in r.stdout and "teacher-shaped" in r.stdout
+    assert "28 passed, 0 failed" in r.stdout and "teacher-shaped" in r.stdout
 
 
 @pytest.mark.skipif(gpu_available(), reason="this machine has a usable GPU")
@@ -284,3 +285,44 @@ def test_optimizers_by_name():
     with pytest.raises(ValueError) as e:
         make_optimizer("rmsprop", [p], settings)
     assert str(e.value) == "unknown optimizer 'rmsprop': expected one of sgd, adam"
+
+
+# ---- label smoothing of the hard-label loss -----------------------------------------------------
+
+@pytest.mark.parametrize("eps", [0.05, 0.3])
+def test_label_smoothing_gradients_match_finite_differences(backend, eps):
+    rng = np.random.default_rng(11)
+    z = backend.asarray(rng.standard_normal((6, 10)) * 3)
+    y = backend.asarray(rng.integers(0, 10, 6))
+    t = backend.asarray(rng.standard_normal((6, 10)) * 4)
+    _, g = losses.cross_entropy(z, y, eps)
+    r = check("smoothed CE", lambda: float(host(losses.cross_entropy(z, y, eps)[0])), z, g)
+    assert r.passed, r.details
+    kd = lambda: losses.distillation_loss(z, y, t, 4.0, 0.5, 0.5, report_kl=False, label_smoothing=eps)  # noqa: E731
+    r = check("distillation, smoothed hard term", lambda: float(host(kd()[0])), z, kd()[1])
+    assert r.passed, r.details
+
+
+def test_label_smoothing_by_definition():
+    rng = np.random.default_rng(12)
+    z, y, eps = rng.standard_normal((5, 10)), rng.integers(0, 10, 5), 0.2
+    q = np.full((5, 10), eps / 10)
+    q[np.arange(5), y] += 1 - eps
+    loss, grad = losses.cross_entropy(z, y, eps)
+    assert float(loss) == pytest.approx(np.mean(-(q * sp.log_softmax(z, axis=1)).sum(1)), rel=1e-12)
+    np.testing.assert_allclose(grad, (sp.softmax(z, axis=1) - q) / 5, rtol=1e-12, atol=1e-15)
+
+
+def test_no_label_smoothing_is_the_plain_loss_bit_for_bit():
+    """label_smoothing 0 (the default) is the hard-label loss as it is, in float32."""
+    from nnkd.config import TrainConfig
+    rng = np.random.default_rng(13)
+    z = rng.standard_normal((50, 10)).astype(np.float32) * 3
+    y, t = rng.integers(0, 10, 50), rng.standard_normal((50, 10)).astype(np.float32) * 4
+    objective = losses.Objective.from_settings(TrainConfig(temperature=4.0, soft_weight=0.7, hard_weight=0.3))
+    for got, want in ((objective(z, y), losses.cross_entropy(z, y)),
+                      (objective(z, y, t), losses.distillation_loss(z, y, t, 4.0, 0.7, 0.3))):
+        assert got[0].tobytes() == want[0].tobytes() and got[1].tobytes() == want[1].tobytes()
+    smoothed = losses.Objective.from_settings(TrainConfig(label_smoothing=0.1))
+    assert not np.array_equal(smoothed(z, y)[1], objective(z, y)[1])  # the setting reaches the loss
+    assert smoothed(z, y)[1].dtype == np.float32

@@ -68,8 +68,8 @@ def test_raw_files_hold_the_known_records(raw):
 
 
 def test_loader_gives_the_files_record_for_record(mnist, raw):
-    for split, (images, labels) in (("train", (mnist.train_images, mnist.train_labels)),
-                                    ("test", (mnist.test_images, mnist.test_labels))):
+    for split, (images, labels) in (("train", (mnist.train_features, mnist.train_labels)),
+                                    ("test", (mnist.test_features, mnist.test_labels))):
         raw_x, raw_y = raw[split]
         assert images.shape == (len(raw_x), 784)
         np.testing.assert_array_equal(labels, raw_y, err_msg=split)

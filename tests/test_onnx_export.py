@@ -140,7 +140,7 @@ def test_mnist_models_match_nnkd_on_the_10000_test_images(which, tmp_path):
         ckpt = tmp_path / "small" / "checkpoint.npz"
     dest = tmp_path / "model.onnx"
     assert export(ckpt, dest, "--format", "onnx") == 0
-    x = to_float32(ds.test_images)
+    x = to_float32(ds.test_features)
     s, ref = check_model(ckpt, dest, x, 784, 10, f"MNIST {which}")
     if which == "teacher":
         assert int((ref.argmax(1) != ds.test_labels).sum()) == 73

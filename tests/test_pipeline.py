@@ -77,7 +77,7 @@ def test_teacher_logits_are_stored_by_sample_index(smoke_run):
     net, _ = checkpoint.load_model(out / "teacher" / "checkpoint.npz", get_backend())
     ds = load(log=lambda s: None)
     idx = np.array([4999, 0, 1234, 17])
-    z = net.forward(to_float32(ds.train_images[idx]), train=False)
+    z = net.forward(to_float32(ds.train_features[idx]), train=False)
     cached = np.load(out / "teacher_logits.npy")[idx]
     np.testing.assert_allclose(z, cached, rtol=1e-5, atol=1e-5)
 

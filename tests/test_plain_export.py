@@ -103,8 +103,8 @@ def test_every_shipped_teacher_exports_as_a_plain_network_with_its_test_errors(t
     ds = load("mnist")
     checkpoint.export_weights(model.path, tmp_path / "w.npz")
     net = load_model(model.name)
-    own = net.predict(to_float32(ds.test_images))
-    errors, pred = plain_mlp(tmp_path, tmp_path / "w.npz", ds.test_images, ds.test_labels)
+    own = net.predict(to_float32(ds.test_features))
+    errors, pred = plain_mlp(tmp_path, tmp_path / "w.npz", ds.test_features, ds.test_labels)
     assert (pred == own).all()
     assert errors == model.test_errors
     if model.name == "public-teacher":

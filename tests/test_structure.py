@@ -93,7 +93,16 @@ def test_the_import_reader_sees_imports():
     """The checks above would pass vacuously if the reader found nothing."""
     graph = {n: imports(n, p) for n, p in modules().items()}
     assert "nnkd.checkpoint" in graph["nnkd.train"] and "nnkd.layers" in graph["nnkd.network"]
-    assert "nnkd.pipeline" in graph["nnkd.cli"]
+    assert "nnkd.commands" in graph["nnkd.cli"] and "nnkd.pipeline" in graph["nnkd.commands"]
+
+
+def test_the_training_commands_load_nothing_themselves():
+    """The command line's training commands parse flags into a spec and call nnkd.commands,
+    which loads the data and the teacher and checks the run folder."""
+    mods = modules()
+    below = imports("nnkd.cli", mods["nnkd.cli"]) & {"nnkd.data", "nnkd.teachers", "nnkd.checkpoint",
+                                                     "nnkd.pipeline", "nnkd.sweep", "nnkd.runlock"}
+    assert below == set()
 
 
 CORE = {"nnkd.backend", "nnkd.layers", "nnkd.losses", "nnkd.optim", "nnkd.network", "nnkd.gradcheck"}

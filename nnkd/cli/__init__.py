@@ -13,13 +13,15 @@ import time
 from pathlib import Path
 
 from ..version import __version__
-from ..backend import NAMES as BACKENDS, get_backend
+from ..backend import NAMES as BACKENDS
 from ..checks import SettingError
 from ..errors import Interrupted, UserError
 from ..install import command_name
 from ..parallel import blas_kernels, kernel_note, step_threads
 from ..presets import stand_in_note
-from ..runs import Log, RunFolder, SafeOutput, check_same_teacher, is_empty, read_spec, write_spec
+from ..commands import (check_sweep_folder, prepare, read_resumed, require_empty, sweep_in_folder,
+                        train_in_folder)
+from ..runs import Log, SafeOutput
 from ..train import StopFlag
 from .parser import build_parser, in_flags
 from .runspec import (fit_absent_classes, fit_arch, fit_to_data, lengthen_on_resume, spec_from_args,
@@ -31,14 +33,8 @@ RUNS = Path("runs")  # new runs go under the current folder
 
 def _new_run_dir(args):
     out = Path(args.out) if args.out else RUNS / f"{args.command}-{time.strftime('%Y%m%d-%H%M%S')}"
-    _require_empty(out)
+    require_empty(out)
     return out
-
-
-def _require_empty(out):
-    if not is_empty(out):
-        raise UserError(f"{out} already holds files: continue that run with --resume {out}, "
-                        "or choose another --out")
 
 
 def _install_stop():
@@ -54,55 +50,25 @@ def _install_stop():
 
 
 def _prepare(spec, args, log):
-    """Load the data and the teacher, and validate the spec against them; writes nothing
-    but the dataset cache (--dry-run: nothing at all, and a named dataset that is not cached
-    yet is checked by its published sizes).  Returns (backend, dataset, teacher or None, the
-    header's note on a preset tuned for other data or None)."""
-    from ..checkpoint import load_model
-    from ..data import NotCached, load, published
-    from ..teachers import is_onnx, open_teacher
-    backend = get_backend(args.backend)
-    labels = None
-    try:
-        ds = load(spec.dataset, log=log, fetch=not args.dry_run)
-        labels = ds.train_labels
-    except NotCached as exc:
-        log(f"{exc}; the settings are checked against its published sizes")
-        ds = published(spec.dataset)
-    shape = ds.image_shape
-    note = None
-    if not getattr(args, "resume", None):
+    """:func:`nnkd.commands.prepare` for these flags: a new run's preset fitted to the data; a
+    setting that cannot be used said in the flags' terms.  Returns a :class:`~nnkd.commands.Prepared`."""
+    resume = getattr(args, "resume", None)
+
+    def fit(spec, ds):
         fit_arch(spec, args, ds.n_features, ds.n_classes)
         fit_absent_classes(spec, args, ds.n_classes)
-        note = fit_to_data(spec, args, shape)
+        return fit_to_data(spec, args, ds.image_shape)
     try:
-        spec.validate(n_available=ds.train_images.shape[0], n_in=ds.n_features, n_classes=ds.n_classes,
-                      image_side=min(shape) if shape else None, warn=log, train_labels=labels)
+        return prepare(spec, args.backend, log, fetch=not args.dry_run, resume=resume, fit=None if resume else fit)
     except SettingError as exc:
         if exc.field == "validation" and spec.absent_classes and not args.validation:
-            usable = min(spec.train_limit or ds.train_images.shape[0], ds.train_images.shape[0])
             raise UserError(f"--omit-digit and --only-digits hold out the last {spec.validation} training "
-                            "images by default (--validation), to choose the bias correction on: that "
-                            f"leaves none of the {usable} here; give a smaller --validation, e.g. "
-                            f"--validation {max(1, usable // 6)}") from None
-        if args.command in ("sweep",) or not args.resume:
+                            f"images by default (--validation), to choose the bias correction on: "
+                            f"{exc.problem}") from None
+        if args.command == "sweep" or not resume:
             raise
-        raise UserError(f"{args.resume}/run.json holds a setting that cannot be used: {exc.field} "
+        raise UserError(f"{resume}/run.json holds a setting that cannot be used: {exc.field} "
                         f"{exc.problem}") from None
-    teacher = None
-    if spec.teacher_logits or is_onnx(spec.teacher_checkpoint):
-        resume = getattr(args, "resume", None)  # a logits file is then in the run folder
-        teacher = open_teacher(spec, ds, backend, cache=resume and Path(resume) / "teacher_logits.npy")
-    elif spec.teacher_checkpoint:
-        if getattr(args, "resume", None):  # refused before run.json is lengthened
-            check_same_teacher(spec.teacher_checkpoint, args.resume, record=False)
-        teacher = load_model(spec.teacher_checkpoint, backend, data_checksum=ds.checksum,
-                             dataset=spec.dataset)
-        sizes = teacher[0].sizes
-        if (sizes[0], sizes[-1]) != (ds.n_features, ds.n_classes):
-            raise UserError(f"the teacher {spec.teacher_checkpoint} is {'-'.join(map(str, sizes))}, but "
-                            f"{spec.dataset} has {ds.n_features} inputs and {ds.n_classes} classes")
-    return backend, ds, teacher, note
 
 
 def _new_spec(args):
@@ -144,19 +110,19 @@ def _header(args, spec, out, backend, data_note=None):
 def _start(spec, args, out, check=None):
     """How every training command begins: load and check everything (writing nothing), then
     ``check()`` (the settings fitted to the data), then, unless --dry-run, the run's first log
-    line.  Returns ``(log, backend, dataset, teacher)``, or None once --dry-run has printed the
-    settings."""
+    line.  Returns ``(log, prepared)`` (:class:`~nnkd.commands.Prepared`), or None once
+    --dry-run has printed the settings."""
     log = Log(echo=not args.quiet)
-    backend, ds, teacher, note = _prepare(spec, args, log)
+    prepared = _prepare(spec, args, log)
     if check:
         check()
     if args.dry_run:
-        if note:
-            log(note)
+        if prepared.note:
+            log(prepared.note)
         _print_spec(spec)
         return None
-    log(_header(args, spec, out, backend, note))
-    return log, backend, ds, teacher
+    log(_header(args, spec, out, prepared.backend, prepared.note))
+    return log, prepared
 
 
 def _show_table(log, table, args, t0, out):
@@ -170,16 +136,10 @@ def _show_table(log, table, args, t0, out):
 
 def cmd_train(args):
     """distill, train-teacher, train-student: new or resumed."""
-    from ..pipeline import run_distill, train_alone
+    lengthened = False
     if args.resume:
         out = Path(args.resume)
-        if not (out / "run.json").is_file():
-            if (out / "sweep.json").is_file():
-                raise UserError(f"--resume {out}: a sweep folder; continue it with the same sweep command and --out {out}")
-            raise UserError(f"--resume {out}: no run.json there; give a run folder written by nnkd")
-        spec = read_spec(out / "run.json")
-        if spec.command != args.command:
-            raise UserError(f"--resume {out}: that run was made by `{spec.command}`, not `{args.command}`")
+        spec = read_resumed(out, args.command)
         lengthened = lengthen_on_resume(spec, args)
     else:
         spec = _new_spec(args)
@@ -187,68 +147,39 @@ def cmd_train(args):
     started = _start(spec, args, out)
     if started is None:
         return 0
-    log, backend, ds, teacher = started
+    log, prepared = started
     stop = _install_stop()
     t0 = time.perf_counter()
-    # Checked again holding the folder's lock: another command may have started in it meanwhile.
-    with RunFolder(out, log, check=None if args.resume else lambda: _require_empty(out)):
-        if not args.resume or lengthened:
-            write_spec(out / "run.json", spec, nnkd_version=__version__)
-        try:
-            if spec.command == "distill":
-                _, table = run_distill(spec, backend, ds, out, log=log, stop=stop, teacher=teacher)
-                _show_table(log, table, args, t0, out)
-            else:
-                train_alone(spec, backend, ds, out, log=log, stop=stop)
-        except Interrupted as exc:
-            raise Interrupted(f"{exc}; continue with: {command_name()} {args.command} --resume {out}") from None
+    try:
+        table = train_in_folder(spec, out, prepared, log, stop, resume=bool(args.resume), lengthened=lengthened)
+    except Interrupted as exc:
+        raise Interrupted(f"{exc}; continue with: {command_name()} {args.command} --resume {out}") from None
+    if table is not None:
+        _show_table(log, table, args, t0, out)
     return 0
 
 
-def _check_sweep_folder(out, spec):
-    """A sweep folder is new (empty), or holds a sweep of the same settings: continued.  The
-    settings compared are those fitted to the data (:func:`fit_arch`), as ``sweep.json`` holds them."""
-    if (out / "sweep.json").exists():
-        # The grid may grow (more seeds, widths, temperatures); what trains a cell may not change.
-        saved = read_spec(out / "sweep.json").to_dict()
-        same = ("configs", "teacher_checkpoint", "dataset", "validation", "train_limit")
-        mine = spec.to_dict()
-        if any(saved.get(k) != mine[k] for k in same) or saved["configs"]["student"] != mine["configs"]["student"]:
-            raise UserError(f"{out} holds a sweep with other settings: give the same settings to "
-                            "continue or extend it, or choose another --out")
-        check_same_teacher(spec.teacher_checkpoint, out, record=False)  # its logits are that teacher's
-    elif not is_empty(out):
-        raise UserError(f"{out} already holds files that are not a sweep: choose another --out")
-
-
 def cmd_sweep(args):
-    from contextlib import nullcontext
-    from ..cluster import SweepCluster, require_dask, wanted
-    from ..sweep import run_sweep
+    from ..cluster import require_dask, wanted
     spec = _new_spec(args)
     if spec.teacher_checkpoint is None:
         raise UserError(f"a sweep distills from a trained teacher: give --teacher CHECKPOINT (train one "
                         f"with `{command_name()} train-teacher --dataset {args.dataset}`)")
     out = Path(args.out) if args.out else RUNS / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     if not (out / "sweep.json").exists():
-        _check_sweep_folder(out, spec)  # a folder of other files: refused before the data is loaded
+        check_sweep_folder(out, spec)  # a folder of other files: refused before the data is loaded
     if wanted(spec.sweep):
         require_dask()
-    started = _start(spec, args, out, check=lambda: _check_sweep_folder(out, spec))
+    started = _start(spec, args, out, check=lambda: check_sweep_folder(out, spec))
     if started is None:
         return 0
-    log, backend, ds, teacher = started
+    log, prepared = started
     stop = None if wanted(spec.sweep) else _install_stop()  # a Dask sweep stops on KeyboardInterrupt
     t0 = time.perf_counter()
-    # The cluster first: an unreachable scheduler is refused before anything is written.
-    cluster = SweepCluster(spec.sweep.scheduler, spec.sweep.jobs, log) if wanted(spec.sweep) else nullcontext()
-    with cluster as cluster, RunFolder(out, log, check=lambda: _check_sweep_folder(out, spec)):
-        write_spec(out / "sweep.json", spec, nnkd_version=__version__)
-        log(f"teacher: {spec.teacher_checkpoint}")
-        try:
-            _, table = run_sweep(spec, backend, ds, teacher[0], out, log=log, cluster=cluster, stop=stop)
-        except Interrupted as exc:
-            raise Interrupted(f"{exc}; continue with the same command") from None
+    try:
+        table = sweep_in_folder(spec, out, prepared, log, stop)
+    except Interrupted as exc:
+        raise Interrupted(f"{exc}; continue with the same command") from None
     _show_table(log, table, args, t0, out)
     return 0
 

@@ -9,8 +9,11 @@ import re
 import sys
 from pathlib import Path
 
+from typing import NamedTuple
+
 from ..version import __version__
-from ..config import flag_role
+from ..config import TrainConfig, flag_role
+from ..settings import GROUP_TITLES, declared, flag_name, help_text
 from ..install import DEFAULT_TEACHER, extra_hint, shipped_models
 from ..presets import PRESETS
 
@@ -32,47 +35,38 @@ def _word(meanings):
     return convert
 
 
-# Command-line flags that override a TrainConfig field: (flag, field, type, help).
-OVERRIDES = [
-    ("--arch", "arch", str, "layer widths, e.g. 784-800-800-10"),
-    ("--epochs", "epochs", int, "training epochs"),
-    ("--batch-size", "batch_size", int, "examples per step"),
-    ("--lr", "lr", float, "initial learning rate lr0"),
-    ("--lr-schedule", "lr_schedule", str, "exp (lr0 * f^epoch), cosine or constant"),
-    ("--lr-decay", "lr_decay", float, "f of the exp schedule (paper: 0.998)"),
-    ("--momentum-start", "momentum_start", float, "momentum at epoch 0"),
-    ("--momentum-end", "momentum_end", float, "momentum after the ramp"),
-    ("--momentum-epochs", "momentum_epochs", int, "length of the linear momentum ramp"),
-    ("--momentum-form", "momentum_form", str, "paper: dw = p dw - (1-p) lr g; classic: v = p v - lr g"),
-    ("--optimizer", "optimizer", str, "sgd (momentum SGD, default) or adam (the momentum is beta1)"),
-    ("--beta2", "beta2", float, "adam: decay of the squared-gradient average (default 0.999)"),
-    ("--dropout-input", "dropout_input", float, "dropout rate of the input, in [0, 1)"),
-    ("--dropout-hidden", "dropout_hidden", float, "dropout rate of each hidden layer, in [0, 1)"),
-    ("--dropout-scaling", "dropout_scaling", str, "train (inverted dropout: kept units scaled by 1/keep "
-     "in training; default) or test (the paper's: kept units as they are in training, each dropout "
-     "layer's outgoing weights times keep at evaluation, max-norm on the training-time weights)"),
-    ("--jitter", "jitter", int, "max random shift of the input images in pixels (0 = off)"),
-    ("--max-norm", "max_norm", float, "max-norm bound (0 = off; paper: 15 on the squared length)"),
-    ("--max-norm-on", "max_norm_squared", _word({"squared": True, "norm": False}),
-     "what --max-norm bounds: squared (length^2, the paper) or norm"),
-    ("--max-norm-bias", "max_norm_bias", _word({"yes": True, "no": False}),
-     "whether the bias counts in a unit's length: yes or no"),
-    ("--max-norm-layers", "max_norm_layers", str, "hidden (paper), all or none"),
-    ("--init-std", "init_std", float, "std of the initial weights (paper: 0.01)"),
-    ("--init", "init", str, "normal (N(0, init-std^2) weights, zero biases; default) or uniform "
-     "(weights and biases from U(-1/sqrt(fan-in), 1/sqrt(fan-in)), PyTorch's default)"),
-    ("--inputs", "inputs", str, "unit (features as given: pixels / 255 in [0, 1]; default) or centered "
-     "(2x - 1 in [-1, 1] before input dropout, as torchvision's Normalize((0.5,), (0.5,)))"),
-    ("--checkpoint-every", "checkpoint_every", int, "epochs between checkpoints"),
-    ("--eval-every", "eval_every", int, "epochs between test-set evaluations in the log"),
-]
-DISTILL_OVERRIDES = [
-    ("--temperature", "temperature", float, "distillation temperature T (default 20)"),
-    ("--soft-weight", "soft_weight", float, "weight of T^2 * soft cross-entropy"),
-    ("--hard-weight", "hard_weight", float, "weight of the hard-label cross-entropy"),
-    ("--transfer-jitter", "transfer_jitter", int,
-     "distilled student: shift the transfer set's images by up to N px (teacher logits for every shift)"),
-]
+class ModelFlag(NamedTuple):
+    """A flag that sets a :class:`~nnkd.config.TrainConfig` field, from its declaration."""
+
+    flag: str
+    field: str
+    type: object
+    help: str
+    owner: str
+    metavar: str | None
+
+
+_TYPES = {"number": float, "whole": int, "pixels": int, "choice": str, "text": str}
+
+
+def _model_flags(owners):
+    """The flags of the TrainConfig fields that ``owners`` own, in the order declared."""
+    out = []
+    for name, s in declared(TrainConfig):
+        flag = flag_name(name, s)
+        if flag and s.owner in owners:
+            typ = _word(s.rule.words) if s.rule.kind == "flag" else _TYPES[s.rule.kind]
+            words = s.rule.words or s.rule.choices
+            metavar = "{" + ",".join(words) + "}" if words else "N" if s.rule.kind in ("whole", "pixels") else None
+            out.append(ModelFlag(flag, name, typ, help_text(s), s.owner, metavar))
+    return out
+
+
+# Flags that set a TrainConfig field: of every model, and of a student learning from a teacher.
+OVERRIDES = _model_flags(("model", "optimizer"))
+DISTILL_OVERRIDES = _model_flags(("student",))
+# The fields --resume may change (to lengthen a run).
+RESUMABLE = [name for name, s in declared(TrainConfig) if s.resumable]
 
 
 class Parser(argparse.ArgumentParser):
@@ -107,11 +101,15 @@ def _add_common(p, command, out_help=None, preset_help=None):
 
 
 def _add_overrides(p, table, prefix="", model=""):
-    """One flag per field of ``table``; ``prefix`` (``teacher-``) and ``model`` (``students``)
-    say which model the flags set where a command trains several."""
-    for flag, name, typ, help_ in table:
-        p.add_argument(flag.replace("--", "--" + prefix), dest=prefix.replace("-", "_") + name,
-                       type=typ, default=None, help=f"{model}: {help_}" if model else help_)
+    """One flag per entry of ``table``, in a group per owner; ``prefix`` (``teacher-``) and
+    ``model`` (``students``) say which model the flags set where a command trains several."""
+    groups = {}
+    for f in table:
+        if f.owner not in groups:
+            title = f"{model}: {GROUP_TITLES[f.owner]}" if model else GROUP_TITLES[f.owner]
+            groups[f.owner] = p.add_argument_group(title)
+        groups[f.owner].add_argument(f.flag.replace("--", "--" + prefix), dest=prefix.replace("-", "_") + f.field,
+                                     type=f.type, default=None, help=f.help, metavar=f.metavar)
 
 
 def _shipped():
@@ -130,7 +128,12 @@ def build_parser():
                     "(Hinton, Vinyals & Dean 2015, MNIST)")
     parser.add_argument("--version", action="version", version=f"nnkd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for add in (_add_distill, _add_train_alone, _add_sweep, _add_results, _add_tools):
+        add(sub)
+    return parser
 
+
+def _add_distill(sub):
     p = sub.add_parser("distill", help="the main job: teacher, baseline and distilled student, table")
     _add_common(p, "distill")
     p.add_argument("--teacher", default=None, type=_given, help="teacher to distill from: a checkpoint.npz, an "
@@ -152,12 +155,16 @@ def build_parser():
     _add_overrides(p, OVERRIDES + DISTILL_OVERRIDES, model="students")
     _add_overrides(p, OVERRIDES, prefix="teacher-", model="teacher (with --retrain-teacher)")
 
+
+def _add_train_alone(sub):
     for name, role in (("train-teacher", "teacher"), ("train-student", "student")):
         p = sub.add_parser(name, help=f"train the {role} alone ({'dropout, jitter, max-norm' if role == 'teacher' else 'no regularization'})")
         _add_common(p, name)
         p.add_argument("--resume", default=None, type=_given, metavar="RUN_DIR", help="continue a stopped run")
         _add_overrides(p, OVERRIDES)
 
+
+def _add_sweep(sub):
     p = sub.add_parser("sweep", help="distilled students over temperatures x widths x seeds, one teacher")
     p.add_argument("--temperatures", default="1,2,4,8,20", help="comma-separated (default 1,2,4,8,20)")
     p.add_argument("--widths", default="800,300,30", help="hidden units per layer (default 800,300,30)")
@@ -175,8 +182,10 @@ def build_parser():
     _add_common(p, "sweep", preset_help="student settings of this preset (default fast)",
                 out_help="sweep folder; the same command again continues it (with --scheduler: on a "
                 "filesystem every Dask worker shares)")
-    _add_overrides(p, [o for o in OVERRIDES + DISTILL_OVERRIDES if o[1] not in ("arch", "temperature")])
+    _add_overrides(p, [o for o in OVERRIDES + DISTILL_OVERRIDES if o.field not in ("arch", "temperature")])
 
+
+def _add_results(sub):
     p = sub.add_parser("plot", help="PNG figures of a distill run or a sweep (needs matplotlib)")
     p.add_argument("run_dirs", nargs="+", type=_given, metavar="RUN_DIR",
                    help="a run folder (distill, train-teacher, train-student) or a sweep folder; "
@@ -187,6 +196,8 @@ def build_parser():
     p = sub.add_parser("report", help="one table of several distill runs (e.g. seeds), mean and std")
     p.add_argument("run_dirs", nargs="+", type=_given, metavar="RUN_DIR", help="finished distill run folders")
 
+
+def _add_tools(sub):
     p = sub.add_parser("evaluate", help="test errors, per-class errors and confusion matrix")
     p.add_argument("checkpoint", type=_given, help="a checkpoint.npz written by nnkd, or a shipped model's name")
     p.add_argument("--backend", default="numpy", help="numpy (default, CPU) or cupy (NVIDIA GPU)")
@@ -215,31 +226,30 @@ def build_parser():
 
     p = sub.add_parser("gradcheck", help="finite-difference gradient checks in float64")
     p.add_argument("--backend", default="numpy", help="numpy (default, CPU) or cupy (NVIDIA GPU)")
-    return parser
+
+
+# The flags that set RunSpec fields (and the tools' arguments named in messages).
+SPEC_FLAGS = {"validation": "--validation", "train_limit": "--train-limit", "dataset": "--dataset",
+              "backend": "--backend", "softmax_temperature": "--softmax-temperature", "out": "--out",
+              "force": "--force", "teacher_checkpoint": "--teacher", "teacher_logits": "--teacher-logits",
+              "teacher_outputs": "--teacher-outputs", "absent_classes": "--omit-digit/--only-digits"}
 
 
 def flag_of(name, command):
     """The flag that sets the field ``name`` (``student.lr``) in ``command``, or None."""
     role, _, field = name.rpartition(".")
-    own = flag_role(command)
-    if role == "teacher" and command == "distill" and field != "seed":
-        flag = next((f for f, name, _, _ in OVERRIDES if name == field), None)
-        return flag and flag.replace("--", "--teacher-")
     if field == "seed" and role:
         return "--seed"
     if command == "sweep" and name == "student.arch":
         return "--widths"
-    if role in ("", own):
-        for flag, f, _, _ in OVERRIDES + DISTILL_OVERRIDES:
-            if f == field:
-                return flag
     if role == "sweep":
         return f"--{field}"
-    return {"validation": "--validation", "train_limit": "--train-limit", "dataset": "--dataset",
-            "backend": "--backend", "softmax_temperature": "--softmax-temperature", "out": "--out", "force": "--force",
-            "teacher_checkpoint": "--teacher", "teacher_logits": "--teacher-logits",
-            "teacher_outputs": "--teacher-outputs",
-            "absent_classes": "--omit-digit/--only-digits"}.get(name)
+    flags = {f.field: f.flag for f in OVERRIDES + DISTILL_OVERRIDES}
+    if role == "teacher" and command == "distill":
+        return field in {f.field for f in OVERRIDES} and flags[field].replace("--", "--teacher-") or None
+    if role in ("", flag_role(command)) and field in flags:
+        return flags[field]
+    return SPEC_FLAGS.get(name)
 
 
 def in_flags(message, command):

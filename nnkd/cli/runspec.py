@@ -11,7 +11,8 @@ from ..errors import UserError
 from ..install import command_name, find_model, is_model_name, pretrained
 from ..presets import default_teacher, preset
 from ..tables import count
-from .parser import DISTILL_OVERRIDES, OVERRIDES, build_parser
+from ..optim import make_schedule
+from .parser import DISTILL_OVERRIDES, OVERRIDES, RESUMABLE, build_parser
 
 
 def spec_from_args(args):
@@ -19,13 +20,13 @@ def spec_from_args(args):
     cfgs, limit = preset(args.preset)
     table = OVERRIDES + (DISTILL_OVERRIDES if args.command in ("distill", "sweep") else [])
     role = flag_role(args.command)
-    changes = {name: getattr(args, name) for _, name, _, _ in table if getattr(args, name, None) is not None}
+    changes = {f.field: getattr(args, f.field) for f in table if getattr(args, f.field, None) is not None}
     cfgs[role] = replace(cfgs[role], seed=getattr(args, "seed", 0), **changes)
     absent = []
     teacher_flags = {}
     if args.command == "distill":
-        teacher_flags = {name: getattr(args, "teacher_" + name) for _, name, _, _ in OVERRIDES
-                         if getattr(args, "teacher_" + name) is not None}
+        teacher_flags = {f.field: getattr(args, "teacher_" + f.field) for f in OVERRIDES
+                         if getattr(args, "teacher_" + f.field) is not None}
         cfgs["teacher"] = replace(cfgs["teacher"], seed=args.seed, **teacher_flags)
         absent = _absent_classes(args)
     source = _teacher_source(args)
@@ -128,23 +129,27 @@ def fit_to_data(spec, args, image_shape):
             f"epochs are a starting point{jitter}")
 
 
-# What --resume accepts beside the run folder: where it runs, and a longer run.
+# What --resume accepts beside the run folder: where it runs, and the settings declared resumable
+# (flag dest -> model; None: the model the command's flags set).
 RESUME_KEEPS = {"command", "resume", "dry_run", "backend"}
-RESUME_LENGTHENS = {"epochs": None, "teacher_epochs": "teacher"}  # flag dest -> model (None: the flags' own)
+RESUME_CHANGES = {**{name: None for name in RESUMABLE}, **{"teacher_" + name: "teacher" for name in RESUMABLE}}
 
 
 def lengthen_on_resume(spec, args):
-    """``--resume`` continues a run with the settings of its run.json.  ``--epochs`` (and
-    ``--teacher-epochs``) may lengthen it where the schedule allows; any other flag is
-    refused in one line, never ignored.  Returns whether the spec changed."""
+    """``--resume`` continues a run with the settings of its run.json.  The settings declared
+    resumable (``--epochs``, and ``--teacher-epochs``) may lengthen it where the schedule
+    allows; any other flag is refused in one line, never ignored.  Returns whether the spec
+    changed."""
     flags = given_flags(args)
-    given = [flag for dest, flag in flags.items() if dest not in RESUME_KEEPS and dest not in RESUME_LENGTHENS]
+    given = [flag for dest, flag in flags.items() if dest not in RESUME_KEEPS and dest not in RESUME_CHANGES]
     if given:
+        allowed = [f"--{dest.replace('_', '-')}" for dest, role in RESUME_CHANGES.items()
+                   if role is None or args.command == "distill"]
         raise UserError(f"--resume continues {args.resume} with the settings of its run.json: leave out "
-                        f"{', '.join(given)} (only --epochs{' and --teacher-epochs' if args.command == 'distill' else ''} "
-                        "may change, to lengthen the run), or start a new run with --out")
+                        f"{', '.join(given)} (only {' and '.join(allowed)} may change, to lengthen the run), "
+                        "or start a new run with --out")
     changed = False
-    for dest, role in RESUME_LENGTHENS.items():
+    for dest, role in RESUME_CHANGES.items():
         n = getattr(args, dest, None)
         role = role or flag_role(args.command)
         cfg = getattr(spec, role)
@@ -153,8 +158,8 @@ def lengthen_on_resume(spec, args):
         if n < cfg.epochs:
             raise UserError(f"{flags[dest]} {n}: the run's {role} is set to {count(cfg.epochs, 'epoch')}; --resume "
                             "may lengthen a run, not shorten it")
-        if cfg.lr_schedule == "cosine":
-            raise UserError(f"{flags[dest]} {n}: the {role}'s cosine schedule is laid out over the run's "
+        if make_schedule(cfg).depends_on_length:
+            raise UserError(f"{flags[dest]} {n}: the {role}'s {cfg.lr_schedule} schedule is laid out over the run's "
                             f"{count(cfg.epochs, 'epoch')}, so a run of another length is a new run: start one with --out")
         setattr(spec, role, replace(cfg, epochs=n))
         changed = True

@@ -28,8 +28,7 @@ come from), :mod:`.registry` (the named datasets, the cache, :func:`load`),
 from .common import DataError, SourceFailed
 from .dataset import NPZ_PREFIX, Dataset, describe
 from .idx import (FILES, IMAGES_MAGIC, LABELS_MAGIC, NUM_CLASSES, TEST_IMAGES, TEST_LABELS,
-                  TRAIN_IMAGES, TRAIN_LABELS, check_labels, idx_bytes, parse_idx, read_idx,
-                  read_images, read_labels, write_idx)
+                  TRAIN_IMAGES, TRAIN_LABELS, check_labels, idx_bytes, parse_idx, read_idx)
 from .npz import load_npz
 from .registry import SPECS, NotCached, Spec, cached_files, checksum, clear_cache, default_root, load, published
 from .sources import DirectorySource, Mirror, Source
@@ -39,8 +38,8 @@ from .wheel import PyPIWheel, unpickle_arrays
 __all__ = [
     "DataError", "NotCached", "Dataset", "FILES", "SPECS", "Spec", "Mirror", "DirectorySource",
     "published", "cached_files", "clear_cache",
-    "PyPIWheel", "read_idx", "read_images", "read_labels", "parse_idx", "check_labels",
-    "idx_bytes", "write_idx", "to_float32", "device_data", "validation_split", "load", "describe",
+    "PyPIWheel", "read_idx", "parse_idx", "check_labels",
+    "idx_bytes", "to_float32", "device_data", "validation_split", "load", "describe",
     "default_root", "unpickle_arrays", "checksum", "load_npz", "NPZ_PREFIX", "Source",
     "SourceFailed", "NUM_CLASSES", "IMAGES_MAGIC", "LABELS_MAGIC",
     "TRAIN_IMAGES", "TRAIN_LABELS", "TEST_IMAGES", "TEST_LABELS",

@@ -14,24 +14,24 @@ NPZ_PREFIX = "npz:"  # a dataset name "npz:PATH" is the user's file or folder PA
 class Dataset:
     """A verified dataset.
 
-    ``train_images`` uint8 ``(60000, 784)``, ``train_labels`` uint8 ``(60000,)``,
-    ``test_images`` uint8 ``(10000, 784)``, ``test_labels`` uint8 ``(10000,)`` (for
+    ``train_features`` uint8 ``(60000, 784)``, ``train_labels`` uint8 ``(60000,)``,
+    ``test_features`` uint8 ``(10000, 784)``, ``test_labels`` uint8 ``(10000,)`` (for
     MNIST and Fashion-MNIST).  A user's ``npz:`` dataset has ``(N, n_features)``
     features, uint8 pixels or float32, and int64 labels 0..n_classes-1.  ``source`` says
-    where the files came from on this load, ``cache_dir`` where they are kept (the
-    ``.npz`` file or folder itself for ``npz:``), ``checksum`` is a short hex digest
+    where the files came from on this load, ``stored_at`` where they are kept (the
+    cache folder of a named dataset; the ``.npz`` file or folder itself for ``npz:``), ``checksum`` is a short hex digest
     identifying the exact data (for checkpoint metadata).  ``n_classes`` is the number
     of network outputs (10 for MNIST), ``image_shape`` the shape each row unflattens to,
     e.g. ``(28, 28)``, or None when the features are not an image.
     """
 
     name: str
-    train_images: np.ndarray = field(repr=False)
+    train_features: np.ndarray = field(repr=False)
     train_labels: np.ndarray = field(repr=False)
-    test_images: np.ndarray = field(repr=False)
+    test_features: np.ndarray = field(repr=False)
     test_labels: np.ndarray = field(repr=False)
     source: str
-    cache_dir: Path
+    stored_at: Path
     checksum: str
     n_classes: int
     image_shape: tuple[int, ...] | None
@@ -39,7 +39,7 @@ class Dataset:
     @property
     def n_features(self) -> int:
         """Inputs per example: 784 for MNIST."""
-        return int(self.train_images.shape[1])
+        return int(self.train_features.shape[1])
 
 
 def describe(ds: Dataset) -> list[str]:
@@ -58,9 +58,9 @@ def describe(ds: Dataset) -> list[str]:
     return [
         f"dataset   {ds.name} (checksum {ds.checksum})",
         f"source    {ds.source}",
-        f"{'file' if user else 'cache':<9} {ds.cache_dir}",
-        f"train     {size(ds.train_images)}",
-        f"test      {size(ds.test_images)}",
+        f"{'file' if user else 'cache':<9} {ds.stored_at}",
+        f"train     {size(ds.train_features)}",
+        f"test      {size(ds.test_features)}",
         f"train per class {classes}: {counts(ds.train_labels)}",
         f"test  per class {classes}: {counts(ds.test_labels)}",
     ]

@@ -1,4 +1,4 @@
-"""IDX files: the canonical file names, parsing (raw or gzip), checks and writing.
+"""IDX files: the canonical file names, parsing (raw or gzip), checks and the canonical encoding.
 
 Images are uint8 ``(count, rows, cols)`` (magic 2051), labels uint8 ``(count,)``
 (magic 2049).
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..install import command_name
-from .common import GZIP_MAGIC, REFETCH, DataError, one_line, read_bytes, show, write_atomically
+from .common import GZIP_MAGIC, REFETCH, DataError, one_line, read_bytes, show
 
 IMAGES_MAGIC = 0x00000803  # 2051: unsigned bytes, 3 dimensions (count, rows, cols)
 LABELS_MAGIC = 0x00000801  # 2049: unsigned bytes, 1 dimension (count,)
@@ -97,20 +97,6 @@ def check_labels(labels: np.ndarray, where: str) -> np.ndarray:
     return labels
 
 
-def read_labels(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX label file: uint8 ``(count,)``, every value checked to be in 0..9."""
-    return check_labels(read_idx(path), show(path))
-
-
-def read_images(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX image file: uint8 ``(count, rows, cols)``."""
-    images = read_idx(path)
-    if images.ndim != 3:
-        raise DataError(f"{show(path)}: holds labels {images.shape}, expected an image "
-                        f"file; {REFETCH}")
-    return images
-
-
 def idx_bytes(array: np.ndarray) -> bytes:
     """The canonical uncompressed IDX encoding of uint8 images ``(count, rows, cols)``
     or labels ``(count,)``."""
@@ -121,8 +107,3 @@ def idx_bytes(array: np.ndarray) -> bytes:
     header = (0x0800 | array.ndim).to_bytes(4, "big")
     header += b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     return header + np.ascontiguousarray(array).tobytes()
-
-
-def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write ``array`` as an uncompressed canonical IDX file (see :func:`idx_bytes`)."""
-    write_atomically(Path(path), idx_bytes(array))

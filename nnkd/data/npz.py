@@ -263,13 +263,13 @@ def load_npz(name: str, log: Callable[[str], object] | None = print) -> Dataset:
         raise DataError(f"{where}: y_train has only one class ({int(classes[0])}); a "
                         f"classifier needs at least 2")
     n_classes = max(2, int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1)
-    ds = Dataset(name=name, train_images=arrays["x_train"], train_labels=arrays["y_train"],
-                 test_images=arrays["x_test"], test_labels=arrays["y_test"],
-                 source=f"npz {kind} {where}", cache_dir=path,
+    ds = Dataset(name=name, train_features=arrays["x_train"], train_labels=arrays["y_train"],
+                 test_features=arrays["x_test"], test_labels=arrays["y_test"],
+                 source=f"npz {kind} {where}", stored_at=path,
                  checksum=_digest(arrays, image_shape), n_classes=n_classes,
                  image_shape=image_shape)
     if log is not None:
-        log(f"{name}: {kind} {where}: ok, {len(ds.train_images)} train + "
-            f"{len(ds.test_images)} test examples, {ds.n_features} features, "
+        log(f"{name}: {kind} {where}: ok, {len(ds.train_features)} train + "
+            f"{len(ds.test_features)} test examples, {ds.n_features} features, "
             f"{n_classes} classes")
     return ds

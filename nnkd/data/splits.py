@@ -49,7 +49,7 @@ def device_data(ds, backend, validation: int = 0, train_limit: int | None = None
     split); the last ``validation`` of those are held out as ``x_val``, ``y_val``.  The
     test set is always whole.
     """
-    x, y = ds.train_images[:train_limit], ds.train_labels[:train_limit]
+    x, y = ds.train_features[:train_limit], ds.train_labels[:train_limit]
     out = {}
     if validation:
         x, y, xv, yv = validation_split(x, y, validation)
@@ -57,7 +57,7 @@ def device_data(ds, backend, validation: int = 0, train_limit: int | None = None
         out["y_val"] = backend.asarray(yv.astype(np.int64))
     out["x_train"] = backend.asarray(to_float32(x))
     out["y_train"] = backend.asarray(y.astype(np.int64))
-    out["x_test"] = backend.asarray(to_float32(ds.test_images))
+    out["x_test"] = backend.asarray(to_float32(ds.test_features))
     out["y_test"] = backend.asarray(ds.test_labels.astype(np.int64))
     out["image_shape"] = ds.image_shape
     out["n_classes"] = ds.n_classes
