@@ -132,11 +132,11 @@ def npy_header_only(path, shape, dtype="<f4"):
 
 
 def test_a_logits_file_of_the_wrong_shape_is_refused_from_its_header(tmp_path):
-    from nnkd.teachers import read_logits
+    from nnkd.transfer import read
     big = npy_header_only(tmp_path / "big.npy", (200_000_000, 10))  # 8 GB, sparse
     t0 = time.perf_counter()
     with pytest.raises(UserError, match="200000000 images") as e:
-        read_logits(big, 1500, 10, 0)
+        read(big, None, 1500, 10, 0)
     assert time.perf_counter() - t0 < 1 and "\n" not in str(e.value)
 
 

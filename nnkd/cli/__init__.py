@@ -19,7 +19,7 @@ from ..errors import Interrupted, UserError
 from ..install import command_name
 from ..parallel import blas_kernels, kernel_note, step_threads
 from ..presets import stand_in_note
-from ..runs import Log, RunFolder, SafeOutput, check_same_teacher, is_empty, read_spec, write_spec
+from ..runs import Log, RunFolder, SafeOutput, is_empty, read_spec, write_spec
 from ..train import StopFlag
 from .parser import build_parser, in_flags
 from .runspec import (fit_absent_classes, fit_arch, fit_to_data, lengthen_on_resume, spec_from_args,
@@ -58,9 +58,8 @@ def _prepare(spec, args, log):
     but the dataset cache (--dry-run: nothing at all, and a named dataset that is not cached
     yet is checked by its published sizes).  Returns (backend, dataset, teacher or None, the
     header's note on a preset tuned for other data or None)."""
-    from ..checkpoint import load_model
     from ..data import NotCached, load, published
-    from ..teachers import is_onnx, open_teacher
+    from ..teachers import open_teacher
     backend = get_backend(args.backend)
     labels = None
     try:
@@ -90,18 +89,10 @@ def _prepare(spec, args, log):
         raise UserError(f"{args.resume}/run.json holds a setting that cannot be used: {exc.field} "
                         f"{exc.problem}") from None
     teacher = None
-    if spec.teacher_logits or is_onnx(spec.teacher_checkpoint):
-        resume = getattr(args, "resume", None)  # a logits file is then in the run folder
-        teacher = open_teacher(spec, ds, backend, cache=resume and Path(resume) / "teacher_logits.npy")
-    elif spec.teacher_checkpoint:
-        if getattr(args, "resume", None):  # refused before run.json is lengthened
-            check_same_teacher(spec.teacher_checkpoint, args.resume, record=False)
-        teacher = load_model(spec.teacher_checkpoint, backend, data_checksum=ds.checksum,
-                             dataset=spec.dataset)
-        sizes = teacher[0].sizes
-        if (sizes[0], sizes[-1]) != (ds.n_features, ds.n_classes):
-            raise UserError(f"the teacher {spec.teacher_checkpoint} is {'-'.join(map(str, sizes))}, but "
-                            f"{spec.dataset} has {ds.n_features} inputs and {ds.n_classes} classes")
+    if spec.teacher_sources():  # a run or sweep continued: its recorded teachers pin these
+        folder = getattr(args, "resume", None) or (args.command == "sweep" and args.out and
+                                                   (Path(args.out) / "sweep.json").is_file() and args.out)
+        teacher = open_teacher(spec, ds, backend, folder=folder or None, log=log)
     return backend, ds, teacher, note
 
 
@@ -193,7 +184,7 @@ def cmd_train(args):
     # Checked again holding the folder's lock: another command may have started in it meanwhile.
     with RunFolder(out, log, check=None if args.resume else lambda: _require_empty(out)):
         if not args.resume or lengthened:
-            write_spec(out / "run.json", spec, nnkd_version=__version__)
+            write_spec(out / "run.json", spec, nnkd_version=__version__, **_identity(teacher))
         try:
             if spec.command == "distill":
                 _, table = run_distill(spec, backend, ds, out, log=log, stop=stop, teacher=teacher)
@@ -203,6 +194,11 @@ def cmd_train(args):
         except Interrupted as exc:
             raise Interrupted(f"{exc}; continue with: {command_name()} {args.command} --resume {out}") from None
     return 0
+
+
+def _identity(teacher):
+    """What a settings file records of the teacher given (none when one is trained)."""
+    return {"teacher_identity": teacher.identity()} if teacher is not None else {}
 
 
 def _check_sweep_folder(out, spec):
@@ -216,7 +212,6 @@ def _check_sweep_folder(out, spec):
         if any(saved.get(k) != mine[k] for k in same) or saved["configs"]["student"] != mine["configs"]["student"]:
             raise UserError(f"{out} holds a sweep with other settings: give the same settings to "
                             "continue or extend it, or choose another --out")
-        check_same_teacher(spec.teacher_checkpoint, out, record=False)  # its logits are that teacher's
     elif not is_empty(out):
         raise UserError(f"{out} already holds files that are not a sweep: choose another --out")
 
@@ -243,10 +238,10 @@ def cmd_sweep(args):
     # The cluster first: an unreachable scheduler is refused before anything is written.
     cluster = SweepCluster(spec.sweep.scheduler, spec.sweep.jobs, log) if wanted(spec.sweep) else nullcontext()
     with cluster as cluster, RunFolder(out, log, check=lambda: _check_sweep_folder(out, spec)):
-        write_spec(out / "sweep.json", spec, nnkd_version=__version__)
-        log(f"teacher: {spec.teacher_checkpoint}")
+        write_spec(out / "sweep.json", spec, nnkd_version=__version__, **_identity(teacher))
+        log(f"teacher: {teacher.describe()}")
         try:
-            _, table = run_sweep(spec, backend, ds, teacher[0], out, log=log, cluster=cluster, stop=stop)
+            _, table = run_sweep(spec, backend, ds, teacher, out, log=log, cluster=cluster, stop=stop)
         except Interrupted as exc:
             raise Interrupted(f"{exc}; continue with the same command") from None
     _show_table(log, table, args, t0, out)
