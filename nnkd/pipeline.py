@@ -58,6 +58,7 @@ def run_distill(spec, backend, ds, out_dir, log=print, stop=None, teacher=None):
     teacher ``spec`` names (:func:`nnkd.teachers.open_teacher`), or one trained here.
     """
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     data = device_data(ds, backend, spec.validation, train_limit=spec.train_limit)
     s_cfg = spec.student
