@@ -324,8 +324,8 @@ def as_teacher(teacher, mean="arithmetic", temperature=1.0):
 
 def recorded(folder):
     """``{source: identity}`` of the teachers that the settings file of run (or sweep) folder
-    ``folder`` recorded; a folder written before identities were recorded has its checkpoint's
-    SHA-256 in ``teacher.sha256``."""
+    ``folder`` recorded (``teacher_identity``), or else the checkpoint whose SHA-256 and path a
+    ``teacher.sha256`` file there holds."""
     folder = Path(folder)
     for name in ("run.json", "sweep.json"):
         if (folder / name).is_file():
