@@ -213,7 +213,7 @@ class Cached(Teacher):
     the run's ``teacher_logits.npy`` holds what it gave."""
 
     def __init__(self, record, backend):
-        super().__init__(record["source"], backend, record["teacher_sha256"])
+        super().__init__(record["source"], backend, record.get("teacher_sha256"))
         self.record, self.kind = record, record.get("kind", "teacher")
 
     def identity(self):
