@@ -89,10 +89,11 @@ def _prepare(spec, args, log):
         raise UserError(f"{args.resume}/run.json holds a setting that cannot be used: {exc.field} "
                         f"{exc.problem}") from None
     teacher = None
-    if spec.teacher_sources():  # a run or sweep continued: its recorded teachers pin these
-        folder = getattr(args, "resume", None) or (args.command == "sweep" and args.out and
-                                                   (Path(args.out) / "sweep.json").is_file() and args.out)
-        teacher = open_teacher(spec, ds, backend, folder=folder or None, log=log)
+    if spec.teacher_sources():
+        folder = getattr(args, "resume", None)  # a run or sweep continued: its recorded teachers pin these
+        if args.command == "sweep" and args.out and (Path(args.out) / "sweep.json").is_file():
+            folder = args.out
+        teacher = open_teacher(spec, ds, backend, folder=folder, log=log)
     return backend, ds, teacher, note
 
 
