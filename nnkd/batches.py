@@ -19,11 +19,16 @@ def gather(X, idx, out):
     return array_module(out).take(X, idx, axis=0, out=out)
 
 
+def n_shifts(max_shift):
+    """How many shifts a jitter of up to ``max_shift`` pixels has: ``(2s + 1)^2``."""
+    return (2 * max_shift + 1) ** 2
+
+
 def shifts(max_shift):
-    """All shifts ``(dy, dx)`` in ``[-s, s]^2``, in a fixed order; shift ``k`` of this list is
-    what :func:`jitter` reports as ``k`` (``(2s + 1)^2`` of them)."""
+    """All :func:`n_shifts` shifts ``(dy, dx)`` in ``[-s, s]^2``, in a fixed order; shift ``k``
+    of this list is what :func:`jitter` reports as ``k``."""
     side = 2 * max_shift + 1
-    return [(k // side - max_shift, k % side - max_shift) for k in range(side * side)]
+    return [(k // side - max_shift, k % side - max_shift) for k in range(n_shifts(max_shift))]
 
 
 def shift_into(src, dst, dy, dx):

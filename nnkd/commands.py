@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .backend import get_backend
 from .errors import UserError
-from .runs import RunFolder, check_same_teacher, is_empty, read_spec, write_spec
+from .runs import RunFolder, is_empty, read_spec, write_spec
 from .version import __version__
 
 
@@ -24,11 +24,12 @@ class Prepared:
     note: str | None = None
 
 
-def prepare(spec, backend_name, log, fetch=True, resume=None, fit=None):
+def prepare(spec, backend_name, log, fetch=True, resume=None, fit=None, pinned_by=None):
     """Load the data and the teacher, and check ``spec`` against them (its values, then this
     machine's memory); writes nothing but the dataset cache.  ``fetch`` False (a dry run):
     nothing at all, and a named dataset that is not cached yet is checked by its published
-    sizes.  ``resume``: the run folder being continued.  ``fit(spec, dataset)``: fits a new
+    sizes.  ``resume``: the run folder being continued; ``pinned_by``: the folder whose
+    recorded teachers pin the teacher files (default ``resume``).  ``fit(spec, dataset)``: fits a new
     run's settings to the data before they are checked, returning a note for the header or
     None.  Raises :class:`~nnkd.checks.SettingError` for a setting that cannot train."""
     from .data import NotCached, load, published
@@ -45,28 +46,22 @@ def prepare(spec, backend_name, log, fetch=True, resume=None, fit=None):
     spec.validate(n_available=n_available, n_in=ds.n_features, n_classes=ds.n_classes,
                   image_side=min(shape) if shape else None, warn=log, train_labels=labels)
     spec.check_memory(n_available, ds.n_features, ds.n_classes)
-    return Prepared(backend, ds, load_teacher(spec, ds, backend, resume), note)
+    return Prepared(backend, ds, load_teacher(spec, ds, backend, pinned_by or resume, log), note)
 
 
-def load_teacher(spec, ds, backend, resume=None):
-    """The teacher ``spec`` distills from, checked against the data: ``(net, meta)`` of a
-    checkpoint, :func:`nnkd.teachers.open_teacher`'s result for an ONNX model or a logits file,
-    or None (the run trains its teacher, or needs none)."""
-    from .checkpoint import load_model
-    from .teachers import is_onnx, open_teacher
-    if spec.teacher_logits or is_onnx(spec.teacher_checkpoint):
-        # resumed: a logits file is then in the run folder
-        return open_teacher(spec, ds, backend, cache=resume and Path(resume) / "teacher_logits.npy")
-    if not spec.teacher_checkpoint:
+def load_teacher(spec, ds, backend, pinned_by=None, log=print):
+    """The :class:`~nnkd.teachers.Teacher` ``spec`` distills from (one, or an ensemble), checked
+    against the data, or None (the run trains its teacher).  ``pinned_by``: the run or sweep
+    folder being continued, whose recorded teacher identities the files must still match."""
+    from .teachers import open_teacher
+    if not spec.teacher_sources():
         return None
-    if resume:  # refused before run.json is lengthened
-        check_same_teacher(spec.teacher_checkpoint, resume, record=False)
-    teacher = load_model(spec.teacher_checkpoint, backend, data_checksum=ds.checksum, dataset=spec.dataset)
-    sizes = teacher[0].sizes
-    if (sizes[0], sizes[-1]) != (ds.n_features, ds.n_classes):
-        raise UserError(f"the teacher {spec.teacher_checkpoint} is {'-'.join(map(str, sizes))}, but "
-                        f"{spec.dataset} has {ds.n_features} inputs and {ds.n_classes} classes")
-    return teacher
+    return open_teacher(spec, ds, backend, folder=pinned_by, log=log)
+
+
+def identity(teacher):
+    """What a settings file records of the teacher given (nothing when one is trained)."""
+    return {"teacher_identity": teacher.identity()} if teacher is not None else {}
 
 
 def read_resumed(out, command):
@@ -97,7 +92,7 @@ def train_in_folder(spec, out, prepared, log, stop, resume=False, lengthened=Fal
     # Checked again holding the folder's lock: another command may have started in it meanwhile.
     with RunFolder(out, log, check=None if resume else lambda: require_empty(out)):
         if not resume or lengthened:
-            write_spec(out / "run.json", spec, nnkd_version=__version__)
+            write_spec(out / "run.json", spec, nnkd_version=__version__, **identity(prepared.teacher))
         if spec.command == "distill":
             return run_distill(spec, backend, ds, out, log=log, stop=stop, teacher=prepared.teacher)[1]
         train_alone(spec, backend, ds, out, log=log, stop=stop)
@@ -115,7 +110,6 @@ def check_sweep_folder(out, spec):
         if any(saved.get(k) != mine[k] for k in same) or saved["configs"]["student"] != mine["configs"]["student"]:
             raise UserError(f"{out} holds a sweep with other settings: give the same settings to "
                             "continue or extend it, or choose another --out")
-        check_same_teacher(spec.teacher_checkpoint, out, record=False)  # its logits are that teacher's
     elif not is_empty(out):
         raise UserError(f"{out} already holds files that are not a sweep: choose another --out")
 
@@ -129,8 +123,8 @@ def sweep_in_folder(spec, out, prepared, log, stop):
     from .sweep import run_sweep
     cluster = SweepCluster(spec.sweep.scheduler, spec.sweep.jobs, log) if wanted(spec.sweep) else nullcontext()
     with cluster as cluster, RunFolder(out, log, check=lambda: check_sweep_folder(out, spec)):
-        write_spec(out / "sweep.json", spec, nnkd_version=__version__)
-        log(f"teacher: {spec.teacher_checkpoint}")
-        _, table = run_sweep(spec, prepared.backend, prepared.dataset, prepared.teacher[0], out, log=log,
+        write_spec(out / "sweep.json", spec, nnkd_version=__version__, **identity(prepared.teacher))
+        log(f"teacher: {prepared.teacher.describe()}")
+        _, table = run_sweep(spec, prepared.backend, prepared.dataset, prepared.teacher, out, log=log,
                              cluster=cluster, stop=stop)
     return table

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import numpy as np
 
 from . import memory
+from .batches import n_shifts
 from .checks import MAX_EPOCHS, SettingError, check_memory, choice, flag, number, whole
 from .errors import UserError
 from .layers import DROPOUT_SCALINGS, INITS
@@ -211,10 +212,13 @@ class RunSpec:
         validation: the last N training images held out (a validation error; the bias
             correction of the transfer-set experiments is chosen on them).
         train_limit: use only the first N training images (None: all).
-        teacher_checkpoint: distill from this checkpoint, or ONNX model (``.onnx``) (None:
-            train a teacher, unless ``teacher_logits`` is given).
+        teacher_checkpoint: distill from this checkpoint, or ONNX model (``.onnx``), or logits
+            file (``.npy``), or from an ensemble: a list of two or more of them (None: train a
+            teacher, unless ``teacher_logits`` is given).
         teacher_logits: distill from the logits in this ``.npy`` file (computed elsewhere).
         teacher_outputs: what an ONNX teacher outputs: ``logits`` or ``probabilities``.
+        ensemble: the soft targets of an ensemble: ``arithmetic``, the mean of the teachers'
+            distributions at T, or ``geometric``, the mean of their logits.
         baseline: also train the plain student.
         absent_classes: classes left out of the students' transfer set.
         sweep: the grid of a ``sweep``.
@@ -227,9 +231,10 @@ class RunSpec:
     student: TrainConfig = field(default_factory=TrainConfig)
     validation: int = 0
     train_limit: int | None = None
-    teacher_checkpoint: str | None = None
+    teacher_checkpoint: str | list | None = None
     teacher_logits: str | None = None
     teacher_outputs: str = "logits"
+    ensemble: str = "arithmetic"
     baseline: bool = True
     absent_classes: list = field(default_factory=list)
     sweep: SweepGrid | None = None
@@ -240,6 +245,13 @@ class RunSpec:
         if self.command != "distill":
             return (flag_role(self.command),)
         return ("student",) if self.teacher_checkpoint or self.teacher_logits else ("teacher", "student")
+
+    def teacher_sources(self):
+        """The files (or shipped names) of the teacher to distill from: one, several (an
+        ensemble), or none (a teacher is trained)."""
+        if isinstance(self.teacher_checkpoint, list):
+            return list(self.teacher_checkpoint)
+        return [s for s in (self.teacher_checkpoint, self.teacher_logits) if s]
 
     def n_train(self, n_available):
         """Training images left after the limit and the validation split."""
@@ -257,8 +269,6 @@ class RunSpec:
             whole("train_limit", self.train_limit, 1, 10**12, what="number of images")
         whole("validation", self.validation, 0, 10**12, what="number of images")
         flag("baseline", self.baseline)
-        if self.teacher_checkpoint is not None and not isinstance(self.teacher_checkpoint, str):
-            raise SettingError("teacher_checkpoint", f"must be a path, got {self.teacher_checkpoint!r}")
         self._validate_teacher_source()
         if not isinstance(self.absent_classes, list) or not all(
                 isinstance(c, int) and not isinstance(c, bool) and 0 <= c < n_classes
@@ -307,17 +317,28 @@ class RunSpec:
             cfg.check_memory(prefix=role + ".")
         if self.command in ("distill", "sweep"):
             n_train = self.n_train(n_available)
-            shifts = (2 * self.student.transfer_jitter + 1) ** 2
+            shifts = n_shifts(self.student.transfer_jitter)
             check_memory("student.transfer_jitter", memory.logits_bytes(shifts, n_train, n_classes),
                          f"the teacher's logits on {shifts} shifts of {n_train} images")
 
     def _validate_teacher_source(self):
+        several = isinstance(self.teacher_checkpoint, list)
+        if not (self.teacher_checkpoint is None or isinstance(self.teacher_checkpoint, str) or several and
+                len(self.teacher_checkpoint) >= 2 and all(isinstance(s, str) and s for s in self.teacher_checkpoint)):
+            raise SettingError("teacher_checkpoint", f"must be a path, or a list of two or more, got "
+                               f"{self.teacher_checkpoint!r}")
         if self.teacher_logits is not None and not isinstance(self.teacher_logits, str):
             raise SettingError("teacher_logits", f"must be a path, got {self.teacher_logits!r}")
         if self.teacher_logits and self.teacher_checkpoint:
             raise SettingError("teacher_logits", "and `teacher_checkpoint` are two teachers: give one")
         choice("teacher_outputs", self.teacher_outputs, ("logits", "probabilities"))
-        onnx = str(self.teacher_checkpoint or "").lower().endswith(".onnx")
+        choice("ensemble", self.ensemble, ("arithmetic", "geometric"))
+        if self.ensemble != "arithmetic" and not several:
+            raise SettingError("ensemble", "applies to an ensemble (`teacher_checkpoint` a list of teachers)")
+        if several and self.ensemble == "arithmetic" and self.sweep is not None and len(self.sweep.temperatures) > 1:
+            raise SettingError("ensemble", "arithmetic gives soft targets that depend on T: sweep one temperature "
+                               "with it, or use `ensemble` geometric")
+        onnx = any(s.lower().endswith(".onnx") for s in self.teacher_sources())
         if self.teacher_outputs != "logits" and not onnx:
             raise SettingError("teacher_outputs", "applies to an ONNX teacher (`teacher_checkpoint` "
                                "ending in .onnx)")
@@ -328,7 +349,7 @@ class RunSpec:
              "validation": self.validation, "train_limit": self.train_limit,
              "configs": {role: asdict(getattr(self, role)) for role in ROLES},
              "teacher_checkpoint": self.teacher_checkpoint, "teacher_logits": self.teacher_logits,
-             "teacher_outputs": self.teacher_outputs, "baseline": self.baseline,
+             "teacher_outputs": self.teacher_outputs, "ensemble": self.ensemble, "baseline": self.baseline,
              "absent_classes": list(self.absent_classes)}
         if self.sweep is not None:
             d["sweep"] = asdict(self.sweep)

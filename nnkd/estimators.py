@@ -219,16 +219,17 @@ class DistilledClassifier(NNKDClassifier):
         from .backend import get_backend
         from .checkpoint import load_model
         from .install import find_model
-        from .teachers import is_onnx, OnnxTeacher
+        from .onnx_model import OnnxModel
+        from .teachers import is_onnx
         backend = get_backend(self.backend)
         x = backend.asarray(np.ascontiguousarray(X, np.float32))
         try:
-            if is_onnx(teacher):
-                net = OnnxTeacher(teacher, backend, X.shape[1], int(np.max(y)) + 1 if np.issubdtype(
+            if is_onnx(teacher):  # its signature is checked against X's width
+                net = OnnxModel(teacher, backend, X.shape[1], int(np.max(y)) + 1 if np.issubdtype(
                     np.asarray(y).dtype, np.integer) else 0)
             else:
                 net, _ = load_model(find_model(teacher, "teacher"), backend)
-            if net.sizes[0] != X.shape[1]:
+            if not is_onnx(teacher) and net.sizes[0] != X.shape[1]:
                 raise UserError(f"the teacher {teacher} takes {net.sizes[0]} features, X has {X.shape[1]}")
             return np.asarray(backend.to_host(net.predict_logits(x)), np.float32)
         except UserError as exc:

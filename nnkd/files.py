@@ -276,6 +276,51 @@ def _shape_text(shape):
     return "(" + ", ".join("any" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def npy_header(f, size):
+    """``(shape, dtype, problem)`` of the .npy array that the binary file (or archive member) ``f``
+    of ``size`` bytes holds, from its header alone, ``f`` left at its first byte of data: the one
+    place nnkd judges an .npy header.  ``problem`` is None, or a phrase saying why the array
+    cannot be read: it holds Python objects, or it is cut off (or longer than its header says);
+    whether memory can hold it is :func:`memory_problem`'s.  ``(None, None, None)`` for a format
+    version nnkd never writes (3.0).  A damaged header raises one of :data:`NPY_DAMAGE`."""
+    shape, dtype = read_npy_header(f)
+    if dtype is None:
+        return None, None, None
+    if dtype.hasobject:
+        return shape, dtype, f"holds Python objects ({dtype}), which nnkd never writes and will not unpickle"
+    need, held = int(np.prod(shape, dtype=object)) * dtype.itemsize, size - f.tell()
+    claim = f"{size_text(need)} ({dtype}{_shape_text(shape)})"
+    if held < need:
+        return shape, dtype, f"claims {claim} but holds {size_text(held)}: it is cut off or damaged"
+    if held > need:
+        return shape, dtype, f"is longer than its header says: it claims {claim} but holds {size_text(held)}"
+    return shape, dtype, None
+
+
+def _header_of(path, what, advice):
+    """``(shape, dtype)`` from the header of the .npy file ``path``, refusing in one line what
+    :func:`npy_header` finds wrong, an empty file, another kind of file or a damaged header."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+            f.seek(0)
+            try:
+                shape, dtype, problem = npy_header(f, path.stat().st_size)
+            except NPY_DAMAGE as exc:
+                if not head:
+                    raise UserError(f"{path} ({what}) is empty: it was cut off while being written; "
+                                    f"{advice}") from None
+                if file_kind(head) != "npy":
+                    raise UserError(f"{path} ({what}) is {_NOT_NPY[file_kind(head)]}; {advice}") from None
+                raise UserError(f"{path} ({what}) has a damaged or cut-off .npy header ({exc}); "
+                                f"{advice}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({what}): {why(exc)}; check its permissions") from None
+    if problem:
+        raise UserError(f"{path} ({what}) {problem}; {advice}")
+    return shape, dtype
+
+
 def read_array(path, what, shape=None, dtype=None, advice="delete it and it will be written again",
                check_header=None):
     """Read the ``.npy`` file ``path`` (``what`` says what it holds, e.g. "teacher logits")
@@ -293,36 +338,9 @@ def read_array(path, what, shape=None, dtype=None, advice="delete it and it will
     or dtype, or holds NaN or infinite values.
     """
     path = Path(path)
-    raw_size = None
     if path.is_file():
-        try:
-            raw_size = path.stat().st_size
-            with open(path, "rb") as f:
-                head = f.read(16)
-                f.seek(0)
-                try:
-                    hshape, hdtype = read_npy_header(f)
-                except NPY_DAMAGE as exc:
-                    if raw_size == 0:
-                        raise UserError(f"{path} ({what}) is empty: it was cut off while being written; "
-                                        f"{advice}") from None
-                    if file_kind(head) != "npy":
-                        raise UserError(f"{path} ({what}) is {_NOT_NPY[file_kind(head)]}; {advice}") from None
-                    raise UserError(f"{path} ({what}) has a damaged or cut-off .npy header ({exc}); "
-                                    f"{advice}") from None
-                offset = f.tell()
-        except OSError as exc:
-            raise UserError(f"cannot read {path} ({what}): {why(exc)}; check its permissions") from None
+        hshape, hdtype = _header_of(path, what, advice)
         if hdtype is not None:
-            if hdtype.hasobject:
-                raise UserError(f"{path} ({what}) holds Python objects ({hdtype}), which nnkd never writes "
-                                f"and will not unpickle; {advice}")
-            need = int(np.prod(hshape, dtype=object)) * hdtype.itemsize
-            if raw_size - offset != need:
-                how = "cut off" if raw_size - offset < need else "longer than its header says"
-                raise UserError(f"{path} ({what}) is {how}: its header announces {hdtype}"
-                                f"{_shape_text(hshape)}, {need} bytes of data, but {raw_size - offset} "
-                                f"follow; {advice}")
             _check_shape(path, what, hshape, shape, advice)
             _check_dtype(path, what, hdtype, dtype, advice)
             if check_header:

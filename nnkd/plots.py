@@ -46,7 +46,8 @@ def _stages(run_dir, spec):
     a stage folder given on its own (``spec`` None)."""
     if spec is None:
         return {_stage_role(run_dir): run_dir}
-    teacher = Path(spec.teacher_checkpoint).parent if spec.teacher_checkpoint else run_dir / "teacher"
+    given = spec.teacher_sources()
+    teacher = Path(given[0]).parent if given else run_dir / "teacher"  # an ensemble: its first member's
     return {"teacher": teacher, "student": run_dir / "student", "distilled": run_dir / "distilled"}
 
 
@@ -156,7 +157,8 @@ def dark_knowledge(run_dir, spec, plt, n_images=4):
     from .backend import get_backend
     from .checkpoint import load_model
     from .data import load
-    ckpt = Path(spec.teacher_checkpoint or run_dir / "teacher" / "checkpoint.npz")
+    given = spec.teacher_sources()
+    ckpt = Path(given[0] if len(given) == 1 else run_dir / "teacher" / "checkpoint.npz")
     if not ckpt.exists() or ckpt.suffix != ".npz" or spec.dataset not in ("mnist", "fashion-mnist"):
         return None
     teacher, _ = load_model(ckpt, get_backend("numpy"))

@@ -5,7 +5,6 @@ A run folder (see :mod:`nnkd.pipeline`) starts with its settings file
 :class:`~nnkd.config.RunSpec` before any training, and read back by resume.
 """
 
-import hashlib
 import json
 import os
 import re
@@ -160,25 +159,3 @@ class RunFolder:
     def __exit__(self, *exc):
         self.lock.__exit__(*exc)
         return False
-
-
-def check_same_teacher(teacher_path, out_dir, record=True):
-    """A run distills from one teacher: the SHA-256 of its checkpoint goes into the run folder
-    (``teacher.sha256``) when the run begins (``record``), and a resumed run refuses a checkpoint
-    that has changed since (its cached logits and its students came from the old one), or one
-    that is gone."""
-    if not record and not Path(teacher_path).exists():
-        raise UserError(f"this run's teacher {teacher_path} is gone: put it back to continue the run in "
-                        f"{out_dir}, or start a new run")
-    digest = hashlib.sha256(Path(teacher_path).read_bytes()).hexdigest()
-    kept = Path(out_dir) / "teacher.sha256"
-    if not kept.is_file():
-        if record:
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            write_text(kept, f"{digest}  {teacher_path}\n")
-        return
-    was = (kept.read_bytes().split() or [b""])[0].decode("ascii", "replace")
-    if was != digest:
-        raise UserError(f"the teacher {teacher_path} has changed since this run began (SHA-256 "
-                        f"{digest[:16]}..., was {was[:16]}...): the run's teacher logits and students "
-                        "came from the old one; put that checkpoint back, or start a new run")

@@ -3,8 +3,8 @@
 A sweep folder::
 
     sweep.json           the sweep's settings (running the same command again continues it;
-                         more seeds, widths or temperatures extend it)
-    teacher.sha256       the SHA-256 of the teacher checkpoint; continuing needs the same one
+                         more seeds, widths or temperatures extend it), and the identity of
+                         its teacher (its files' SHA-256: continuing needs the same)
     teacher_logits.npy   the teacher's logits on the transfer set, computed once for all cells
     w300-T4-s0/          one cell: a stage folder (see train.py) plus summary.json when done
     results.json, results.md   mean and spread of the test errors per (width, temperature)
@@ -28,7 +28,7 @@ from . import transfer
 from .errors import Interrupted, UserError
 from .files import read_json, write_text
 from .runlock import RunLock
-from .runs import Log, check_same_teacher
+from .runs import Log
 from .tables import count
 
 
@@ -112,7 +112,7 @@ def _write_json(path, obj):
 
 def run_sweep(spec, backend, ds, teacher, out_dir, log=print, cluster=None, stop=None):
     """Train every cell of a ``sweep`` :class:`~nnkd.config.RunSpec` not yet done; returns
-    ``(results, table)``.  ``teacher``: the loaded teacher network.  ``cluster``: an open
+    ``(results, table)``.  ``teacher``: a :class:`nnkd.teachers.Teacher`.  ``cluster``: an open
     :class:`nnkd.cluster.SweepCluster` for the cells; by default one is opened when
     ``spec.sweep`` asks for Dask (``jobs`` > 1 or a ``scheduler``).  ``stop``: a
     :class:`~nnkd.train.StopFlag` that stops the teacher's logits and the cells trained in this
@@ -125,8 +125,8 @@ def run_sweep(spec, backend, ds, teacher, out_dir, log=print, cluster=None, stop
     settings = {"widths": grid.widths, "temperatures": grid.temperatures, "student": student}
     data = device_data(ds, backend, spec.validation, train_limit=spec.train_limit)
     logits_path = out_dir / "teacher_logits.npy"
-    check_same_teacher(spec.teacher_checkpoint, out_dir)  # the cached logits are that teacher's
-    z = transfer.compute(teacher, data, logits_path, student.transfer_jitter, log, stop)
+    n, C, jitter = data["x_train"].shape[0], data["n_classes"], student.transfer_jitter
+    z = transfer.cached(logits_path, lambda: teacher.logits(data, jitter, log, stop), backend, n, C, jitter, log)
     init = (spec.dataset, backend.name, spec.validation, spec.train_limit,
             str(folder / logits_path.name), student.transfer_jitter, ds.checksum)
 

@@ -1,29 +1,24 @@
-"""Teachers from outside nnkd: an ONNX model run by onnxruntime, or logits computed elsewhere.
+"""Teachers: to a distilled student, a source of logits for the transfer set's images.
 
-``distill --teacher model.onnx`` (a file whose name ends in ``.onnx``) and ``distill
---teacher-logits FILE.npy`` give the distilled student the same :class:`~nnkd.transfer.TeacherLogits`
-an nnkd teacher gives it: the logits of every training image, for every shift of a
-jittered transfer set, cached in the run's ``teacher_logits.npy``.
+One small interface, :class:`Teacher`, covers every kind:
 
-The ONNX model's input is what nnkd's networks take: one float32 tensor ``[N, n_features]``,
-the pixels divided by 255 and flattened row by row (``[N, 784]`` for MNIST); ``N`` may be
-symbolic or fixed (a fixed batch size is run in batches of that size, the last one padded).
-A network that wants images (``[N, 1, 28, 28]``) reshapes inside its graph.  Its first
-output is ``[N, n_classes]``, float32 (or float64), logits, or probabilities when
-``--teacher-outputs probabilities`` says so: their logarithm (``log(max(p, 1.2e-38))``) is
-used, which is the logits up to a constant per row that every softmax ignores, so the
-student's temperature applies as to logits.
+- :class:`NetworkTeacher`: an nnkd checkpoint, or a shipped model's name;
+- :class:`OnnxTeacher`: an ONNX model run by onnxruntime (:mod:`nnkd.onnx_model`);
+- :class:`LogitsFile`: logits computed elsewhere, a ``.npy`` file (see docs/any-teacher.md);
+- :class:`Ensemble`: several of these, whose soft targets are the mean of the members'
+  distributions at T (``arithmetic``, the paper's) or the mean of their logits (``geometric``).
 
-Everything is checked before any work, and each problem is one :class:`UserError` line:
-a file onnxruntime cannot open, an input or output of another width, a dynamic or odd
-shape, probabilities without the flag (rows of non-negative values summing to 1 on the
-first :data:`PROBE` training images), values that are not finite.  onnxruntime is the
-optional ``onnx`` extra, imported only here.
+A teacher gives its logits for every shift of the transfer set's images
+(:meth:`Teacher.logits`, a :class:`~nnkd.transfer.TeacherLogits`), its own test errors where it
+can (:meth:`Teacher.rows`), and its identity (:meth:`Teacher.identity`: its kind, its file and
+that file's SHA-256), which ``run.json`` records and ``--resume`` checks: a teacher's file
+that has changed since the run began is refused, and one that is gone is not needed when the
+run's ``teacher_logits.npy`` holds its logits.  :func:`open_teacher` builds the teacher a
+:class:`~nnkd.config.RunSpec` names, checked against the data before any work.
 """
 
 import hashlib
-import os
-import sys
+import json
 from pathlib import Path
 
 import numpy as np
@@ -31,270 +26,365 @@ import numpy as np
 from . import transfer
 from .data import to_float32
 from .errors import UserError
-from .files import atomic_write, read_array
-from .install import extra_hint
+from .files import read_json
+from .install import find_model
 
 ONNX_SUFFIX = ".onnx"
-OUTPUTS = ("logits", "probabilities")
-PROBE = 256            # training images run through an ONNX model before any work
-BATCH = 1000           # images per onnxruntime call (when the batch dimension is free)
-P_FLOOR = np.finfo(np.float32).tiny   # log(p) of a probability that underflowed to 0: -87.3
-SUM_TOLERANCE = 1e-3   # rows summing to 1 within this are probabilities
-FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+LOGITS_SUFFIX = ".npy"
+MEANS = ("arithmetic", "geometric")
+CACHE = "teacher_logits.npy"   # a run's (or a sweep's) teacher logits
+BATCH = 10000                  # test images a call
+LOGITS_ADVICE = "give the logits of the training images as a .npy file (see docs/any-teacher.md)"
 
 
 def is_onnx(path):
-    """Whether a ``--teacher`` path names an ONNX model (rather than an nnkd checkpoint)."""
+    """Whether a ``--teacher`` path names an ONNX model."""
     return bool(path) and Path(path).suffix.lower() == ONNX_SUFFIX
 
 
-def env_threads(environ=os.environ, name="OMP_NUM_THREADS"):
-    """The thread count that ``name`` sets for onnxruntime: a positive whole number, else 0
-    (onnxruntime's default), with a one-line note on stderr when the value is something else
-    (OpenMP's ``4,2``, a word)."""
-    text = environ.get(name, "").strip()
-    if text.isdigit() and int(text) > 0:
-        return int(text)
-    if text:
-        print(f"note: {name}={text!r} is not a positive whole number; onnxruntime uses its default "
-              "number of threads", file=sys.stderr)
-    return 0
+def is_logits_file(path):
+    """Whether a ``--teacher`` path names a file of logits (``.npy``)."""
+    return bool(path) and Path(path).suffix.lower() == LOGITS_SUFFIX
 
 
-def _import_ort():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise UserError("distilling from an ONNX model needs onnxruntime, which is not installed: "
-                        f"{extra_hint('onnx')}") from None
-    return onnxruntime
+def file_sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _shape_text(shape):
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+class Teacher:
+    """What every teacher offers.  ``source``: the file it was built from; ``backend``: where
+    its logits go; ``sha256``: the file's SHA-256."""
 
+    kind = "teacher"
+    config = None          # the training settings, where known (results.json)
 
-def _first_line(exc):
-    text = str(exc).strip().splitlines()
-    line = text[-1] if text else type(exc).__name__
-    return line if len(line) <= 200 else line[:197] + "..."
+    def __init__(self, source, backend, sha256):
+        self.source, self.backend, self.sha256 = Path(source), backend, sha256
 
+    @property
+    def name(self):
+        """A short name: the file's, or its folder's for a ``checkpoint.npz``."""
+        s = self.source
+        return s.parent.name if s.name == "checkpoint.npz" and s.parent.name else s.name
 
-class OnnxTeacher:
-    """An ONNX model as a teacher, checked against the data's ``n_features`` and ``n_classes``.
+    @property
+    def arch(self):
+        return self.name
 
-    It offers what :func:`nnkd.transfer.compute` and :func:`nnkd.train.count_errors` use of
-    a network: ``sizes``, ``backend``, ``predict_logits`` and ``forward`` (backend arrays
-    in and out).  ``outputs``: ``"logits"`` or ``"probabilities"`` (what the model's output is).
-    """
+    def identity(self):
+        """What ``run.json`` records and ``--resume`` checks."""
+        return {"kind": self.kind, "source": str(self.source), "teacher_sha256": self.sha256}
 
-    def __init__(self, path, backend, n_features, n_classes, outputs="logits"):
-        ort = _import_ort()
-        self.path, self.backend, self.outputs = Path(path), backend, outputs
-        self.sizes, self.dtype = [n_features, n_classes], np.float32
-        if not self.path.is_file():
-            raise UserError(f"the teacher {self.path} does not exist" +
-                            (" (it is a folder)" if self.path.is_dir() else "") + ": give an ONNX model file")
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3  # onnxruntime's warnings are not the user's business
-        opts.intra_op_num_threads = env_threads()
-        providers = ["CPUExecutionProvider"]
-        if backend.is_gpu and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        try:
-            self.runtime = ort.InferenceSession(str(self.path), opts, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own exception types, all one kind here
-            raise UserError(f"onnxruntime cannot open the teacher {self.path} ({_first_line(exc)}): give "
-                            "an ONNX model file") from None
-        self.batch, self.input, self.output = self._check_signature(n_features, n_classes)
-        self.rows_per_call = self.batch  # nnkd.transfer.compute checks for a stop between batches
+    def members(self):
+        return [self]
 
-    def _check_signature(self, n_features, n_classes):
-        """``(batch size, input name, output name)``, or one line saying what does not fit."""
-        where = f"the teacher {self.path.name}"
-        inputs, outputs = self.runtime.get_inputs(), self.runtime.get_outputs()
-        if len(inputs) != 1:
-            raise UserError(f"{where} takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}): "
-                            f"nnkd feeds one, float32 [N, {n_features}]")
-        x, z = inputs[0], outputs[0]
-        want = f"float32 [N, {n_features}] (the pixels / 255, flattened; a network that wants images " \
-               "reshapes inside its graph)"
-        if x.type != "tensor(float)":
-            raise UserError(f"{where}: its input {x.name!r} is {x.type}, but nnkd feeds {want}")
-        shape = [d if isinstance(d, int) and d > 0 else None for d in (x.shape or [])]
-        if len(shape) != 2:
-            raise UserError(f"{where}: its input {x.name!r} has shape {_shape_text(shape)}, but nnkd "
-                            f"feeds {want}")
-        if shape[1] is None:
-            raise UserError(f"{where}: its input {x.name!r} has a dynamic feature dimension "
-                            f"{_shape_text(shape)}: export it with a fixed width, [N, {n_features}]")
-        if shape[1] != n_features:
-            raise UserError(f"{where} takes {shape[1]} input features, but the data has {n_features}: "
-                            f"nnkd feeds {want}")
-        out = [d if isinstance(d, int) and d > 0 else None for d in (z.shape or [])]
-        name = f"its output {z.name!r}" + (f" (the first of {len(outputs)})" if len(outputs) > 1 else "")
-        if z.type not in FLOAT_TYPES:
-            raise UserError(f"{where}: {name} is {z.type}, but a teacher outputs float logits "
-                            f"[N, {n_classes}]")
-        if len(out) != 2:
-            raise UserError(f"{where}: {name} has shape {_shape_text(out)}, but a teacher outputs "
-                            f"[N, {n_classes}] (one row of logits per image)")
-        if out[1] is None:
-            raise UserError(f"{where}: {name} has a dynamic class dimension {_shape_text(out)}: export "
-                            f"it with a fixed width, [N, {n_classes}]")
-        if out[1] != n_classes:
-            raise UserError(f"{where} outputs {out[1]} classes, but the data has {n_classes}")
-        return shape[0] or BATCH, x.name, z.name
+    def predict(self, X):
+        """Logits ``(n, C)`` on the backend for backend rows ``X``, or None where the teacher
+        cannot give them (a logits file)."""
+        return None
 
-    def _run(self, x):
-        """The model's raw output on host float32 ``x`` ``(n, F)``, as float64 ``(n, C)``."""
-        n, C = x.shape[0], self.sizes[1]
-        out = np.empty((n, C), np.float64)
-        fixed = self.runtime.get_inputs()[0].shape[0]
-        for i in range(0, n, self.batch):
-            xb = np.ascontiguousarray(x[i:i + self.batch])
-            m = xb.shape[0]
-            if isinstance(fixed, int) and m < fixed:  # a fixed batch size: pad the last batch
-                xb = np.concatenate([xb, np.zeros((fixed - m, xb.shape[1]), np.float32)])
-            try:
-                z = self.runtime.run([self.output], {self.input: xb})[0]
-            except Exception as exc:
-                raise UserError(f"the teacher {self.path.name} fails on a batch of {xb.shape[0]} images "
-                                f"({_first_line(exc)})") from None
-            if z.shape != (xb.shape[0], C):
-                raise UserError(f"the teacher {self.path.name} outputs shape {list(z.shape)} for "
-                                f"{xb.shape[0]} images, not [{xb.shape[0]}, {C}]")
-            out[i:i + m] = z[:m]
-        bad = int(out.size - np.count_nonzero(np.isfinite(out)))
-        if bad:
-            raise UserError(f"the teacher {self.path.name} outputs {bad} NaN or infinite values on {n} "
-                            "images: it is damaged or diverged")
-        return out
+    def logits(self, data, max_shift, log=print, stop=None):
+        """:class:`~nnkd.transfer.TeacherLogits` of ``data["x_train"]`` on the backend, for every
+        shift up to ``max_shift`` px; ``stop`` is checked between calls."""
+        raise NotImplementedError
 
-    def _to_logits(self, p):
-        if self.outputs == "probabilities":
-            return np.log(np.maximum(p, P_FLOOR))
-        return p
-
-    def probe(self, x):
-        """Run the model on host float32 images ``x`` and refuse what its output says is
-        wrong (NaN, probabilities without the flag, the flag without probabilities)."""
-        p = self._run(x)
-        sums = p.sum(axis=1)
-        probabilities = bool((p >= 0).all() and (np.abs(sums - 1) <= SUM_TOLERANCE).all())
-        if probabilities and self.outputs == "logits":
-            raise UserError(f"the teacher {self.path.name} outputs probabilities (every row is >= 0 and "
-                            "sums to 1), but distillation softens logits at its own temperature: say so "
-                            "with `teacher_outputs` probabilities (their log is used), or export the logits")
-        if not probabilities and self.outputs == "probabilities":
-            raise UserError(f"`teacher_outputs` is probabilities, but the teacher {self.path.name}'s rows are "
-                            f"not (values from {p.min():.3g}, row sums {sums.min():.4g} to {sums.max():.4g}): "
-                            "leave it at logits")
-
-    def predict_logits(self, X, batch_size=None):
-        """Logits ``(n, C)`` float32 on the backend for backend images ``X`` ``(n, F)``."""
-        z = self._to_logits(self._run(np.asarray(self.backend.to_host(X), np.float32)))
-        return self.backend.asarray(z.astype(np.float32))
-
-    def forward(self, X, train=False):
-        return self.predict_logits(X)
-
-    def n_params(self):
-        """The number of values in the model's initializers (None without the onnx package)."""
-        try:
-            import onnx
-            model = onnx.load(str(self.path), load_external_data=False)
-        except Exception:
+    def test_errors(self, data):
+        z = self.predict(data["x_test"])
+        if z is None:
             return None
-        return int(sum(np.prod(t.dims, dtype=np.int64) for t in model.graph.initializer))
+        return int(self.backend.xp.count_nonzero(z.argmax(axis=1) != data["y_test"]))
 
     def row(self, data):
-        """The teacher's row of the results table."""
-        from .train import count_errors
-        return {"test_errors": count_errors(self, data["x_test"], data["y_test"]), "params": self.n_params(),
-                "epochs": None, "seconds": None, "source": str(self.path), "kind": "onnx",
-                "sha256": hashlib.sha256(self.path.read_bytes()).hexdigest(), "outputs": self.outputs,
-                "label": f"teacher {self.path.name} (ONNX, onnxruntime)"}
+        """This teacher's row of the results table."""
+        return {"test_errors": self.test_errors(data), "params": None, "epochs": None, "seconds": None,
+                "source": str(self.source), "kind": self.kind, "sha256": self.sha256, "arch": self.arch,
+                "label": f"teacher {self.name}"}
+
+    def rows(self, data):
+        """``{role: row}`` of the results table (one teacher: ``teacher``)."""
+        return {"teacher": self.row(data)}
 
     def describe(self):
-        x, z = self.runtime.get_inputs()[0], self.runtime.get_outputs()[0]
-        return (f"{self.path} (ONNX: {x.name} {_shape_text(x.shape)} -> {z.name} {_shape_text(z.shape)}, "
-                f"{self.outputs}, onnxruntime {self.runtime.get_providers()[0]})")
-
-    def transfer_logits(self, data, path, max_shift, log, stop):
-        return transfer.compute(self, data, path, max_shift, log, stop)
+        return str(self.source)
 
 
-class LogitsFile:
-    """Teacher logits computed elsewhere, read from ``path`` (``.npy``): ``logits`` are host
-    :class:`~nnkd.transfer.TeacherLogits`, or None when the run folder's cache is read instead."""
+class NetworkTeacher(Teacher):
+    """An nnkd network: ``(net, meta)`` of :func:`nnkd.checkpoint.load_model` of ``source``."""
 
-    def __init__(self, path, logits, backend):
-        self.path, self.logits, self.backend = Path(path), logits, backend
+    kind = "checkpoint"
+
+    def __init__(self, net, meta, source, sha256=None):
+        super().__init__(source, net.backend, sha256 or file_sha256(source))
+        self.net, self.meta, self.config = net, meta, meta["config"]
+
+    @classmethod
+    def open(cls, source, backend, ds):
+        """The checkpoint (or shipped model's name) ``source``, refused unless it was trained on
+        the data ``ds`` (a :class:`~nnkd.data.Dataset`) and takes its inputs and classes."""
+        from .checkpoint import load_model
+        path = find_model(source, "teacher")
+        net, meta = load_model(path, backend, data_checksum=ds.checksum, dataset=ds.name)
+        if (net.sizes[0], net.sizes[-1]) != (ds.n_features, ds.n_classes):
+            raise UserError(f"the teacher {path} is {'-'.join(map(str, net.sizes))}, but "
+                            f"{ds.name} has {ds.n_features} inputs and {ds.n_classes} classes")
+        return cls(net, meta, path)
+
+    @property
+    def arch(self):
+        return "-".join(map(str, self.net.sizes))
+
+    def predict(self, X):
+        return self.net.predict_logits(X)
+
+    def logits(self, data, max_shift, log=print, stop=None):
+        return transfer.run(self.net.predict_logits, data, self.net.sizes[-1], self.backend, max_shift,
+                            log, stop)
 
     def row(self, data):
-        return {"test_errors": None, "params": None, "epochs": None, "seconds": None,
-                "source": str(self.path), "kind": "logits", "label": f"teacher logits from {self.path.name}"}
+        return dict(super().row(data), params=self.net.n_params(), epochs=self.meta["epoch"],
+                    seconds=self.meta.get("seconds", 0.0), label=f"teacher {self.arch} (pretrained)")
 
     def describe(self):
-        return f"logits computed elsewhere, {self.path}"
+        epochs = self.meta["epoch"]
+        return f"{self.source} ({self.arch}, {epochs} epoch{'s' * (epochs != 1)})"
 
-    def transfer_logits(self, data, path, max_shift, log, stop):
-        """The logits on the backend, copied into the run's cache ``path`` (read from it when it exists)."""
-        n, C = data["x_train"].shape[0], data["n_classes"]
-        if Path(path).exists() or self.logits is None:
-            log(f"teacher logits: cached in {path}")
-            return transfer.read(path, self.backend, n, C, max_shift)
-        z = self.logits
-        z.check_against(n, C)
-        atomic_write(path, lambda f: np.save(f, z.on_disk()))
-        log(f"teacher logits: {z.logits.shape[0]} x {n} images from {self.path} -> {path}")
+
+class OnnxTeacher(Teacher):
+    """An ONNX model (:class:`nnkd.onnx_model.OnnxModel`) that has passed its probe."""
+
+    kind = "onnx"
+
+    def __init__(self, model, sha256=None):
+        super().__init__(model.path, model.backend, sha256 or file_sha256(model.path))
+        self.model = model
+
+    @classmethod
+    def open(cls, path, backend, ds, n_train, outputs="logits"):
+        """The ONNX model ``path``, its signature checked against the data ``ds`` and its
+        output against its first :data:`~nnkd.onnx_model.PROBE` training images."""
+        from .onnx_model import PROBE, OnnxModel
+        model = OnnxModel(path, backend, ds.n_features, ds.n_classes, outputs)
+        model.probe(to_float32(ds.train_features[:min(PROBE, n_train)]))
+        return cls(model)
+
+    def identity(self):
+        return dict(super().identity(), outputs=self.model.outputs)
+
+    def predict(self, X):
+        return self.model.predict_logits(X)
+
+    def logits(self, data, max_shift, log=print, stop=None):  # a stop is seen within one batch
+        return transfer.run(self.model.predict_logits, data, self.model.n_classes, self.backend, max_shift,
+                            log, stop, chunk=self.model.batch)
+
+    def row(self, data):
+        return dict(super().row(data), params=self.model.n_params(), outputs=self.model.outputs,
+                    label=f"teacher {self.name} (ONNX, onnxruntime)")
+
+    def describe(self):
+        return self.model.describe()
+
+
+class LogitsFile(Teacher):
+    """Teacher logits computed elsewhere, in ``source`` (``.npy``): ``host`` are its
+    :class:`~nnkd.transfer.TeacherLogits` on the host, or None where the run's cache holds them."""
+
+    kind = "logits"
+
+    def __init__(self, source, backend, host, sha256=None):
+        super().__init__(source, backend, sha256 or file_sha256(source))
+        self.host = host
+
+    def logits(self, data, max_shift, log=print, stop=None):
+        z = self.host if self.host is not None else transfer.read(self.source, None, data["x_train"].shape[0], data["n_classes"],
+                                       max_shift, advice=LOGITS_ADVICE)
+        log(f"teacher logits: from {self.source}")
         return transfer.TeacherLogits(self.backend.asarray(z.logits), z.max_shift)
 
+    def row(self, data):
+        return dict(super().row(data), label=f"teacher logits from {self.name}")
 
-def read_logits(path, n_images, n_classes, max_shift):
-    """Host :class:`~nnkd.transfer.TeacherLogits` of ``.npy`` file ``path``, or one line saying
-    how they do not fit ``n_images`` training images of ``n_classes`` classes, jittered by up to
-    ``max_shift`` px."""
-    advice = "give the logits of the training images as a .npy file (see docs/any-teacher.md)"
-    want = transfer.file_shape(n_images, n_classes, max_shift)
-
-    def check(shape, dtype):  # from the header, before any data is read; again on the array
-        n_shifts = (2 * max_shift + 1) ** 2
-        if dtype.kind != "f":
-            raise UserError(f"{path} holds {dtype} values: teacher logits are floats")
-        if len(shape) not in (2, 3):
-            raise UserError(f"{path} holds an array of shape {list(shape)}: teacher logits are {list(want)}")
-        got_shifts = shape[0] if len(shape) == 3 else 1
-        if got_shifts != n_shifts:
-            need = "one" if n_shifts == 1 else f"{n_shifts}, in the order of nnkd.batches.shifts({max_shift})"
-            raise UserError(f"{path} holds logits for {got_shifts} shift(s) of each image (shape {list(shape)}), "
-                            f"but `student.transfer_jitter` {max_shift} needs {need}: shape {list(want)}")
-        if shape[-2] != n_images:
-            raise UserError(f"{path} holds logits for {shape[-2]} images, but the transfer set has {n_images} "
-                            "training images (after `train_limit` and `validation`)")
-        if shape[-1] != n_classes:
-            raise UserError(f"{path} holds logits for {shape[-1]} classes, but the data has {n_classes}")
-
-    # not .npy, damaged, of the wrong shape (from its header), NaN or infinite
-    a = read_array(path, "teacher logits", advice=advice, check_header=check)
-    check(a.shape, a.dtype)
-    z = a.astype(np.float32)
-    if not np.isfinite(z).all():
-        raise UserError(f"{path} holds values beyond float32's range: teacher logits are float32")
-    return transfer.TeacherLogits(z, max_shift)
+    def describe(self):
+        return f"logits computed elsewhere, {self.source}"
 
 
-def open_teacher(spec, ds, backend, cache=None):
-    """The teacher of ``spec`` when it is an ONNX model or a logits file, checked against the
-    data ``ds`` before any work: ``(OnnxTeacher or LogitsFile, None)``.  ``cache``: the run's
-    ``teacher_logits.npy`` when resuming (a logits file is then not read again)."""
+class Cached(Teacher):
+    """A member of a resumed run whose file is gone: its identity as ``run.json`` recorded it;
+    the run's ``teacher_logits.npy`` holds what it gave."""
+
+    def __init__(self, record, backend):
+        super().__init__(record["source"], backend, record.get("teacher_sha256"))
+        self.record, self.kind = record, record.get("kind", "teacher")
+
+    def identity(self):
+        return dict(self.record)
+
+    def logits(self, data, max_shift, log=print, stop=None):
+        raise UserError(f"this run's teacher {self.source} is gone: put it back, or start a new run")
+
+    def row(self, data):
+        return dict(super().row(data), label=f"teacher {self.name} (gone; its logits were cached)")
+
+    def describe(self):
+        return f"{self.source} (gone; the run's cached logits stand for it)"
+
+
+def mean_logits(parts, mean, temperature):
+    """The ensemble's logits from its members' logits ``parts`` (an iterable of float arrays of
+    one shape ``(..., C)``, NumPy or CuPy), computed in float64 and returned float32.
+
+    ``arithmetic``: ``T * log(mean_i softmax(z_i / T))``, a log-sum-exp over the members of their
+    max-subtracted log-softmax, so that softmax at T of the result is the mean of the members'
+    distributions at T (to float32's rounding); the temperature is thus part of it.
+    ``geometric``: ``mean_i z_i``, whose softmax at T is the normalized geometric mean of the
+    members' distributions at T, whatever T.
+    """
+    from .backend import array_module
+    from .losses import log_softmax
+    acc, n = None, 0
+    for z in parts:
+        xp = array_module(z)
+        z = z.astype(np.float64)
+        if mean == "arithmetic":
+            z = log_softmax(z, temperature)
+            acc = z if acc is None else xp.logaddexp(acc, z, out=acc)
+        else:
+            acc = z if acc is None else xp.add(acc, z, out=acc)
+        n += 1
+    if mean == "arithmetic":
+        return (temperature * (acc - np.log(n))).astype(np.float32)
+    return (acc / n).astype(np.float32)
+
+
+class Ensemble(Teacher):
+    """Several teachers as one: ``mean`` (``arithmetic`` or ``geometric``, :func:`mean_logits`)
+    of the ``parts`` at ``temperature`` (the distilled student's)."""
+
+    kind = "ensemble"
+
+    def __init__(self, parts, mean="arithmetic", temperature=1.0):
+        if mean not in MEANS:
+            raise UserError(f"ensemble mean {mean!r}: expected one of {', '.join(MEANS)}")
+        if len(parts) < 2:
+            raise UserError("an ensemble needs two teachers or more")
+        self.parts, self.mean, self.temperature = list(parts), mean, float(temperature)
+        super().__init__("ensemble", parts[0].backend, None)
+        self.sha256 = hashlib.sha256(json.dumps(self._recipe(), sort_keys=True).encode()).hexdigest()
+
+    def _recipe(self):
+        recipe = {"mean": self.mean, "members": [p.identity() for p in self.parts]}
+        if self.mean == "arithmetic":
+            recipe["temperature"] = self.temperature
+        return recipe
+
+    @property
+    def name(self):
+        at = f" of the distributions at T={self.temperature:g}" if self.mean == "arithmetic" else " of the logits"
+        return f"ensemble of {len(self.parts)} teachers, {self.mean} mean{at}"
+
+    @property
+    def arch(self):
+        return "ensemble"
+
+    def identity(self):
+        return dict(self._recipe(), kind=self.kind, teacher_sha256=self.sha256)
+
+    def members(self):
+        return list(self.parts)
+
+    def predict(self, X):
+        z = [p.predict(X) for p in self.parts]
+        return None if any(a is None for a in z) else mean_logits(z, self.mean, self.temperature)
+
+    def logits(self, data, max_shift, log=print, stop=None):
+        parts = (p.logits(data, max_shift, log, stop).logits for p in self.parts)
+        return transfer.TeacherLogits(mean_logits(parts, self.mean, self.temperature), max_shift)
+
+    def rows(self, data):
+        rows = {}
+        for i, p in enumerate(self.parts, 1):
+            rows[f"teacher {i}"] = dict(p.row(data), label=f"teacher {i}: {p.name}" +
+                                        (f" ({p.arch})" if p.arch != p.name else ""))
+        rows["teacher"] = dict(self.row(data), source=None, label=self.name)
+        return rows
+
+    def describe(self):
+        return self.name + "".join(f"\n  {i}. {p.describe()}" for i, p in enumerate(self.parts, 1))
+
+
+def as_teacher(teacher, mean="arithmetic", temperature=1.0):
+    """A :class:`Teacher` from a teacher, or from a list of them (an :class:`Ensemble`)."""
+    if isinstance(teacher, (list, tuple)):
+        parts = [as_teacher(t) for t in teacher]
+        return parts[0] if len(parts) == 1 else Ensemble(parts, mean, temperature)
+    if not isinstance(teacher, Teacher):
+        raise UserError(f"a teacher is a nnkd.teachers.Teacher (e.g. from open_source), got {type(teacher).__name__}")
+    return teacher
+
+
+def recorded(folder):
+    """``{source: identity}`` of the teachers that the settings file of run (or sweep) folder
+    ``folder`` recorded (``teacher_identity``), or else the checkpoint whose SHA-256 and path a
+    ``teacher.sha256`` file there holds."""
+    folder = Path(folder)
+    for name in ("run.json", "sweep.json"):
+        if (folder / name).is_file():
+            record = read_json(folder / name, "run settings").get("teacher_identity")
+            if isinstance(record, dict):
+                members = record.get("members", [record])
+                return {m["source"]: m for m in members if isinstance(m, dict) and "source" in m}
+    legacy = folder / "teacher.sha256"
+    if legacy.is_file():
+        digest, *source = legacy.read_text(errors="replace").split(maxsplit=1)
+        return {source[0].strip(): {"kind": "checkpoint", "source": source[0].strip(),
+                                    "teacher_sha256": digest}} if source else {}
+    return {}
+
+
+def open_source(source, backend, ds, n_train, max_shift=0, outputs="logits", load_logits=True, logits=None):
+    """The teacher that file (or shipped name) ``source`` holds, checked against the data ``ds``
+    (``n_train`` training images, a transfer set jittered by ``max_shift`` px): a file of logits
+    (``logits`` true, or None and a ``.npy`` name; read unless ``load_logits`` is false: the run's
+    cache holds them), an ONNX model (``outputs``: what it outputs), else an nnkd checkpoint."""
+    if logits or logits is None and is_logits_file(source):
+        host = transfer.read(source, None, n_train, ds.n_classes, max_shift, advice=LOGITS_ADVICE) \
+            if load_logits else None
+        return LogitsFile(source, backend, host)
+    if is_onnx(source):
+        return OnnxTeacher.open(source, backend, ds, n_train, outputs)
+    return NetworkTeacher.open(source, backend, ds)
+
+
+def _pinned(source, record, backend, cache, log):
+    """The teacher of a resumed run's ``source`` as it was ``record``-ed, or None to open it
+    again: one that has changed is refused; one that is gone stands on the run's ``cache``."""
+    path = Path(source)
+    if not path.exists():
+        if not cache.is_file():
+            raise UserError(f"this run's teacher {path} is gone and its logits are not cached in "
+                            f"{cache.parent}: put it back to continue the run, or start a new run")
+        log(f"note: this run's teacher {path} is gone; the run goes on from its logits in {cache}")
+        return Cached(record, backend)
+    digest, was = file_sha256(path), str(record.get("teacher_sha256"))
+    if digest != was:
+        raise UserError(f"the teacher {path} has changed since this run began (SHA-256 {digest[:16]}..., "
+                        f"was {was[:16]}...): the run's teacher logits and students came from the old "
+                        "one; put that file back, or start a new run")
+    return None
+
+
+def open_teacher(spec, ds, backend, folder=None, log=print):
+    """The teacher of ``spec`` (a :class:`~nnkd.config.RunSpec` that names one or several),
+    checked against the data ``ds`` before any work.  ``folder``: the run or sweep being
+    continued, whose recorded teachers pin these (:func:`recorded`)."""
+    pins = recorded(folder) if folder else {}
+    cache = Path(folder or ".") / CACHE
     n_train = spec.n_train(ds.train_features.shape[0])
-    if spec.teacher_logits:
-        if cache is not None and Path(cache).exists():
-            return LogitsFile(spec.teacher_logits, None, backend), None
-        z = read_logits(spec.teacher_logits, n_train, ds.n_classes, spec.student.transfer_jitter)
-        return LogitsFile(spec.teacher_logits, z, backend), None
-    teacher = OnnxTeacher(spec.teacher_checkpoint, backend, ds.n_features, ds.n_classes, spec.teacher_outputs)
-    teacher.probe(to_float32(ds.train_features[:min(PROBE, n_train)]))
-    return teacher, None
+    parts = []
+    for source in spec.teacher_sources():
+        part = _pinned(source, pins[source], backend, cache, log) if source in pins else None
+        parts.append(part or open_source(source, backend, ds, n_train, spec.student.transfer_jitter,
+                                         spec.teacher_outputs, load_logits=not (folder and cache.is_file()),
+                                         logits=source == spec.teacher_logits or None))
+    temperature = spec.sweep.temperatures[0] if spec.sweep else spec.student.temperature
+    return as_teacher(parts, spec.ensemble, temperature)

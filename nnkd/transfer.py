@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import array_module
-from .batches import shift_into, shifts
+from .batches import n_shifts, shift_into, shifts
 from .errors import Interrupted, UserError
 from .files import atomic_write, read_array
 
@@ -29,24 +29,20 @@ class TeacherLogits:
     Args:
         logits: ``(N, C)`` or ``(shifts, N, C)`` float array (NumPy or CuPy).
         max_shift: the transfer set's jitter in pixels; ``shifts`` must be
-            ``(2 * max_shift + 1) ** 2``.
+            :func:`nnkd.batches.n_shifts` of it.
 
-    Raises :class:`UserError` for any other shape, a non-float dtype, or values that
-    are not finite.
+    Raises :class:`UserError` for any other layout (:func:`check_layout`), or values that
+    are not finite or look like probabilities.
     """
 
     def __init__(self, logits, max_shift=0):
         xp = array_module(logits)
-        if not hasattr(logits, "ndim") or logits.ndim not in (2, 3) or logits.dtype.kind != "f":
+        if not hasattr(logits, "ndim"):
             raise UserError(f"teacher logits must be a float array (N, classes) or (shifts, N, classes), "
                             f"got {_describe(logits)}")
+        check_layout(logits.shape, logits.dtype, max_shift)
         if logits.ndim == 2:
             logits = logits[None]
-        n_shifts = (2 * max_shift + 1) ** 2
-        if logits.shape[0] != n_shifts:
-            raise UserError(f"teacher logits hold {logits.shape[0]} shift(s) per image, but a transfer set "
-                            f"jittered by up to {max_shift} px needs {n_shifts}: compute them with the "
-                            "same `student.transfer_jitter`")
         if not bool(xp.isfinite(logits).all()):
             raise UserError("the teacher's logits hold NaN or infinite values: compute them again "
                             "from an undamaged teacher")
@@ -66,10 +62,7 @@ class TeacherLogits:
 
     def check_against(self, n_images, n_classes):
         """Refuse logits for another number of images or classes than the data's."""
-        if (self.n_images, self.n_classes) != (n_images, n_classes):
-            raise UserError(f"the teacher's logits are for {self.n_images} images x {self.n_classes} classes, "
-                            f"but the transfer set has {n_images} images x {n_classes} classes: compute them "
-                            "on the same training images")
+        check_layout(self.logits.shape, self.logits.dtype, self.max_shift, n_images, n_classes)
 
     def rows(self, idx, k=None):
         """``(B, C)`` logits of images ``idx`` (on the backend), moved by shifts ``k`` (a host
@@ -96,42 +89,78 @@ def _describe(a):
 
 def file_shape(n_images, n_classes, max_shift):
     """The shape of ``teacher_logits.npy`` for a transfer set."""
-    n_shifts = (2 * max_shift + 1) ** 2
-    return (n_shifts, n_images, n_classes) if max_shift else (n_images, n_classes)
+    return (n_shifts(max_shift), n_images, n_classes) if max_shift else (n_images, n_classes)
 
 
-def read(path, backend, n_images, n_classes, max_shift):
-    """:class:`TeacherLogits` from a ``.npy`` file, checked against the transfer set."""
-    host = read_array(path, "teacher logits", shape=file_shape(n_images, n_classes, max_shift),
-                      dtype=np.float32)
-    return TeacherLogits(backend.asarray(host), max_shift)
+def check_layout(shape, dtype, max_shift, n_images=None, n_classes=None, where="the array of teacher logits"):
+    """The contract of teacher logits, checked in this one place: floats, ``(N, C)`` or
+    ``(shifts, N, C)``, :func:`~nnkd.batches.n_shifts` shifts for a jitter of ``max_shift`` px,
+    and, where they are given, ``n_images`` training images of ``n_classes`` classes.  ``where``
+    names them in the one-line :class:`UserError` (a file, or the teacher's logits)."""
+    want = list(file_shape(n_images if n_images is not None else "N",
+                           n_classes if n_classes is not None else "classes", max_shift))
+    if dtype.kind != "f":
+        raise UserError(f"{where} holds {dtype} values: teacher logits are floats")
+    if len(shape) not in (2, 3):
+        raise UserError(f"{where} holds an array of shape {list(shape)}: teacher logits are {want}")
+    got, need = (shape[0] if len(shape) == 3 else 1), n_shifts(max_shift)
+    if got != need:
+        what = "one" if need == 1 else f"{need}, in the order of nnkd.batches.shifts({max_shift})"
+        raise UserError(f"{where} holds logits for {got} shift(s) of each image (shape {list(shape)}), "
+                        f"but `student.transfer_jitter` {max_shift} needs {what}: shape {want}")
+    if n_images is not None and shape[-2] != n_images:
+        raise UserError(f"{where} holds logits for {shape[-2]} images, but the transfer set has {n_images} "
+                        "training images (after `train_limit` and `validation`)")
+    if n_classes is not None and shape[-1] != n_classes:
+        raise UserError(f"{where} holds logits for {shape[-1]} classes, but the data has {n_classes}")
 
 
-def compute(net, data, path, max_shift=0, log=print, stop=None, chunk=10000, progress_every=10.0):
-    """The teacher ``net``'s logits on ``data["x_train"]`` in evaluation mode, for every
-    shift up to ``max_shift`` pixels; cached in ``path`` (read back when it exists).
+def read(path, backend, n_images, n_classes, max_shift,
+         advice="delete it and it will be written again"):
+    """:class:`TeacherLogits` of the ``.npy`` file ``path`` (the run's cache, or logits computed
+    elsewhere: any float dtype, taken as float32), checked against the transfer set from its
+    header before any data is read; on ``backend``, or on the host when it is None."""
+    def check(shape, dtype):
+        check_layout(shape, dtype, max_shift, n_images, n_classes, where=str(path))
 
-    ``stop`` (a :class:`nnkd.train.StopFlag`) is checked before each call of the teacher,
-    and a progress line is logged every ``progress_every`` seconds; the file is written whole
-    at the end or not at all.  ``net`` is an nnkd network, or anything with its ``sizes``,
-    ``backend`` and ``predict_logits`` (:class:`nnkd.teachers.OnnxTeacher`).  A call covers
-    ``net.rows_per_call`` images where the teacher has it (an ONNX model: one onnxruntime
-    batch, so a stop is seen within one batch), else ``chunk`` (an nnkd network: 10,000
-    images, the batch its logits have always been computed in, in about 0.4 s for the paper
-    teacher on 2 cores).
-    """
+    a = read_array(path, "teacher logits", advice=advice, check_header=check)
+    check(a.shape, a.dtype)
+    z = a.astype(np.float32, copy=False)
+    if not np.isfinite(z).all():
+        raise UserError(f"{path} holds values beyond float32's range: teacher logits are float32")
+    return TeacherLogits(z if backend is None else backend.asarray(z), max_shift)
+
+
+def cached(path, make, backend, n_images, n_classes, max_shift, log=print):
+    """The transfer set's logits from the cache ``path`` (``teacher_logits.npy``) when it exists;
+    else ``make()``'s :class:`TeacherLogits`, written there whole (or not at all)."""
     path = Path(path)
-    chunk = getattr(net, "rows_per_call", chunk)
-    X = data["x_train"]
-    n, C = X.shape[0], net.sizes[-1]
     if path.exists():
-        cached = read(path, net.backend, n, C, max_shift)
+        logits = read(path, backend, n_images, n_classes, max_shift)
         log(f"teacher logits: cached in {path}")
-        return cached
+        return logits
+    t0 = time.perf_counter()
+    logits = make()
+    logits.check_against(n_images, n_classes)
+    atomic_write(path, lambda f: np.save(f, backend.to_host(logits.on_disk())))
+    log(f"teacher logits: {n_shifts(max_shift)} x {n_images} images in {time.perf_counter() - t0:.1f} s "
+        f"-> {path}")
+    return logits
+
+
+def run(predict, data, n_classes, backend, max_shift=0, log=print, stop=None, chunk=10000,
+        progress_every=10.0):
+    """:class:`TeacherLogits` of ``predict`` (backend images ``(n, F)`` -> logits ``(n, C)``) on
+    ``data["x_train"]``, for every shift up to ``max_shift`` pixels, ``chunk`` images a call.
+
+    ``stop`` (a :class:`nnkd.train.StopFlag`) is checked before each call, and a progress line
+    is logged every ``progress_every`` seconds."""
+    X = data["x_train"]
+    n = X.shape[0]
     t0 = last = time.perf_counter()
-    xp = net.backend.xp
+    xp = backend.xp
     moves = shifts(max_shift)
-    z = xp.empty((len(moves), n, C), dtype=np.float32)
+    z = xp.empty((len(moves), n, n_classes), dtype=np.float32)
     side = data.get("image_shape", (28, 28))[0] if max_shift else None
     moved = xp.empty_like(X) if max_shift else None  # no copy of the images when nothing moves
     for k, (dy, dx) in enumerate(moves):
@@ -142,17 +171,23 @@ def compute(net, data, path, max_shift=0, log=print, stop=None, chunk=10000, pro
             if stop:
                 raise Interrupted(f"stopped by {stop.signal} while computing the teacher's logits "
                                   f"(shift {k + 1} of {len(moves)}); nothing of them was written")
-            z[k, i:i + chunk] = net.predict_logits(images[i:i + chunk])
+            z[k, i:i + chunk] = predict(images[i:i + chunk])
             if time.perf_counter() - last >= progress_every:
                 last = time.perf_counter()
                 done, total = k * n + min(i + chunk, n), len(moves) * n
                 left = (last - t0) * (total - done) / done
                 log(f"teacher logits: {done:,} of {total:,} images (shift {k + 1} of {len(moves)}), "
                     f"{last - t0:.0f} s, about {left:.0f} s left")
-    logits = TeacherLogits(z, max_shift)  # checks that every value is finite
-    atomic_write(path, lambda f: np.save(f, net.backend.to_host(logits.on_disk())))
-    log(f"teacher logits: {len(moves)} x {n} images in {time.perf_counter() - t0:.1f} s -> {path}")
-    return logits
+    return TeacherLogits(z, max_shift)  # checks that every value is finite
+
+
+def compute(net, data, path, max_shift=0, log=print, stop=None, chunk=10000, progress_every=10.0):
+    """The nnkd network ``net``'s logits on the transfer set (:func:`run`, 10,000 images a
+    call: about 0.4 s for the paper teacher on 2 cores), cached in ``path`` (:func:`cached`)."""
+    def make():
+        return run(net.predict_logits, data, net.sizes[-1], net.backend, max_shift, log, stop, chunk,
+                   progress_every)
+    return cached(path, make, net.backend, data["x_train"].shape[0], net.sizes[-1], max_shift, log)
 
 
 def without_classes(data, teacher, absent, backend):

@@ -159,10 +159,10 @@ def test_probabilities_are_taken_with_the_flag_as_their_log(tmp_path):
 
 
 def test_a_fixed_batch_size_is_run_in_padded_batches(tmp_path):
-    from nnkd.teachers import OnnxTeacher
+    from nnkd.onnx_model import OnnxModel
     rng = np.random.default_rng(2)
     W, b = rng.normal(0, 1, (64, 10)).astype(np.float32), rng.normal(0, 1, 10).astype(np.float32)
-    teacher = OnnxTeacher(dense(tmp_path / "b32.onnx", W, b, x_shape=(32, 64)), get_backend("numpy"), 64, 10)
+    teacher = OnnxModel(dense(tmp_path / "b32.onnx", W, b, x_shape=(32, 64)), get_backend("numpy"), 64, 10)
     x = digits()["x_test"][:50]
     close(teacher.predict_logits(x), x.astype(np.float64) @ W + b)
 

@@ -41,7 +41,7 @@ def test_bad_data_is_one_line_before_any_work(name, tmp_path):
 
 
 @pytest.mark.parametrize("logits, words", [
-    (np.zeros((10, 3), np.float32), "10 images x 3 classes"),
+    (np.zeros((10, 3), np.float32), "logits for 10 images, but the transfer set has 200"),
     (np.full((200, 3), np.nan, np.float32), "NaN"),
     (np.full((200, 3), 1 / 3, np.float32), "look like probabilities"),
     (np.zeros((9, 200, 3), np.float32), "shift"),

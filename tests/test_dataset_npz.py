@@ -225,7 +225,7 @@ def bad_folder(folder, case):
     if case == "truncated .npy file":
         path = folder / "x_train.npy"
         path.write_bytes(path.read_bytes()[:300])
-        return path, "not a readable .npy file"
+        return path, "but holds 172 bytes: it is cut off or damaged"
     if case == "pickle in a .npy file":
         np.save(folder / "x_train.npy", np.array([None] * 12, dtype=object), allow_pickle=True)
         return folder / "x_train.npy", "holds Python objects"

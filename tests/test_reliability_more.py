@@ -453,8 +453,9 @@ def test_a_teacher_changed_under_a_run_is_refused_when_it_resumes(base, tmp_path
     run = tmp_path / "run"
     ok(main_py("distill", "--preset", "smoke", "--teacher", str(teacher), "--epochs", "1", "--no-baseline",
                "--lr-schedule", "exp", "--out", str(run)))
-    assert (run / "teacher.sha256").read_text().split() == [
-        hashlib.sha256(teacher.read_bytes()).hexdigest(), str(teacher)]
+    pinned = json.loads((run / "run.json").read_text())["teacher_identity"]
+    assert pinned == {"kind": "checkpoint", "source": str(teacher),
+                      "teacher_sha256": hashlib.sha256(teacher.read_bytes()).hexdigest()}
     ok(main_py("distill", "--resume", str(run), "--epochs", "2"))  # the same teacher: resumes
     ok(main_py("train-student", "--preset", "smoke", "--epochs", "1", "--seed", "1", "--out", str(tmp_path / "other")))
     shutil.copy(tmp_path / "other/student/checkpoint.npz", teacher)
@@ -464,10 +465,11 @@ def test_a_teacher_changed_under_a_run_is_refused_when_it_resumes(base, tmp_path
     line = one_line(main_py("distill", "--resume", str(run), "--epochs", "3"))
     assert f"the teacher {teacher} has changed since this run began" in line and "new run" in line
     assert files() == before
+    (run / "teacher_logits.npy").rename(tmp_path / "kept.npy")
     teacher.unlink()
     line = one_line(main_py("distill", "--resume", str(run)))
-    assert f"this run's teacher {teacher} is gone: put it back to continue the run in {run}" in line
-    assert files() == before
+    assert f"this run's teacher {teacher} is gone and its logits are not cached in {run}: put it back" in line
+    assert files() == [f for f in before if not f[0].endswith("teacher_logits.npy")]
 
 def test_a_sweep_refuses_a_teacher_changed_since_it_began(base, tmp_path):
     teacher = tmp_path / "teacher.npz"
@@ -478,7 +480,8 @@ def test_a_sweep_refuses_a_teacher_changed_since_it_began(base, tmp_path):
         return main_py("sweep", "--preset", "smoke", "--teacher", str(teacher), "--temperatures", "2", "--widths",
                        "8", "--seeds", seeds, "--epochs", "1", "--train-limit", "1000", "--out", str(out))
     ok(sweep("0"))
-    assert (out / "teacher.sha256").read_text().split()[0] == hashlib.sha256(teacher.read_bytes()).hexdigest()
+    pinned = json.loads((out / "sweep.json").read_text())["teacher_identity"]
+    assert pinned["teacher_sha256"] == hashlib.sha256(teacher.read_bytes()).hexdigest()
     ok(sweep("0,1"))  # the same teacher: the sweep grows
     ok(main_py("train-student", "--preset", "smoke", "--epochs", "1", "--seed", "1", "--out", str(tmp_path / "other")))
     shutil.copy(tmp_path / "other/student/checkpoint.npz", teacher)

@@ -59,7 +59,7 @@ def test_a_sweep_on_npz_data_continues_and_extends(digits_teacher, tmp_path):
 
 @pytest.mark.parametrize("value", ["4,2", "abc", "-3", "1e3"])
 def test_thread_variables_that_are_not_whole_numbers_fall_back_with_a_note(value, capsys):
-    from nnkd.teachers import env_threads
+    from nnkd.onnx_model import env_threads
     assert env_threads({"OMP_NUM_THREADS": value}) == 0
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "OMP_NUM_THREADS" in err
@@ -132,11 +132,11 @@ def npy_header_only(path, shape, dtype="<f4"):
 
 
 def test_a_logits_file_of_the_wrong_shape_is_refused_from_its_header(tmp_path):
-    from nnkd.teachers import read_logits
+    from nnkd.transfer import read
     big = npy_header_only(tmp_path / "big.npy", (200_000_000, 10))  # 8 GB, sparse
     t0 = time.perf_counter()
     with pytest.raises(UserError, match="200000000 images") as e:
-        read_logits(big, 1500, 10, 0)
+        read(big, None, 1500, 10, 0)
     assert time.perf_counter() - t0 < 1 and "\n" not in str(e.value)
 
 
@@ -181,12 +181,9 @@ def test_the_teacher_logits_check_for_a_stop_on_a_clock():
     from nnkd.backend import get_backend
     from nnkd.train import StopFlag
 
-    class Slow:  # a teacher that runs 1,000 images per call, in 0.3 s (an ONNX model's batches)
-        sizes, backend, rows_per_call = [4, 2], get_backend("numpy"), 1000
-
-        def predict_logits(self, x):
-            time.sleep(0.3 * len(x) / 1000)
-            return np.zeros((len(x), 2), np.float32)
+    def slow(x):  # a teacher that runs 1,000 images per call, in 0.3 s (an ONNX model's batches)
+        time.sleep(0.3 * len(x) / 1000)
+        return np.zeros((len(x), 2), np.float32)
 
     stop = StopFlag()
     t0 = time.perf_counter()
@@ -194,7 +191,7 @@ def test_the_teacher_logits_check_for_a_stop_on_a_clock():
     import threading
     threading.Timer(0.5, lambda: setattr(stop, "signal", "SIGTERM")).start()
     with pytest.raises(Exception, match="SIGTERM"):
-        transfer.compute(Slow(), data, "/nonexistent/never-written.npy", 0, lambda line: None, stop)
+        transfer.run(slow, data, 2, get_backend("numpy"), 0, lambda line: None, stop, chunk=1000)
     assert time.perf_counter() - t0 < 1.5
 
 

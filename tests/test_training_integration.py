@@ -594,8 +594,8 @@ def test_logits_for_other_images_are_refused_before_training(tmp_path):
     n, classes = data["x_train"].shape[0], 10
     with pytest.raises(UserError) as e:
         train(cfg(soft_weight=1.0), be, data, tmp_path / "s", teacher_logits=logits, log=quiet)
-    assert str(e.value) == (f"the teacher's logits are for {n - 1} images x {classes} classes, but the transfer "
-                            f"set has {n} images x {classes} classes: compute them on the same training images")
+    assert str(e.value) == (f"the array of teacher logits holds logits for {n - 1} images, but the transfer set "
+                            f"has {n} training images (after `train_limit` and `validation`)")
     assert not (tmp_path / "s" / "checkpoint.npz").exists()
     with pytest.raises(UserError) as raw:  # the logits as a plain (N, classes) array: the same check
         train(cfg(soft_weight=1.0), be, data, tmp_path / "s", teacher_logits=logits.logits[0], log=quiet)

@@ -59,7 +59,11 @@ def _prepare(spec, args, log):
         fit_absent_classes(spec, args, ds.n_classes)
         return fit_to_data(spec, args, ds.image_shape)
     try:
-        return prepare(spec, args.backend, log, fetch=not args.dry_run, resume=resume, fit=None if resume else fit)
+        pinned_by = resume  # a run or sweep continued: its recorded teachers pin the teacher files
+        if args.command == "sweep" and args.out and (Path(args.out) / "sweep.json").is_file():
+            pinned_by = args.out
+        return prepare(spec, args.backend, log, fetch=not args.dry_run, resume=resume,
+                       fit=None if resume else fit, pinned_by=pinned_by)
     except SettingError as exc:
         if exc.field == "validation" and spec.absent_classes and not args.validation:
             raise UserError(f"--omit-digit and --only-digits hold out the last {spec.validation} training "

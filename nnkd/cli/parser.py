@@ -121,6 +121,9 @@ def _add_teacher_outputs(p):
     p.add_argument("--teacher-outputs", default=None, choices=("logits", "probabilities"),
                    help="what an ONNX teacher outputs (default logits); probabilities: their log is "
                    "softened at the temperature")
+    p.add_argument("--ensemble", default=None, choices=("arithmetic", "geometric"),
+                   help="with several --teacher: the soft targets are the mean of the teachers' "
+                   "distributions at T (arithmetic, the default) or the mean of their logits (geometric)")
 
 
 def build_parser():
@@ -136,9 +139,11 @@ def build_parser():
 def _add_distill(sub):
     p = sub.add_parser("distill", help="the main job: teacher, baseline and distilled student, table")
     _add_common(p, "distill")
-    p.add_argument("--teacher", default=None, type=_given, help="teacher to distill from: a checkpoint.npz, an "
-                   f"ONNX model (.onnx, input float32 [N, features] = pixels / 255; {extra_hint('onnx')}), or "
-                   f"the name of a shipped one ({_shipped()})")
+    p.add_argument("--teacher", default=None, action="append", type=_given,
+                   help="teacher to distill from: a checkpoint.npz, an ONNX model (.onnx, input float32 "
+                   f"[N, features] = pixels / 255; {extra_hint('onnx')}), a logits file (.npy, as "
+                   f"--teacher-logits), or the name of a shipped one ({_shipped()}); given more than once, "
+                   "an ensemble of them (see --ensemble)")
     _add_teacher_outputs(p)
     p.add_argument("--teacher-logits", default=None, type=_given, metavar="FILE.npy",
                    help="distill from logits computed elsewhere: (N, classes) for the N training images, "
@@ -176,8 +181,9 @@ def _add_sweep(sub):
                    help="run each cell as a task on the Dask cluster of this scheduler (started with "
                    "`dask scheduler`, workers with `dask worker tcp://HOST:PORT`); the sweep folder "
                    "(--out) must be on a filesystem every worker shares, at the same path")
-    p.add_argument("--teacher", default=None, type=_given, help="teacher checkpoint.npz, ONNX model .onnx, or "
-                   f"the name of a shipped one ({_shipped()})")
+    p.add_argument("--teacher", default=None, action="append", type=_given,
+                   help="teacher checkpoint.npz, ONNX model .onnx, logits file .npy, or the name of a shipped "
+                   f"one ({_shipped()}); given more than once, an ensemble of them")
     _add_teacher_outputs(p)
     _add_common(p, "sweep", preset_help="student settings of this preset (default fast)",
                 out_help="sweep folder; the same command again continues it (with --scheduler: on a "
@@ -232,7 +238,8 @@ def _add_tools(sub):
 SPEC_FLAGS = {"validation": "--validation", "train_limit": "--train-limit", "dataset": "--dataset",
               "backend": "--backend", "softmax_temperature": "--softmax-temperature", "out": "--out",
               "force": "--force", "teacher_checkpoint": "--teacher", "teacher_logits": "--teacher-logits",
-              "teacher_outputs": "--teacher-outputs", "absent_classes": "--omit-digit/--only-digits"}
+              "teacher_outputs": "--teacher-outputs", "ensemble": "--ensemble",
+              "absent_classes": "--omit-digit/--only-digits"}
 
 
 def flag_of(name, command):

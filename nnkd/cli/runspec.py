@@ -51,6 +51,7 @@ def spec_from_args(args):
                    train_limit=args.train_limit if args.train_limit is not None else limit,
                    teacher_checkpoint=source, teacher_logits=logits_file and str(Path(logits_file).expanduser().absolute()),
                    teacher_outputs=getattr(args, "teacher_outputs", None) or "logits",
+                   ensemble=getattr(args, "ensemble", None) or "arithmetic",
                    baseline=not getattr(args, "no_baseline", False),
                    absent_classes=absent, sweep=grid)
 
@@ -77,18 +78,28 @@ def fit_absent_classes(spec, args, n_classes):
 
 
 def _teacher_source(args):
-    """--teacher CKPT (or MODEL.onnx), else the shipped teacher (MNIST only, without --teacher-logits),
-    else None: train one."""
+    """--teacher CKPT (or MODEL.onnx, or LOGITS.npy; several: a list, an ensemble), else the shipped
+    teacher (MNIST only, without --teacher-logits), else None: train one."""
     if args.command not in ("distill", "sweep") or getattr(args, "retrain_teacher", False):
         return None
     if args.teacher:  # kept absolute in run.json, so --resume works from any folder
-        if is_model_name(args.teacher):  # a bare name: a shipped teacher's, SHA-256 checked
-            return str(find_model(args.teacher, "--teacher"))
-        return str(expand_path(args.teacher, "--teacher").absolute())
+        sources = [_one_teacher(t) for t in args.teacher]
+        if len(sources) > 1 and getattr(args, "teacher_logits", None):
+            sources.append(str(Path(args.teacher_logits).expanduser().absolute()))
+            args.teacher_logits = None  # a member of the ensemble
+        if len(set(sources)) < len(sources):
+            raise UserError("--teacher names one teacher twice: give each member of an ensemble once")
+        return sources[0] if len(sources) == 1 else sources
     if args.dataset != "mnist" or getattr(args, "teacher_logits", None):
         return None
     shipped = pretrained(default_teacher(args.preset))  # SHA-256 checked
     return str(shipped) if shipped else None
+
+
+def _one_teacher(text):
+    if is_model_name(text):  # a bare name: a shipped teacher's, SHA-256 checked
+        return str(find_model(text, "--teacher"))
+    return str(expand_path(text, "--teacher").absolute())
 
 
 def fit_arch(spec, args, n_in, n_classes):
@@ -190,6 +201,7 @@ def given_flags(args):
 SETS = {"dataset": ("dataset",), "validation": ("validation",), "train_limit": ("train_limit",),
         "teacher": ("teacher_checkpoint",), "retrain_teacher": ("teacher_checkpoint",),
         "teacher_logits": ("teacher_logits", "teacher_checkpoint"), "teacher_outputs": ("teacher_outputs",),
+        "ensemble": ("ensemble",),
         "no_baseline": ("baseline",), "omit_digit": ("absent_classes", "validation"),
         "only_digits": ("absent_classes", "validation"), "temperatures": ("sweep.temperatures",),
         "widths": ("sweep.widths",), "seeds": ("sweep.seeds",), "jobs": ("sweep.jobs",),

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..files import memory_problem, read_npy_header, size_text
+from ..files import memory_problem, npy_header
 from .common import DataError, one_line, show
 from .dataset import NPZ_PREFIX, Dataset
 
@@ -82,21 +82,22 @@ def _check_member_header(z, key: str, where: str) -> None:
     try:
         info = z.zip.getinfo(name)
         with z.zip.open(info) as f:
-            shape, dtype = read_npy_header(f)
-            offset = f.tell()
+            shape, dtype, problem = npy_header(f, info.file_size)
     except KeyError:  # stored without the .npy suffix: NumPy's own reader finds it
         return
     except Exception:  # a damaged header or archive: reported when the member is read
         return
+    _refuse(shape, dtype, problem, f"{where}: {key}")
+
+
+def _refuse(shape, dtype, problem, where: str) -> None:
+    """Refuse an array whose header (:func:`nnkd.files.npy_header`) says it is cut off or needs
+    more memory than the machine has (one of Python objects is refused when it is read)."""
     if dtype is None or dtype.hasobject:
         return
-    need = math.prod(shape) * dtype.itemsize
-    problem = memory_problem(shape, dtype)
-    if need > info.file_size - offset:
-        raise DataError(f"{where}: {key} claims {size_text(need)} ({dtype}{tuple(shape)}) but holds "
-                        f"{size_text(info.file_size - offset)}: it is cut off or damaged; {_HOW}")
+    problem = problem or memory_problem(shape, dtype)
     if problem:
-        raise DataError(f"{where}: {key} {problem}")
+        raise DataError(f"{where} {problem}; {_HOW}")
 
 
 def _not_npz(head: bytes) -> str:
@@ -146,6 +147,8 @@ def _read_folder(path: Path) -> dict[str, np.ndarray]:
             if not head.startswith(np.lib.format.MAGIC_PREFIX):
                 raise DataError(f"{where}: not a .npy file ("
                                 f"{'an empty file' if not head else 'wrong magic bytes'})")
+            with open(file, "rb") as f:
+                _refuse(*npy_header(f, file.stat().st_size), f"{where}:")
             out[key] = _array(np.load(file, allow_pickle=False), key, where)
         except DataError:
             raise

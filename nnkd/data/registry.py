@@ -219,32 +219,41 @@ def load(name: str = "mnist", root: str | os.PathLike | None = None,
                         "fetches it")
     if needed:
         _check_writable(cache_dir)
-        for source in spec.sources:
-            start = time.perf_counter()
-            progress = PROGRESS.set(log)  # downloads report to the log
-            try:
-                with _stopped_by_signals(name), \
-                        tempfile.TemporaryDirectory(dir=cache_dir, prefix=".fetch-") as work:
-                    fetched = source.fetch(spec, needed, Path(work))
-            except SourceFailed as e:
-                log(f"{name}: {source.label}: {e}")
-                failures.append(f"{source.label}: {e}")
-                continue
-            finally:
-                PROGRESS.reset(progress)
-            for file, data in fetched.items():
-                write_atomically(cache_dir / file, data)
-                contents[file] = data
-            log(f"{name}: {source.label}: ok, verified ({len(fetched)} files, "
-                f"{time.perf_counter() - start:.1f} s)")
-            used.append(source.label)
-            needed = []
-            break
-    if needed:
-        raise DataError(f"{name}: every source failed ({'; '.join(failures)}); "
-                        f"{spec.advice}, or put the four uncompressed IDX files "
-                        f"({', '.join(FILES)}) in {where}")
+        used.append(_fetch(name, spec, cache_dir, needed, contents, log, failures))
+    return _dataset(name, contents, cache_dir, used)
 
+
+def _fetch(name, spec, cache_dir, needed, contents, log, failures):
+    """Fetch the ``needed`` files from the first of ``spec``'s sources that has them all,
+    verified, into the cache and ``contents``; returns that source's label.  Each source that
+    fails adds a line to ``failures``; when every one has, that is one :class:`DataError`."""
+    for source in spec.sources:
+        start = time.perf_counter()
+        progress = PROGRESS.set(log)  # downloads report to the log
+        try:
+            with _stopped_by_signals(name), \
+                    tempfile.TemporaryDirectory(dir=cache_dir, prefix=".fetch-") as work:
+                fetched = source.fetch(spec, needed, Path(work))
+        except SourceFailed as e:
+            log(f"{name}: {source.label}: {e}")
+            failures.append(f"{source.label}: {e}")
+            continue
+        finally:
+            PROGRESS.reset(progress)
+        for file, data in fetched.items():
+            write_atomically(cache_dir / file, data)
+            contents[file] = data
+        log(f"{name}: {source.label}: ok, verified ({len(fetched)} files, "
+            f"{time.perf_counter() - start:.1f} s)")
+        return source.label
+    raise DataError(f"{name}: every source failed ({'; '.join(failures)}); "
+                    f"{spec.advice}, or put the four uncompressed IDX files "
+                    f"({', '.join(FILES)}) in {show(cache_dir)}")
+
+
+def _dataset(name, contents, cache_dir, used):
+    """The :class:`Dataset` of the four IDX files ``contents``, each parsed and checked."""
+    where = show(cache_dir)
     arrays = {f: parse_idx(contents[f], show(cache_dir / f)) for f in FILES}
     for images_file, labels_file in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)):
         images, labels = arrays[images_file], arrays[labels_file]
