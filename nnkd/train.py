@@ -11,7 +11,8 @@ Randomness is derived from ``(seed, epoch)``: each epoch starts a fresh host
 generator (shuffling, jitter) and a fresh backend generator (dropout masks).
 Resuming at an epoch boundary therefore needs no generator state, and a
 resumed run equals an uninterrupted one bit for bit on NumPy with the same
-number of threads (the checkpoint's ``cpu_threads``; see :mod:`nnkd.parallel`).
+number of threads and step mode (the checkpoint's ``cpu_threads`` and ``step_mode``; see
+:mod:`nnkd.stepmode`).
 """
 
 import contextlib
@@ -33,7 +34,8 @@ from .inputs import check_training_data
 from .config import TrainConfig
 from .network import Network
 from .optim import MaxNorm, learning_rate, make_optimizer, momentum_at
-from .parallel import SERIAL, cpu_workers
+from .parallel import SERIAL, cpu_workers, step_threads
+from .stepmode import step_mode
 from .transfer import TeacherLogits
 
 
@@ -97,14 +99,17 @@ class Step:
 
 
 @contextlib.contextmanager
-def training_conditions(backend, threads=None):
+def training_conditions(backend, threads=None, mode=None):
     """What every training step runs under; yields the workers to give :class:`Step`:
     subnormals flushed to zero (:func:`nnkd.backend.flush_subnormals`), NumPy's float
     warnings off (overflow and NaN are caught by the loss's finiteness check, with a clear
-    message), and the large operations cut over ``threads`` cores (default: as many as
-    OpenBLAS may use; :func:`nnkd.parallel.cpu_workers`)."""
+    message), and the step on ``threads`` cores (default: as many as OpenBLAS may use) in
+    step ``mode`` (default: :func:`nnkd.stepmode.step_mode`'s choice for this machine;
+    :func:`nnkd.parallel.cpu_workers`)."""
+    threads = step_threads(backend) if threads is None else threads
+    mode = step_mode(backend, threads)[0] if mode is None else mode
     with flush_subnormals(), np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-            cpu_workers(backend, threads) as workers:
+            cpu_workers(backend, threads, mode) as workers:
         yield workers
 
 
@@ -165,7 +170,7 @@ class Trainer:
             teacher.check_against(data["x_train"].shape[0], n_classes)
         self.net = Network.from_settings(cfg, backend)
         self.step = Step(cfg, self.net, shape, workers)
-        self.threads = workers.n
+        self.threads, self.step_mode = workers.n, workers.mode
         self.epoch = 0          # epochs completed
         self.saved_epoch = 0    # epochs held by the checkpoint on disk
         self.seconds = 0.0      # training time so far, summed over every resume
@@ -210,7 +215,8 @@ class Trainer:
         checkpoint.save(self.ckpt, arrays, {
             "config": asdict(self.cfg), "epoch": self.epoch, "seconds": self.seconds,
             "data_checksum": self.data_checksum, "backend": self.backend.name,
-            "cpu_threads": self.threads,  # the products' rounding depends on it (nnkd.parallel)
+            # the products' rounding depends on both (nnkd.stepmode)
+            "cpu_threads": self.threads, "step_mode": self.step_mode,
             "rng": {"seed": self.cfg.seed, "next_epoch": self.epoch,
                     "scheme": "per-epoch generators from (seed, epoch)"}})
         self.saved_epoch = self.epoch

@@ -250,6 +250,7 @@ def test_checkpoint_metadata_says_what_was_trained_where(tmp_path):
     assert elapsed > meta["seconds"] == rows[-1]["seconds"] > rows[0]["seconds"] > 0
     assert meta["epoch"] == 2 and meta["data_checksum"] == "abcd" and meta["backend"] == "numpy"
     assert type(meta["cpu_threads"]) is int and meta["cpu_threads"] >= 1
+    assert meta["step_mode"] == ("split" if meta["cpu_threads"] > 1 else "whole")  # conftest forces split
     assert meta["rng"] == {"seed": 5, "next_epoch": 2, "scheme": "per-epoch generators from (seed, epoch)"}
     assert json.loads((stage / "config.json").read_text()) == meta["config"]
 

@@ -18,6 +18,7 @@ from ..checks import SettingError
 from ..errors import Interrupted, UserError
 from ..install import command_name
 from ..parallel import blas_kernels, kernel_note, step_threads
+from ..stepmode import describe as describe_step, step_mode
 from ..presets import stand_in_note
 from ..runs import Log, RunFolder, SafeOutput, check_same_teacher, is_empty, read_spec, write_spec
 from ..train import StopFlag
@@ -127,9 +128,9 @@ def _header(args, spec, out, backend, data_note=None):
     preset's own teacher is missing, or the preset was tuned on other data (``data_note``)."""
     kernels = None if backend.is_gpu else blas_kernels()
     details = [f"OpenBLAS {kernels} kernels"] if kernels else []
-    if not backend.is_gpu:  # the products' rounding depends on the threads (nnkd.parallel)
+    if not backend.is_gpu:  # the products' rounding depends on the threads and mode (nnkd.stepmode)
         n = step_threads(backend)
-        details.append(f"steps on {n} thread{'s' * (n > 1)}")
+        details.append(describe_step(*step_mode(backend, n), n))
     where = backend.describe() + (f" ({', '.join(details)})" if details else "")
     notes = [n for n in (kernels and kernel_note(), stand_in_note(spec.preset, spec.teacher_checkpoint),
                          data_note) if n]
