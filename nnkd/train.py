@@ -92,9 +92,10 @@ class Step:
                                                cfg.soft_weight, cfg.hard_weight)
         net.zero_grad()
         net.backward(g)
-        self.opt.step(lr, momentum)
+        sq_norms = self.maxnorm.sq_norm_buffers(net.dense) if self.maxnorm else None
+        ready = self.opt.step(lr, momentum, sq_norms)  # may compute max-norm's norms on the way
         if self.maxnorm:
-            self.maxnorm.apply(net.dense)
+            self.maxnorm.apply(net.dense, ready)
         return loss, wrong
 
 
