@@ -12,7 +12,7 @@ from nnkd.parallel import SERIAL, cpu_workers
 from nnkd.presets import preset
 from nnkd.train import Step
 
-pytestmark = pytest.mark.skipif(cpu_kernels.numba is None, reason="Numba is not installed")
+pytestmark = pytest.mark.skipif(not cpu_kernels._INSTALLED, reason="Numba is not installed")
 
 
 def _train(monkeypatch, numba, workers, form, bound):
