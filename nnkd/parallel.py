@@ -163,24 +163,24 @@ def step_threads(backend):
 def cpu_workers(backend, n=None, mode="split"):
     """Within the block, a step on ``n`` threads (default :func:`step_threads`) in step
     ``mode``: ``"split"``, :class:`Workers` for ``n`` threads with OpenBLAS at one thread;
-    ``"whole"``, ``Serial(n)`` with OpenBLAS at ``n`` threads.  OpenBLAS's thread count is
-    restored on exit.  :data:`SERIAL` on CuPy, for one thread, or where OpenBLAS's threads
-    cannot be set."""
+    ``"whole"``, ``Serial(n)`` with OpenBLAS at ``n`` threads; for one thread, :data:`SERIAL`
+    with OpenBLAS at one thread.  OpenBLAS's thread count is restored on exit.  :data:`SERIAL`
+    on CuPy or where OpenBLAS's threads cannot be set."""
     if mode not in MODES:
         raise ValueError(f"step mode must be one of {', '.join(MODES)}, got {mode!r}")
     blas = _openblas() if backend.name == "numpy" else None
-    n = 1 if blas is None else (step_threads(backend) if n is None else n)
-    if n < 2:
+    if blas is None:
         yield SERIAL
         return
+    n = step_threads(backend) if n is None else n
     set_threads, get_threads = blas
     before = get_threads()
     set_threads(1 if mode == "split" else n)
-    workers = Workers(n) if mode == "split" else Serial(n)
+    workers = Workers(n) if mode == "split" and n > 1 else Serial(n) if n > 1 else SERIAL
     try:
         yield workers
     finally:
-        if mode == "split":
+        if isinstance(workers, Workers):
             workers.close()
         set_threads(before)
 
