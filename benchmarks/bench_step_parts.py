@@ -12,8 +12,8 @@ every layer but the first), on the same threads as the mode runs them: OpenBLAS 
 parts on nnkd's threads (split) or whole on OpenBLAS's threads (whole), and MKL's
 ``cblas_sgemm`` whole on MKL's threads or by column parts on nnkd's threads with MKL at one
 thread.  *around the products* is (step - products of the same mode) / step.  Each round
-times every variant once (about ``--seconds`` each, in a rotated order); the table gives the
-medians over the rounds and the spread (max/min - 1).  Not a test: on a shared machine the
+times every variant once (about ``--seconds`` each, in a rotated order); the table gives each
+variant's fastest round (the least disturbed on a shared machine) and its median.  Not a test: on a shared machine the
 load average printed beside the table says how busy it was.
 """
 
@@ -154,7 +154,7 @@ def variants(models, threads, mkl):
         cfg = preset("fast")[0][model]
         sizes = parse_arch(cfg.arch)
         run_step = stepper(cfg)
-        for mode in ("split", "whole"):
+        for mode in ("split", "whole") if threads > 1 else ("whole",):  # one thread: the same
             for numba in ("numpy", "numba") if cpu_kernels._INSTALLED else ("numpy",):
                 out[f"{model} step {mode} {numba}"] = (mode, numba, run_step)
             out[f"{model} products {mode} openblas"] = (mode, None, products(sizes, np.matmul,
@@ -235,28 +235,26 @@ def main():
 
 
 def table(models, times, ceilings, specs):
+    """Per model: each variant's fastest round (the least disturbed on a shared machine) and its
+    median; *around the products* from the fastest rounds."""
+    best = {k: min(v) for k, v in times.items()}
     med = {k: statistics.median(v) for k, v in times.items()}
-    spread = {k: max(v) / min(v) - 1 for k, v in times.items()}
-    out = ["GEMM ceiling (2048x2048 float32, whole on the BLAS's threads), median over rounds: "
-           + ", ".join(f"{k} {statistics.median(v):.0f} GFLOP/s (range {min(v):.0f}-{max(v):.0f})"
+    out = ["GEMM ceiling (2048x2048 float32, whole on the BLAS's threads), best and median round: "
+           + ", ".join(f"{k} {max(v):.0f} and {statistics.median(v):.0f} GFLOP/s"
                        for k, v in ceilings.items() if v), ""]
     for model in models:
-        plain = med.get(f"{model} torch plain")
-        out += [f"**{model}**, batch {BATCH}" + (f"; PyTorch plain step {plain * 1e3:.2f} ms "
-                                                  f"({BATCH / plain:,.0f} ex/s)" if plain else ""), "",
-                "| variant | ms | spread | ex/s | around the products | vs PyTorch plain |",
+        plain = best.get(f"{model} torch plain")
+        out += [f"**{model}**, batch {BATCH}" + (f"; PyTorch plain step {plain * 1e3:.2f} ms best, "
+                                                  f"{med[f'{model} torch plain'] * 1e3:.2f} median"
+                                                  if plain else ""), "",
+                "| variant | best ms | median ms | best ex/s | around the products | PyTorch plain / variant |",
                 "|---|---:|---:|---:|---:|---:|"]
         for name in [n for n in specs if n.startswith(model + " ") and "torch" not in n]:
-            t = med[name]
-            mode = specs[name][0]
-            around = ""
-            if " step " in name:
-                p = med[f"{model} products {mode} openblas"]
-                around = f"{100 * (t - p) / t:.0f}%"
-            vs = f"{plain / t:.2f}" if plain and " step " in name else ""
-            ex = f"{BATCH / t:,.0f}" if " step " in name else ""
-            out.append(f"| {name[len(model) + 1:]} | {t * 1e3:.3f} | {100 * spread[name]:.0f}% | {ex} | "
-                       f"{around} | {vs} |")
+            t, mode, step = best[name], specs[name][0], " step " in name
+            around = f"{100 * (t - best[f'{model} products {mode} openblas']) / t:.0f}%" if step else ""
+            out.append(f"| {name[len(model) + 1:]} | {t * 1e3:.3f} | {med[name] * 1e3:.3f} | "
+                       f"{f'{BATCH / t:,.0f}' if step else ''} | {around} | "
+                       f"{f'{plain / t:.2f}' if plain and step else ''} |")
         out.append("")
     return out
 
