@@ -19,15 +19,12 @@ makes a run reproducible: the run's header names them and each checkpoint record
 
 import json
 import os
-import statistics
 import time
 from pathlib import Path
 
-import numpy as np
-
 from . import files
 from .errors import UserError
-from .parallel import MODES, blas_config, blas_kernels, cpu_model, cpu_workers, step_threads
+from .parallel import MODES, blas_config, blas_kernels, cpu_model, step_threads
 
 ENV = "NNKD_STEP_MODE"
 ROUNDS, STEPS = 7, 6     # calibration: interleaved rounds, steps timed per mode and round
@@ -57,7 +54,8 @@ def step_mode(backend, threads=None, calibrate=None):
     """``(mode, how)``: the mode a step on ``threads`` threads (default
     :func:`~nnkd.parallel.step_threads`) runs in, and how it was chosen (:data:`ONE_THREAD`,
     :data:`FORCED`, :data:`MEASURED` or :data:`MEASURED_EARLIER`).  ``calibrate(threads)``
-    returns ``{mode: seconds}``; default :func:`calibrate`."""
+    returns ``{mode: seconds}`` when a measurement is needed
+    (:func:`nnkd.train.calibrate_modes`, which :func:`nnkd.train.machine_step_mode` passes)."""
     threads = step_threads(backend) if threads is None else threads
     if backend.is_gpu or threads < 2:
         return "whole", ONE_THREAD
@@ -69,7 +67,7 @@ def step_mode(backend, threads=None, calibrate=None):
         return forced, FORCED
     key = machine_key(threads)
     if key not in _chosen:
-        _chosen[key] = _cached(key) or _measured(key, threads, calibrate or calibrate_modes)
+        _chosen[key] = _cached(key) or _measured(key, threads, calibrate)
     return _chosen[key]
 
 
@@ -98,48 +96,6 @@ def _measured(key, threads, calibrate):
     except OSError:
         pass  # an unwritable cache: measured again by the next run
     return mode, MEASURED
-
-
-def calibrate_modes(threads, rounds=ROUNDS, steps=STEPS, budget=BUDGET):
-    """``{mode: seconds}``: the median time of a training step of each of the `fast` preset's
-    :data:`CALIBRATION_MODELS` at batch 100 (random data; ``steps`` timed in a row) in each mode,
-    summed over the models; the modes are interleaved over ``rounds`` rounds so that a machine
-    busy for part of the time weighs on both alike, fewer once ``budget`` seconds are spent (a
-    busy machine can make one mode very slow)."""
-    from .backend import flush_subnormals, get_backend
-    from .network import Network
-    from .presets import preset
-    from .train import Step
-    backend = get_backend("numpy")
-    rng = np.random.default_rng(0)
-    X = rng.random((1000, 784), dtype=np.float32)
-    Y = rng.integers(0, 10, 1000)
-    times = {m: [] for m in MODES}
-    configs = [preset("fast")[0][name] for name in CALIBRATION_MODELS]
-    steppers = [Step(cfg, Network.from_settings(cfg, backend)) for cfg in configs]
-    for s in steppers:
-        s.net.set_rng(backend.rng(0))
-    start = time.perf_counter()
-    with flush_subnormals(), np.errstate(all="ignore"):
-        for r in range(rounds):
-            for mode in (MODES if r % 2 == 0 else MODES[::-1]):
-                with cpu_workers(backend, threads, mode) as workers:
-                    times[mode].append(sum(_time_steps(s, workers, X, Y, steps) for s in steppers))
-            if time.perf_counter() - start > budget:
-                break
-    return {m: statistics.median(t) for m, t in times.items()}
-
-
-def _time_steps(step, workers, X, Y, steps):
-    step.net.set_workers(workers)
-    step.opt.workers = workers
-    host_rng = np.random.default_rng(1)
-    idx = [np.arange(i * 100, i * 100 + 100) % X.shape[0] for i in range(steps + 1)]
-    step(X, Y, idx[-1], 0.01, 0.9, host_rng)  # a warm-up step on these workers
-    t0 = time.perf_counter()
-    for i in idx[:-1]:
-        step(X, Y, i, 0.01, 0.9, host_rng)
-    return (time.perf_counter() - t0) / steps
 
 
 def describe(mode, how, threads):

@@ -19,13 +19,14 @@ import contextlib
 import json
 import math
 import os
+import statistics
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, files, losses
+from . import checkpoint, files, losses, stepmode
 from .backend import flush_subnormals, get_backend
 from .batches import batch_slices, gather, jitter
 from .errors import Interrupted, TrainingDiverged, UserError
@@ -35,7 +36,7 @@ from .config import TrainConfig
 from .network import Network
 from .optim import MaxNorm, learning_rate, make_optimizer, momentum_at
 from .parallel import SERIAL, cpu_workers, step_threads
-from .stepmode import step_mode
+from .presets import preset
 from .transfer import TeacherLogits
 
 
@@ -108,10 +109,48 @@ def training_conditions(backend, threads=None, mode=None):
     step ``mode`` (default: :func:`nnkd.stepmode.step_mode`'s choice for this machine;
     :func:`nnkd.parallel.cpu_workers`)."""
     threads = step_threads(backend) if threads is None else threads
-    mode = step_mode(backend, threads)[0] if mode is None else mode
+    mode = machine_step_mode(backend, threads)[0] if mode is None else mode
     with flush_subnormals(), np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
             cpu_workers(backend, threads, mode) as workers:
         yield workers
+
+
+def machine_step_mode(backend, threads=None):
+    """:func:`nnkd.stepmode.step_mode`, measuring with :func:`calibrate_modes` if need be."""
+    return stepmode.step_mode(backend, threads, calibrate_modes)
+
+
+def calibrate_modes(threads, rounds=stepmode.ROUNDS, steps=stepmode.STEPS, budget=stepmode.BUDGET):
+    """``{mode: seconds}``: the median time of a step (random data, batch 100, ``steps`` in a row)
+    in each mode, summed over :data:`nnkd.stepmode.CALIBRATION_MODELS`, the modes interleaved
+    over ``rounds`` rounds (so that a busy spell weighs on both), fewer once ``budget`` s are spent."""
+    backend, rng = get_backend("numpy"), np.random.default_rng(0)
+    X, Y = rng.random((1000, 784), dtype=np.float32), rng.integers(0, 10, 1000)
+    times = {m: [] for m in stepmode.MODES}
+    steppers = [Step(cfg, Network.from_settings(cfg, backend)) for cfg in
+                (preset("fast")[0][name] for name in stepmode.CALIBRATION_MODELS)]
+    start = time.perf_counter()
+    with flush_subnormals(), np.errstate(all="ignore"):
+        for r in range(rounds):
+            for mode in (stepmode.MODES if r % 2 == 0 else stepmode.MODES[::-1]):
+                with cpu_workers(backend, threads, mode) as workers:
+                    times[mode].append(sum(_time_steps(s, workers, X, Y, steps) for s in steppers))
+            if time.perf_counter() - start > budget:
+                break
+    return {m: statistics.median(t) for m, t in times.items()}
+
+
+def _time_steps(step, workers, X, Y, steps):
+    step.net.set_workers(workers)
+    step.opt.workers = workers
+    step.net.set_rng(np.random.default_rng(0))
+    host_rng = np.random.default_rng(1)
+    idx = [np.arange(i * 100, i * 100 + 100) % X.shape[0] for i in range(steps + 1)]
+    step(X, Y, idx[-1], 0.01, 0.9, host_rng)  # a warm-up step on these workers
+    t0 = time.perf_counter()
+    for i in idx[:-1]:
+        step(X, Y, i, 0.01, 0.9, host_rng)
+    return (time.perf_counter() - t0) / steps
 
 
 class StopFlag:

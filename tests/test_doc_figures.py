@@ -11,7 +11,7 @@ import pytest
 from nnkd.backend import get_backend
 from nnkd.cli import main
 from nnkd.parallel import blas_kernels, step_threads
-from nnkd.stepmode import step_mode
+from nnkd.train import machine_step_mode
 from tests.conftest import ROOT
 
 USAGE = ROOT / "docs" / "usage.md"
@@ -33,7 +33,7 @@ def figure_rows():
 
 def same_conditions():
     kernels, threads = blas_kernels(), step_threads(get_backend("numpy"))
-    mode = step_mode(get_backend("numpy"), threads)[0]
+    mode = machine_step_mode(get_backend("numpy"), threads)[0]
     if mode != "split":
         pytest.skip(f"the figures were measured in split step mode; here {mode}")
     if (kernels, threads) != (KERNELS, THREADS):

@@ -1,6 +1,7 @@
 """The step mode (nnkd.stepmode): forced by NNKD_STEP_MODE, else measured once per machine and
 kept in the user cache.  The measurement is injected here: no test depends on timing."""
 
+import importlib
 import json
 
 import pytest
@@ -9,6 +10,8 @@ from nnkd import stepmode
 from nnkd.backend import get_backend
 from nnkd.errors import UserError
 from nnkd.train import training_conditions
+
+train = importlib.import_module("nnkd.train")  # the module (nnkd.train is also the package's function)
 
 NUMPY = get_backend("numpy")
 
@@ -21,7 +24,7 @@ def measuring(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(stepmode, "_chosen", {})
     calls = []
-    monkeypatch.setattr(stepmode, "calibrate_modes", lambda threads: calls.append(threads) or
+    monkeypatch.setattr(train, "calibrate_modes", lambda threads: calls.append(threads) or
                         {"split": 2.0, "whole": 1.0})
     return calls
 
@@ -36,22 +39,22 @@ def test_the_environment_forces_a_mode(monkeypatch):
     assert stepmode.step_mode(NUMPY, 2, calibrate=pytest.fail) == ("whole", stepmode.FORCED)
     monkeypatch.setenv("NNKD_STEP_MODE", "fastest")
     with pytest.raises(UserError, match="NNKD_STEP_MODE='fastest': give one of split, whole"):
-        stepmode.step_mode(NUMPY, 2)
+        train.machine_step_mode(NUMPY, 2)
 
 
 def test_one_thread_is_whole_without_measuring(measuring):
-    assert stepmode.step_mode(NUMPY, 1) == ("whole", stepmode.ONE_THREAD)
+    assert train.machine_step_mode(NUMPY, 1) == ("whole", stepmode.ONE_THREAD)
     assert measuring == []
 
 
 def test_the_faster_mode_is_measured_once_and_cached(measuring):
-    assert stepmode.step_mode(NUMPY, 2) == ("whole", stepmode.MEASURED)
-    assert stepmode.step_mode(NUMPY, 2) == ("whole", stepmode.MEASURED)
+    assert train.machine_step_mode(NUMPY, 2) == ("whole", stepmode.MEASURED)
+    assert train.machine_step_mode(NUMPY, 2) == ("whole", stepmode.MEASURED)
     assert measuring == [2]
     cached = json.loads(stepmode.cache_file().read_text())
     assert cached[stepmode.machine_key(2)]["mode"] == "whole"
     stepmode._chosen.clear()  # a later process on the same machine reads the cache
-    assert stepmode.step_mode(NUMPY, 2) == ("whole", stepmode.MEASURED_EARLIER)
+    assert train.machine_step_mode(NUMPY, 2) == ("whole", stepmode.MEASURED_EARLIER)
     assert measuring == [2]
     assert stepmode.step_mode(NUMPY, 3, calibrate=lambda n: {"split": 1.0, "whole": 2.0}) == \
         ("split", stepmode.MEASURED)  # another thread count is another key
@@ -73,14 +76,14 @@ def test_a_damaged_cache_is_measured_again(measuring, content):
     path = stepmode.cache_file()
     path.parent.mkdir(parents=True)
     path.write_text(content.replace("KEY", stepmode.machine_key(2)))
-    assert stepmode.step_mode(NUMPY, 2) == ("whole", stepmode.MEASURED)
+    assert train.machine_step_mode(NUMPY, 2) == ("whole", stepmode.MEASURED)
     assert json.loads(path.read_text())[stepmode.machine_key(2)]["mode"] == "whole"
 
 
 def test_an_unwritable_cache_still_gives_the_measured_mode(measuring, monkeypatch, tmp_path):
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))  # a file where a folder must be
-    assert stepmode.step_mode(NUMPY, 2) == ("whole", stepmode.MEASURED)
+    assert train.machine_step_mode(NUMPY, 2) == ("whole", stepmode.MEASURED)
 
 
 def test_training_runs_in_the_chosen_mode(measuring):
@@ -94,5 +97,5 @@ def test_training_runs_in_the_chosen_mode(measuring):
 
 
 def test_calibration_times_both_modes():
-    seconds = stepmode.calibrate_modes(2, rounds=1, steps=1)
+    seconds = train.calibrate_modes(2, rounds=1, steps=1)
     assert set(seconds) == set(stepmode.MODES) and min(seconds.values()) > 0

@@ -65,16 +65,17 @@ class StepSpy:
         self.rates = []
         real = SGD.step
 
-        def step(opt, lr, momentum):
+        def step(opt, lr, momentum, sq_norms=None):
             v0 = host(opt.velocity[0]).astype(np.float64)
             g = host(opt.params[0].grad).astype(np.float64)
             w0 = host(opt.params[0].data).astype(np.float64)
-            real(opt, lr, momentum)
+            done = real(opt, lr, momentum, sq_norms)
             rate = (1 - momentum) * lr if opt.form == "paper" else lr
             v1 = host(opt.velocity[0])
             np.testing.assert_allclose(v1, momentum * v0 - rate * g, rtol=1e-4, atol=1e-7)
             np.testing.assert_allclose(host(opt.params[0].data), w0 + v1, rtol=1e-5, atol=1e-6)
             self.rates.append((lr, momentum))
+            return done
 
         monkeypatch.setattr(SGD, "step", step)
 
