@@ -59,6 +59,7 @@ except ModuleNotFoundError as exc:
 N_DATA = 8192
 MNIST_TRAIN, MNIST_TEST = 60000, 10000
 THREADS = None  # nnkd's threads for a step (--threads); None: all usable cores, as in training
+MODE = None     # the step mode (--mode); None: nnkd.stepmode's choice, as in training
 
 
 def step_flops(sizes):
@@ -130,7 +131,7 @@ def bench_nnkd(backend, cfg, soft, batch, seconds):
     order = backend.asarray(np.concatenate([rng.permutation(N_DATA) for _ in range(64)]))
     pos = [0]
     lr, mom = first_epoch(cfg)
-    with training_conditions(backend, THREADS) as workers:  # as nnkd.train.train runs its steps
+    with training_conditions(backend, THREADS, MODE) as workers:  # as nnkd.train.train runs its steps
         net = Network.from_settings(cfg, backend)
         step = Step(cfg, net, workers=workers)
         net.set_rng(backend.rng(0))
@@ -185,7 +186,7 @@ def mnist_sized_data(backend, n_train=MNIST_TRAIN, n_test=MNIST_TEST, seed=0):
 def measure_epoch(backend, cfg, data, teacher=None):
     """Examples/s of one epoch of the real training loop (``Trainer.run_epoch``'s
     ``examples_per_s``: training time only, the evaluation after it excluded)."""
-    with tempfile.TemporaryDirectory() as stage_dir, training_conditions(backend, THREADS) as workers:
+    with tempfile.TemporaryDirectory() as stage_dir, training_conditions(backend, THREADS, MODE) as workers:
         trainer = Trainer(replace(cfg, epochs=1), backend, data, stage_dir,
                           teacher=teacher, log=lambda *a: None, workers=workers)
         row = trainer.run_epoch()  # under the conditions nnkd.train.train uses
@@ -204,9 +205,9 @@ def environment(backends):
     except ImportError:
         lines.append("- threadpoolctl not installed: BLAS library and threads unknown")
     for be in backends:
-        with training_conditions(be, THREADS) as workers:
+        with training_conditions(be, THREADS, MODE) as workers:
             lines.append(f"- nnkd backend {be.name}: {be.describe()}" + ("" if be.is_gpu else
-                         f", steps on {workers.n} thread(s) (nnkd.parallel)"))
+                         f", steps on {workers.n} thread(s) in {workers.mode} mode (nnkd.stepmode)"))
     lines.append(f"- OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} in the environment")
     if torch_peers is None:
         lines.append("- torch not installed (no PyTorch columns)")
@@ -344,8 +345,10 @@ def main():
     ap.add_argument("--epoch-models", default="teacher,student,distill",
                     help="models whose real epoch (Trainer.run_epoch, batch 100) is timed; '' skips")
     ap.add_argument("--threads", type=int, default=None,
-                    help="nnkd's threads (column/row parts) for a step; default all usable cores, as "
-                         "training uses; 1 runs each operation whole with OpenBLAS's own threads")
+                    help="threads for a step; default all usable cores, as training uses")
+    ap.add_argument("--mode", choices=("split", "whole"), default=None,
+                    help="step mode (nnkd.stepmode): products split by columns over nnkd's threads, "
+                         "or whole on OpenBLAS's threads; default the mode training would use")
     ap.add_argument("--no-peer", action="store_true", help="skip PyTorch")
     ap.add_argument("--compile-budget", type=float, default=120,
                     help="seconds of torch.compile + warm-up (CUDA) after which its column is '-'")
@@ -355,8 +358,8 @@ def main():
         ap.error("--rounds must be at least 1")
     if args.threads is not None and args.threads < 1:
         ap.error("--threads must be at least 1")
-    global THREADS
-    THREADS = args.threads
+    global THREADS, MODE
+    THREADS, MODE = args.threads, args.mode
     cfgs = configs()
     models = _names(args.models, cfgs, "--models", ap)
     epoch_models = _names(args.epoch_models, cfgs, "--epoch-models", ap)

@@ -2,10 +2,12 @@
 student step (every one goes through ``workers.over``, nnkd.parallel), the loss, max-norm,
 jitter, and the rest, timed with a clock around each call over many steps.
 
-    python benchmarks/profile_step.py teacher [--batch 100] [--steps 300] [--threads N] [--distill]
+    python benchmarks/profile_step.py teacher [--batch 100] [--steps 300] [--threads N]
+        [--mode split|whole] [--distill]
 
-``--threads 1`` profiles whole operations on OpenBLAS's own threads; the default is what
-training uses (all usable cores).
+``--mode whole`` profiles whole operations on OpenBLAS's own threads, ``--mode split`` the
+products cut by columns over nnkd's threads; the default is what training uses (all usable
+cores, the mode nnkd.stepmode chooses).
 """
 
 import argparse
@@ -52,6 +54,7 @@ def main():
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--mode", choices=("split", "whole"), default=None)
     ap.add_argument("--distill", action="store_true", help="the student's distillation step")
     args = ap.parse_args()
     be = get_backend("numpy")
@@ -67,7 +70,7 @@ def main():
     order = np.concatenate([rng.permutation(N) for _ in range(2 + 2 * args.steps * args.batch // N)])
     host_rng = np.random.default_rng(1)
 
-    with train.training_conditions(be, args.threads) as workers:
+    with train.training_conditions(be, args.threads, args.mode) as workers:
         net = Network.from_settings(cfg, be)
         step = train.Step(cfg, net, workers=workers)
         net.set_rng(be.rng(0))
@@ -94,7 +97,7 @@ def main():
         run(args.steps)
         clocked_step = (time.perf_counter() - t0) / args.steps * 1e3
     kind = "distillation" if args.distill else args.model
-    print(f"{kind} step, batch {args.batch}, {getattr(workers, 'n', 1)} thread(s) (nnkd.parallel): "
+    print(f"{kind} step, batch {args.batch}, {workers.n} thread(s) in {workers.mode} mode (nnkd.stepmode): "
           f"{per_step:.2f} ms a step without clocks ({args.batch / per_step * 1e3:,.0f} examples/s), "
           f"{clocked_step:.2f} ms with them")
     print("| part | ms/step |\n|---|---:|")

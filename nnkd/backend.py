@@ -162,8 +162,12 @@ def mask_from_uniforms(u, keep, out, scale=None):
     dropout)."""
     xp = array_module(out)
     threshold = int(round(keep * 65536)) if u.dtype == np.uint16 else keep
-    scale = 1.0 / keep if scale is None else scale
-    return xp.multiply(u < threshold, out.dtype.type(scale), out=out)
+    scale = out.dtype.type(1.0 / keep if scale is None else scale)
+    if xp is not np:
+        return xp.multiply(u < threshold, scale, out=out)
+    np.less(u, threshold, out=out)  # 0 or 1, then times scale: the same numbers, no boolean temporary
+    out *= scale
+    return out
 
 
 def fused(body):

@@ -15,8 +15,13 @@ def batch_slices(n, batch_size):
 
 
 def gather(X, idx, out):
-    """``out[:] = X[idx]`` without allocating (``take`` along axis 0 into ``out``)."""
-    return array_module(out).take(X, idx, axis=0, out=out)
+    """``out[:] = X[idx]`` without allocating (``take`` along axis 0 into ``out``).  ``idx``
+    must lie in ``range(len(X))`` (a training order): on NumPy the take does not check it,
+    since the checking mode buffers ``out`` through a temporary as large as the batch."""
+    xp = array_module(out)
+    if xp is np:
+        return np.take(X, idx, axis=0, out=out, mode="clip")
+    return xp.take(X, idx, axis=0, out=out)
 
 
 def n_shifts(max_shift):

@@ -26,6 +26,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from . import cpu_kernels
 from .backend import array_module, fused
 from .parallel import SERIAL, large
 
@@ -49,8 +50,10 @@ class Optimizer:
         self.slots = {name: [_zeros_like(p.data) for p in self.params] for name in self.SLOTS}
         self.scalars = dict(self.SCALARS)
 
-    def step(self, lr, momentum):
-        """Update every parameter from its gradient at this learning rate and momentum."""
+    def step(self, lr, momentum, sq_norms=None):
+        """Update every parameter from its gradient at this learning rate and momentum; returns
+        the parameters whose column squared norms it wrote into ``sq_norms`` on the way (see
+        :meth:`SGD.step`), possibly none."""
         raise NotImplementedError
 
     def state_spec(self):
@@ -101,20 +104,36 @@ class SGD(Optimizer):
         self._step = [v.copy() for v in self.velocity]  # scratch: -step * g
         self._rates, self._rates_for = None, None
 
-    def step(self, lr, momentum):
+    def step(self, lr, momentum, sq_norms=None):
+        """Update every parameter; with the Numba kernels (:mod:`nnkd.cpu_kernels`), also write
+        the column squared norms of each updated weight matrix ``p`` that ``sq_norms`` (a dict
+        ``{parameter: array}``, from :meth:`MaxNorm.sq_norm_buffers`) names, in the same pass.
+        Returns the parameters whose norms it wrote."""
         scale, mom = self._device_rates(lr, momentum)
+        fuse = cpu_kernels.available() and array_module(scale) is np
+        done = set()
         for p, v, s in zip(self.params, self.velocity, self._step):
             xp, w, g = array_module(v), p.data, p.grad
             if xp is not np:
                 _momentum_update(w, v, g, scale, mom)  # one kernel
-                continue
+            elif fuse:
+                norms = (sq_norms or {}).get(p, cpu_kernels.NO_NORMS)
+                w2, v2, g2 = (a.reshape(1, -1) if a.ndim == 1 else a for a in (w, v, g))
+                self.workers.over(lambda c: cpu_kernels.sgd_update(w2, v2, g2, scale, mom, c, norms),
+                                  w2.shape[1], cut=large(w))
+                done.update([p] if norms.size else [])
+            else:
+                self._numpy_update(w, v, g, s, scale, mom)
+        return done
 
-            def rows(r):  # rows of a weight matrix (inputs), entries of a bias
-                xp.multiply(g[r], scale, out=s[r])
-                v[r] *= mom
-                v[r] += s[r]
-                w[r] += v[r]
-            self.workers.over(rows, w.shape[0], cut=large(w))
+    def _numpy_update(self, w, v, g, s, scale, mom):
+        """The update by NumPy passes (through the scratch ``s``), by row parts when large."""
+        def rows(r):  # rows of a weight matrix (inputs), entries of a bias
+            np.multiply(g[r], scale, out=s[r])
+            v[r] *= mom
+            v[r] += s[r]
+            w[r] += v[r]
+        self.workers.over(rows, w.shape[0], cut=large(w))
 
     def _device_rates(self, lr, momentum):
         """``(-step size, momentum)`` in the parameters' dtype, where the parameters live: on
@@ -162,7 +181,7 @@ class Adam(Optimizer):
         self.beta2, self.eps = beta2, eps
         self._scratch = [_zeros_like(p.data) for p in self.params]
 
-    def step(self, lr, momentum):
+    def step(self, lr, momentum, sq_norms=None):
         sc = self.scalars
         sc["adam_steps"] += 1
         sc["adam_beta1_power"] *= momentum
@@ -187,8 +206,10 @@ class Adam(Optimizer):
                 s[r] /= root_c2
                 s[r] += eps
                 xp.divide(m[r], s[r], out=s[r])
-                w[r] += step_size * s[r]
+                s[r] *= step_size
+                w[r] += s[r]
             self.workers.over(rows, w.shape[0], cut=large(w))
+        return set()
 
 
 # The optimizers by the name that settings use (TrainConfig.optimizer).
@@ -231,18 +252,34 @@ class MaxNorm:
         self.layers = layers
         self._scale = {}
 
-    def apply(self, dense_layers):
-        """Constrain the chosen layers' units in place."""
+    def chosen(self, dense_layers):
+        """The layers whose units are constrained."""
         if self.layers == "none":
-            return
-        chosen = dense_layers if self.layers == "all" else dense_layers[:-1]
-        for layer in chosen:
+            return []
+        return list(dense_layers) if self.layers == "all" else list(dense_layers[:-1])
+
+    def sq_norm_buffers(self, dense_layers):
+        """``{W: array}``: where an optimizer may write the column squared norms of each chosen
+        layer's updated weights ``W`` (a :class:`~nnkd.layers.Parameter`) on its way (see
+        :meth:`SGD.step`); :meth:`apply` then skips computing them."""
+        return {layer.W: self._buffer(layer) for layer in self.chosen(dense_layers)}
+
+    def _buffer(self, layer):
+        b = layer.b.data
+        scale = self._scale.get(id(layer))
+        if scale is None or scale.shape != b.shape:
+            scale = self._scale[id(layer)] = array_module(b).empty_like(b)
+        return scale
+
+    def apply(self, dense_layers, sq_norms_ready=()):
+        """Constrain the chosen layers' units in place.  ``sq_norms_ready``: the weight
+        parameters whose column squared norms are already in :meth:`sq_norm_buffers`' arrays."""
+        for layer in self.chosen(dense_layers):
             W, b = layer.W.data, layer.b.data
             xp = array_module(W)
-            scale = self._scale.get(id(layer))
-            if scale is None or scale.shape != b.shape:
-                scale = self._scale[id(layer)] = xp.empty_like(b)
-            _column_sq_norms(W, scale, xp)
+            scale = self._buffer(layer)
+            if layer.W not in sq_norms_ready:
+                _column_sq_norms(W, scale, xp)
             if xp is np and not self.include_bias and scale.max() <= self.norm_bound ** 2:
                 continue  # nothing to rescale (checked on NumPy only, where it costs no device sync)
             if self.include_bias:

@@ -15,8 +15,10 @@ layers need no locks.  The results depend on the number of parts only through
 the products' rounding (a product cut by columns need not round like the whole
 one): a run is bit-for-bit reproducible for a given number of cores.
 
-:data:`SERIAL` is the one-part stand-in (CuPy, one core, or a BLAS whose
-threads cannot be set): ``over(fn, n)`` is then just ``fn(slice(None))``.
+:class:`Serial` runs every operation whole (``over(fn, n)`` is just ``fn(slice(None))``), the
+products on the BLAS's own threads: step mode ``"whole"``, which on some CPUs is faster than
+the parts (:mod:`nnkd.stepmode` measures which, once per machine).  :data:`SERIAL` is its
+one-thread instance (CuPy, one core, or a BLAS whose threads cannot be set).
 """
 
 import contextlib
@@ -24,6 +26,7 @@ import contextvars
 import ctypes
 import functools
 import os
+import platform
 import threading
 
 from .backend import flush_subnormals
@@ -31,6 +34,7 @@ from .backend import flush_subnormals
 MIN_WIDTH = 128          # a range shorter than this is not cut
 MIN_ELEMENTWISE = 2 ** 18  # elements below which an elementwise pass is not cut (1 MB of float32)
 MAX_THREADS = 8          # measured on 2 cores only; more parts mean smaller products
+MODES = ("split", "whole")  # how a step uses its threads (nnkd.stepmode chooses)
 
 
 def large(a):
@@ -39,9 +43,13 @@ def large(a):
 
 
 class Serial:
-    """Every operation whole, on the calling thread."""
+    """Every operation whole, called on the calling thread: the products on the BLAS's own
+    ``n`` threads (step mode ``"whole"``), the elementwise passes on the calling thread."""
 
-    n = 1
+    mode = "whole"
+
+    def __init__(self, n=1):
+        self.n = n
 
     def over(self, fn, n, cut=True):
         fn(slice(None))
@@ -60,6 +68,8 @@ class Workers:
     context (NumPy's ``errstate``); the worker threads flush subnormals like
     the training thread.  Not re-entrant: one caller at a time.
     """
+
+    mode = "split"
 
     def __init__(self, n):
         self.n = n
@@ -150,29 +160,35 @@ def step_threads(backend):
 
 
 @contextlib.contextmanager
-def cpu_workers(backend, n=None):
-    """Within the block: :class:`Workers` for ``n`` threads with OpenBLAS at one thread,
-    restored on exit; or :data:`SERIAL` on CuPy, for one thread, or where OpenBLAS's
-    threads cannot be set.  By default ``n`` is :func:`step_threads`."""
+def cpu_workers(backend, n=None, mode="split"):
+    """Within the block, a step on ``n`` threads (default :func:`step_threads`) in step
+    ``mode``: ``"split"``, :class:`Workers` for ``n`` threads with OpenBLAS at one thread;
+    ``"whole"``, ``Serial(n)`` with OpenBLAS at ``n`` threads; for one thread, :data:`SERIAL`
+    with OpenBLAS at one thread.  OpenBLAS's thread count is restored on exit.  :data:`SERIAL`
+    on CuPy or where OpenBLAS's threads cannot be set."""
+    if mode not in MODES:
+        raise ValueError(f"step mode must be one of {', '.join(MODES)}, got {mode!r}")
     blas = _openblas() if backend.name == "numpy" else None
-    n = 1 if blas is None else (step_threads(backend) if n is None else n)
-    if n < 2:
+    if blas is None:
         yield SERIAL
         return
+    n = step_threads(backend) if n is None else n
     set_threads, get_threads = blas
     before = get_threads()
-    set_threads(1)
-    workers = Workers(n)
+    set_threads(1 if mode == "split" else n)
+    workers = Workers(n) if mode == "split" and n > 1 else Serial(n) if n > 1 else SERIAL
     try:
         yield workers
     finally:
-        workers.close()
+        if isinstance(workers, Workers):
+            workers.close()
         set_threads(before)
 
 
 _SET = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_")
 _GET = ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_")
 _CORENAME = ("openblas_get_corename", "scipy_openblas_get_corename64_", "openblas_get_corename64_")
+_CONFIG = ("openblas_get_config", "scipy_openblas_get_config64_", "openblas_get_config64_")
 AVX512_KERNELS = ("SkylakeX", "Cooperlake", "SapphireRapids")  # OpenBLAS's core names
 
 
@@ -197,6 +213,34 @@ def blas_kernels():
         return None
     corename.argtypes, corename.restype = [], ctypes.c_char_p
     return corename().decode(errors="replace").strip()
+
+
+def blas_config():
+    """OpenBLAS's own description of its build (version, target, kernels), or None."""
+    config = _function(_openblas_library(), _CONFIG)
+    if config is None:
+        return None
+    config.argtypes, config.restype = [], ctypes.c_char_p
+    return config().decode(errors="replace").strip()
+
+
+def cpu_model():
+    """The CPU's model name with its family and model numbers from /proc/cpuinfo (``"AMD EPYC
+    (family 26, model 2)"``), or what the platform module says."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if not key.strip():
+                    break  # the first processor's block is enough
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    if "model name" not in fields:
+        return platform.processor() or "unknown CPU"
+    numbers = ", ".join(f"{k.split()[-1]} {fields[k]}" for k in ("cpu family", "model") if k in fields)
+    return fields["model name"] + (f" ({numbers})" if numbers else "")
 
 
 def kernel_note():

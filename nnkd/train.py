@@ -11,20 +11,22 @@ Randomness is derived from ``(seed, epoch)``: each epoch starts a fresh host
 generator (shuffling, jitter) and a fresh backend generator (dropout masks).
 Resuming at an epoch boundary therefore needs no generator state, and a
 resumed run equals an uninterrupted one bit for bit on NumPy with the same
-number of threads (the checkpoint's ``cpu_threads``; see :mod:`nnkd.parallel`).
+number of threads and step mode (the checkpoint's ``cpu_threads`` and ``step_mode``; see
+:mod:`nnkd.stepmode`).
 """
 
 import contextlib
 import json
 import math
 import os
+import statistics
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, files, losses
+from . import checkpoint, files, losses, stepmode
 from .backend import flush_subnormals, get_backend
 from .batches import batch_slices, gather, jitter
 from .errors import Interrupted, TrainingDiverged, UserError
@@ -33,7 +35,8 @@ from .inputs import check_training_data
 from .config import TrainConfig
 from .network import Network
 from .optim import MaxNorm, make_optimizer, make_schedule, momentum_at
-from .parallel import SERIAL, cpu_workers
+from .parallel import SERIAL, cpu_workers, step_threads
+from .presets import preset
 from .transfer import TeacherLogits
 
 
@@ -87,22 +90,64 @@ class Step:
         loss, g = self.objective(z, yb, None if teacher is None else teacher.rows(idx, k))
         net.zero_grad()
         net.backward(g)
-        self.opt.step(lr, momentum)
+        sq_norms = self.maxnorm.sq_norm_buffers(net.dense) if self.maxnorm else None
+        ready = self.opt.step(lr, momentum, sq_norms)  # may compute max-norm's norms on the way
         if self.maxnorm:
-            self.maxnorm.apply(net.dense)
+            self.maxnorm.apply(net.dense, ready)
         return loss, wrong
 
 
 @contextlib.contextmanager
-def training_conditions(backend, threads=None):
+def training_conditions(backend, threads=None, mode=None):
     """What every training step runs under; yields the workers to give :class:`Step`:
     subnormals flushed to zero (:func:`nnkd.backend.flush_subnormals`), NumPy's float
     warnings off (overflow and NaN are caught by the loss's finiteness check, with a clear
-    message), and the large operations cut over ``threads`` cores (default: as many as
-    OpenBLAS may use; :func:`nnkd.parallel.cpu_workers`)."""
+    message), and the step on ``threads`` cores (default: as many as OpenBLAS may use) in
+    step ``mode`` (default: :func:`nnkd.stepmode.step_mode`'s choice for this machine;
+    :func:`nnkd.parallel.cpu_workers`)."""
+    threads = step_threads(backend) if threads is None else threads
+    mode = machine_step_mode(backend, threads)[0] if mode is None else mode
     with flush_subnormals(), np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-            cpu_workers(backend, threads) as workers:
+            cpu_workers(backend, threads, mode) as workers:
         yield workers
+
+
+def machine_step_mode(backend, threads=None):
+    """:func:`nnkd.stepmode.step_mode`, measuring with :func:`calibrate_modes` if need be."""
+    return stepmode.step_mode(backend, threads, calibrate_modes)
+
+
+def calibrate_modes(threads, rounds=stepmode.ROUNDS, steps=stepmode.STEPS, budget=stepmode.BUDGET):
+    """``{mode: seconds}``: the median time of a step (random data, batch 100, ``steps`` in a row)
+    in each mode, summed over :data:`nnkd.stepmode.CALIBRATION_MODELS`, the modes interleaved
+    over ``rounds`` rounds (so that a busy spell weighs on both), fewer once ``budget`` s are spent."""
+    backend, rng = get_backend("numpy"), np.random.default_rng(0)
+    X, Y = rng.random((1000, 784), dtype=np.float32), rng.integers(0, 10, 1000)
+    times = {m: [] for m in stepmode.MODES}
+    steppers = [Step(cfg, Network.from_settings(cfg, backend)) for cfg in
+                (preset("fast")[0][name] for name in stepmode.CALIBRATION_MODELS)]
+    start = time.perf_counter()
+    with flush_subnormals(), np.errstate(all="ignore"):
+        for r in range(rounds):
+            for mode in (stepmode.MODES if r % 2 == 0 else stepmode.MODES[::-1]):
+                with cpu_workers(backend, threads, mode) as workers:
+                    times[mode].append(sum(_time_steps(s, workers, X, Y, steps) for s in steppers))
+            if time.perf_counter() - start > budget:
+                break
+    return {m: statistics.median(t) for m, t in times.items()}
+
+
+def _time_steps(step, workers, X, Y, steps):
+    step.net.set_workers(workers)
+    step.opt.workers = workers
+    step.net.set_rng(np.random.default_rng(0))
+    host_rng = np.random.default_rng(1)
+    idx = [np.arange(i * 100, i * 100 + 100) % X.shape[0] for i in range(steps + 1)]
+    step(X, Y, idx[-1], 0.01, 0.9, host_rng)  # a warm-up step on these workers
+    t0 = time.perf_counter()
+    for i in idx[:-1]:
+        step(X, Y, i, 0.01, 0.9, host_rng)
+    return (time.perf_counter() - t0) / steps
 
 
 class StopFlag:
@@ -164,7 +209,7 @@ class Trainer:
         self.net = Network.from_settings(cfg, backend)
         self.step = Step(cfg, self.net, shape, workers)
         self.schedule = make_schedule(cfg)
-        self.threads = workers.n
+        self.threads, self.step_mode = workers.n, workers.mode
         self.epoch = 0          # epochs completed
         self.saved_epoch = 0    # epochs held by the checkpoint on disk
         self.seconds = 0.0      # training time so far, summed over every resume
@@ -209,7 +254,8 @@ class Trainer:
         checkpoint.save(self.ckpt, arrays, {
             "config": asdict(self.cfg), "epoch": self.epoch, "seconds": self.seconds,
             "data_checksum": self.data_checksum, "backend": self.backend.name,
-            "cpu_threads": self.threads,  # the products' rounding depends on it (nnkd.parallel)
+            # the products' rounding depends on both (nnkd.stepmode)
+            "cpu_threads": self.threads, "step_mode": self.step_mode,
             "rng": {"seed": self.cfg.seed, "next_epoch": self.epoch,
                     "scheme": "per-epoch generators from (seed, epoch)"}})
         self.saved_epoch = self.epoch

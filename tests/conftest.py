@@ -15,6 +15,9 @@ from nnkd.errors import UserError
 
 
 ROOT = Path(__file__).resolve().parent.parent
+# Tests never time anything: a step's mode is forced (the split over nnkd's threads, which the
+# tests' bit-identity figures were made with) instead of measured (nnkd.stepmode).
+os.environ.setdefault("NNKD_STEP_MODE", "split")
 STANDIN = os.environ.get("NNKD_CUPY_STANDIN") == "1"
 if STANDIN:  # before anything imports cupy: the stand-in is the `cupy` this process imports
     sys.path.insert(0, str(ROOT / "tests" / "cupy_standin"))

@@ -144,18 +144,44 @@ def test_one_blas_thread_means_whole_operations(blas_threads):
         assert w is SERIAL
 
 
-def test_the_run_header_names_the_threads_a_step_runs_on(blas_threads, monkeypatch):
-    """The products' rounding depends on the thread count, so each run's log records it."""
+def test_the_run_header_names_the_threads_and_mode_a_step_runs_in(blas_threads, monkeypatch):
+    """The products' rounding depends on the thread count and the step mode, so each run's log
+    records them."""
     from types import SimpleNamespace
     from nnkd.cli import _header
     from nnkd.config import RunSpec
     monkeypatch.setattr(parallel, "usable_cores", lambda: 2)
     args, spec = SimpleNamespace(command="train-student"), RunSpec(command="train-student")
-    for n, said in ((1, "steps on 1 thread)"), (2, "steps on 2 threads)")):
+    for n, mode, said in ((1, "split", "steps on 1 thread)"),
+                          (2, "split", "steps on 2 threads in split mode, set by NNKD_STEP_MODE)"),
+                          (2, "whole", "steps on 2 threads in whole mode, set by NNKD_STEP_MODE)")):
+        monkeypatch.setenv("NNKD_STEP_MODE", mode)
         blas_threads[0](n)
         with cpu_workers(get_backend("numpy")) as w:
             assert w.n == n
         assert said in _header(args, spec, "runs/x", get_backend("numpy")).splitlines()[0]
+
+
+def test_whole_mode_runs_the_products_on_openblas_threads(blas_threads):
+    set_threads, get_threads = blas_threads
+    set_threads(1)
+    with cpu_workers(get_backend("numpy"), n=2, mode="whole") as w:
+        assert w.mode == "whole" and w.n == 2 and get_threads() == 2
+        parts = []
+        w.over(parts.append, 1200)
+        assert parts == [slice(None)]
+    assert get_threads() == 1
+
+
+def test_training_in_whole_mode_is_reproducible_and_matches_the_split():
+    be = get_backend("numpy")
+    with cpu_workers(be, n=2, mode="whole") as w:
+        first, again = _train_steps(w), _train_steps(w)
+    with cpu_workers(be, n=2, mode="split") as w:
+        split = _train_steps(w)
+    for a, b, c in zip(first, again, split):
+        assert np.array_equal(a, b)
+        np.testing.assert_allclose(a, c, rtol=1e-3, atol=1e-5)
 
 
 @pytest.mark.parametrize("pinned, kernels, avx512, noted", [

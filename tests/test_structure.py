@@ -108,7 +108,7 @@ def test_the_training_commands_load_nothing_themselves():
 CORE = {"nnkd.backend", "nnkd.layers", "nnkd.losses", "nnkd.optim", "nnkd.network", "nnkd.gradcheck"}
 # What the core may build on: errors, the version, threads, and how nnkd was installed (for
 # advice such as the pip command that installs CuPy); each imports at most nnkd.errors.
-BELOW_CORE = {"nnkd.errors", "nnkd.version", "nnkd.parallel", "nnkd.install"}
+BELOW_CORE = {"nnkd.errors", "nnkd.version", "nnkd.parallel", "nnkd.install", "nnkd.cpu_kernels"}
 
 
 def test_the_numerical_core_imports_nothing_above_it():

@@ -65,16 +65,17 @@ class StepSpy:
         self.rates = []
         real = SGD.step
 
-        def step(opt, lr, momentum):
+        def step(opt, lr, momentum, sq_norms=None):
             v0 = host(opt.velocity[0]).astype(np.float64)
             g = host(opt.params[0].grad).astype(np.float64)
             w0 = host(opt.params[0].data).astype(np.float64)
-            real(opt, lr, momentum)
+            done = real(opt, lr, momentum, sq_norms)
             rate = (1 - momentum) * lr if opt.form == "paper" else lr
             v1 = host(opt.velocity[0])
             np.testing.assert_allclose(v1, momentum * v0 - rate * g, rtol=1e-4, atol=1e-7)
             np.testing.assert_allclose(host(opt.params[0].data), w0 + v1, rtol=1e-5, atol=1e-6)
             self.rates.append((lr, momentum))
+            return done
 
         monkeypatch.setattr(SGD, "step", step)
 
@@ -250,6 +251,7 @@ def test_checkpoint_metadata_says_what_was_trained_where(tmp_path):
     assert elapsed > meta["seconds"] == rows[-1]["seconds"] > rows[0]["seconds"] > 0
     assert meta["epoch"] == 2 and meta["data_checksum"] == "abcd" and meta["backend"] == "numpy"
     assert type(meta["cpu_threads"]) is int and meta["cpu_threads"] >= 1
+    assert meta["step_mode"] == ("split" if meta["cpu_threads"] > 1 else "whole")  # conftest forces split
     assert meta["rng"] == {"seed": 5, "next_epoch": 2, "scheme": "per-epoch generators from (seed, epoch)"}
     assert json.loads((stage / "config.json").read_text()) == meta["config"]
 

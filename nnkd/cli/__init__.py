@@ -18,11 +18,12 @@ from ..checks import SettingError
 from ..errors import Interrupted, UserError
 from ..install import command_name
 from ..parallel import blas_kernels, kernel_note, step_threads
+from ..stepmode import describe as describe_step
 from ..presets import stand_in_note
 from ..commands import (check_sweep_folder, prepare, read_resumed, require_empty, sweep_in_folder,
                         train_in_folder)
 from ..runs import Log, SafeOutput
-from ..train import StopFlag
+from ..train import StopFlag, machine_step_mode
 from .parser import build_parser, in_flags
 from .runspec import (fit_absent_classes, fit_arch, fit_to_data, lengthen_on_resume, spec_from_args,
                       spec_from_record)
@@ -97,9 +98,9 @@ def _header(args, spec, out, backend, data_note=None):
     preset's own teacher is missing, or the preset was tuned on other data (``data_note``)."""
     kernels = None if backend.is_gpu else blas_kernels()
     details = [f"OpenBLAS {kernels} kernels"] if kernels else []
-    if not backend.is_gpu:  # the products' rounding depends on the threads (nnkd.parallel)
+    if not backend.is_gpu:  # the products' rounding depends on the threads and mode (nnkd.stepmode)
         n = step_threads(backend)
-        details.append(f"steps on {n} thread{'s' * (n > 1)}")
+        details.append(describe_step(*machine_step_mode(backend, n), n))
     where = backend.describe() + (f" ({', '.join(details)})" if details else "")
     notes = [n for n in (kernels and kernel_note(), stand_in_note(spec.preset, spec.teacher_checkpoint),
                          data_note) if n]
