@@ -12,9 +12,10 @@
 #                        # the last 10,000: each teacher alone (single-NAME) and the ensemble of
 #                        # all four under both means (ensemble-arithmetic, ensemble-geometric)
 #   bash benchmarks/ensemble_experiment.sh table DIR     # their final-epoch validation errors
-#   bash benchmarks/ensemble_experiment.sh final DIR ENSEMBLE SINGLE  # seeds 0, 1, 2 on all
-#                        # 60,000 images, scored on test: the ensemble under the mean validation
-#                        # chose (arithmetic|geometric) and the single teacher it chose
+#   bash benchmarks/ensemble_experiment.sh final DIR ensemble MEAN  # seeds 0, 1, 2 on all 60,000
+#                        # images, scored on test: the ensemble under the mean validation chose
+#   bash benchmarks/ensemble_experiment.sh final DIR single NAME    # the same for the single
+#                        # teacher validation chose (public, paper, fast or cnn)
 #   bash benchmarks/ensemble_experiment.sh report DIR    # main.py report of each final set
 #
 # Every run resumes if stopped and is skipped once finished. THREADS (default 2) BLAS threads,
@@ -67,11 +68,11 @@ for m in sorted(Path(sys.argv[1]).glob("*/distilled/metrics.jsonl")):
 PY
     ;;
   final)
-    MEAN=${3:?the ensemble mean validation chose: arithmetic or geometric}
-    SINGLE=${4:?the single teacher validation chose: public, paper, fast or cnn}
+    WHAT=${3:?final DIR ensemble MEAN, or final DIR single NAME}
+    CHOSEN=${4:?the mean (arithmetic, geometric) or the teacher (public, paper, fast, cnn) validation chose}
     for seed in 0 1 2; do
-      run "final-ensemble-$MEAN-seed$seed" --seed $seed $ALL --ensemble "$MEAN"
-      run "final-single-$SINGLE-seed$seed" --seed $seed --teacher "${TEACHER[$SINGLE]}"
+      if [ "$WHAT" = ensemble ]; then run "final-ensemble-$CHOSEN-seed$seed" --seed $seed $ALL --ensemble "$CHOSEN"
+      else run "final-single-$CHOSEN-seed$seed" --seed $seed --teacher "${TEACHER[$CHOSEN]}"; fi
     done
     ;;
   report)
