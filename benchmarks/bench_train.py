@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nnkd.backend import get_backend  # noqa: E402
 from nnkd.errors import UserError  # noqa: E402
 from nnkd.network import Network, parse_arch  # noqa: E402
-from nnkd.optim import learning_rate, momentum_at  # noqa: E402
+from nnkd.schedules import learning_rate, momentum_at  # noqa: E402
 from nnkd.presets import preset  # noqa: E402
 from nnkd.train import Step, Trainer, training_conditions  # noqa: E402
 from nnkd.transfer import TeacherLogits  # noqa: E402

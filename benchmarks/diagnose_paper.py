@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nnkd import backend as backends, data  # noqa: E402
-from nnkd.optim import learning_rate, momentum_at  # noqa: E402
+from nnkd.schedules import learning_rate, momentum_at  # noqa: E402
 from nnkd.network import Network  # noqa: E402
 from nnkd.data import device_data  # noqa: E402
 from nnkd.presets import preset  # noqa: E402

@@ -22,7 +22,8 @@ from .checks import MAX_EPOCHS, SettingError, check_memory, choice, flag, number
 from .errors import UserError
 from .layers import DROPOUT_SCALINGS, INITS
 from .network import INPUTS, parse_arch
-from .optim import MOMENTUM_FORMS, OPTIMIZERS, SCHEDULES, MaxNorm
+from .optim import MOMENTUM_FORMS, OPTIMIZERS, MaxNorm
+from .schedules import SCHEDULES
 from .settings import PIXELS, TEXT, declared, one_of, setting, true_or_false
 from .settings import check as check_setting, number as number_rule, whole as whole_rule
 

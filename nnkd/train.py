@@ -34,7 +34,8 @@ from .runlock import RunLock
 from .inputs import check_training_data
 from .config import TrainConfig
 from .network import Network
-from .optim import MaxNorm, make_optimizer, make_schedule, momentum_at
+from .optim import MaxNorm, make_optimizer
+from .schedules import make_schedule, momentum_at
 from .parallel import SERIAL, cpu_workers, step_threads
 from .presets import preset
 from .transfer import TeacherLogits

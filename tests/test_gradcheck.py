@@ -9,7 +9,8 @@ from nnkd import losses
 from nnkd.gradcheck import check, standard_checks
 from nnkd.layers import Dense, Parameter
 from nnkd.backend import get_backend
-from nnkd.optim import SGD, Adam, MaxNorm, learning_rate, momentum_at
+from nnkd.optim import SGD, Adam, MaxNorm
+from nnkd.schedules import learning_rate, momentum_at
 
 from .conftest import gpu_available, host, main_py
 

@@ -12,7 +12,8 @@ from nnkd.checks import SettingError
 from nnkd.errors import UserError
 from nnkd.cli.parser import DISTILL_OVERRIDES, OVERRIDES, RESUMABLE, build_parser, flag_of
 from nnkd.config import RunSpec, TrainConfig
-from nnkd.optim import OPTIMIZERS, SCHEDULES, Constant, Cosine, Exponential, Warmup, learning_rate, make_schedule
+from nnkd.optim import OPTIMIZERS
+from nnkd.schedules import SCHEDULES, Constant, Cosine, Exponential, Warmup, learning_rate, make_schedule
 from nnkd.settings import OWNERS, declared, help_text
 
 from .test_train import small_cfg, synthetic

@@ -123,7 +123,7 @@ def test_known_schedule_values():
 def test_schedule_functions_defaults():
     """The paper's schedule when nothing else is said: lr0 * 0.998^epoch, momentum from 0.5 to
     0.99 over 500 epochs."""
-    from nnkd.optim import learning_rate, momentum_at
+    from nnkd.schedules import learning_rate, momentum_at
     assert learning_rate(3, 2.0) == pytest.approx(2.0 * 0.998 ** 3, rel=1e-15)
     assert learning_rate(3, 2.0, "constant") == 2.0
     assert learning_rate(1, 2.0, "cosine", epochs=3) == pytest.approx(1.5, rel=1e-15)

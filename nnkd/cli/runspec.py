@@ -11,7 +11,7 @@ from ..errors import UserError
 from ..install import command_name, find_model, is_model_name, pretrained
 from ..presets import default_teacher, preset
 from ..tables import count
-from ..optim import make_schedule
+from ..schedules import make_schedule
 from .parser import DISTILL_OVERRIDES, OVERRIDES, RESUMABLE, build_parser
 
 
