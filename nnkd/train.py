@@ -7,12 +7,10 @@ A stage folder holds::
     checkpoint.npz     weights, optimizer state and metadata (see checkpoint.py)
     checkpoint.json    the metadata, readable
 
-Randomness is derived from ``(seed, epoch)``: each epoch starts a fresh host
-generator (shuffling, jitter) and a fresh backend generator (dropout masks).
-Resuming at an epoch boundary therefore needs no generator state, and a
-resumed run equals an uninterrupted one bit for bit on NumPy with the same
-number of threads and step mode (the checkpoint's ``cpu_threads`` and ``step_mode``; see
-:mod:`nnkd.stepmode`).
+Randomness is derived from ``(seed, epoch)``: each epoch starts a fresh host generator
+(shuffling, jitter) and a fresh backend generator (dropout masks).  Resuming at an epoch
+boundary therefore needs no generator state, and a resumed run equals an uninterrupted one bit
+for bit on NumPy with the same threads and step mode (``cpu_threads``, ``step_mode``: :mod:`nnkd.stepmode`).
 """
 
 import contextlib
@@ -335,6 +333,18 @@ class Trainer:
         return f"the last good checkpoint ({self.ckpt}, epoch {self.saved_epoch}) is kept"
 
 
+def _check_train_arguments(cfg, stage_dir, log):
+    """:func:`train`'s arguments that are not data, each refused in one line."""
+    if not isinstance(cfg, TrainConfig):
+        raise UserError(f"cfg is a {type(cfg).__name__}: give a TrainConfig, e.g. "
+                        "TrainConfig(arch='784-800-800-10', epochs=60)")
+    if stage_dir is not None and (not isinstance(stage_dir, (str, os.PathLike)) or not str(stage_dir)):
+        raise UserError(f"stage_dir is {stage_dir!r}: give the folder to train in (its checkpoints go "
+                        "there), e.g. 'runs/student', or None to train in memory")
+    if log is not None and not callable(log):
+        raise UserError(f"log is a {type(log).__name__}: give a function of one line, e.g. print, or None")
+
+
 def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=None, stop=None,
           data_checksum=None, check_every=None, name="", lock=True, later_epochs=0):
     """Train one model, resuming from ``stage_dir/checkpoint.npz`` if it exists
@@ -349,30 +359,19 @@ def train(cfg, backend, data, stage_dir, *, teacher_logits=None, log=None, stop=
             :class:`~nnkd.transfer.TeacherLogits`, or an array ``(N, C)`` (row i belongs to
             ``x_train[i]``) or ``(shifts, N, C)`` with ``cfg.transfer_jitter``.  Training is
             then distillation at ``cfg.temperature``; None trains on hard labels.
-        log: called with each progress line (e.g. ``print``); None: quiet.
-        stop: a :class:`StopFlag`; when set, training stops after the current step.
+        log: called with each progress line (e.g. ``print``); None: quiet.  stop: a
+            :class:`StopFlag`; when set, training stops after the current step.
         check_every: steps between finiteness checks of the loss (each one reads a
             number back from the device); default 1 on NumPy; on CuPy, the epoch's last step only.
         name: what the model is (``teacher``, ``student``), for messages naming its settings.
         later_epochs: what the run trains after this model, in epochs of this model's cost; the
             progress lines then give the time left for the whole run too.
-        lock: hold ``stage_dir``'s lock while training (:class:`nnkd.runlock.RunLock`; a second
-            process training in the same folder is refused); False when the caller holds it.
+        lock: hold ``stage_dir``'s lock (:class:`nnkd.runlock.RunLock`); False: the caller does.
 
-    Every input is checked before any work (:func:`nnkd.inputs.check_training_data`, the
-    config against the data, the teacher's logits against both): a mistake is one
-    :class:`~nnkd.errors.UserError` line.
-
-    Returns ``(net, summary)``; ``summary`` has test errors, epochs, seconds, params.
+    Every input is checked before any work (a mistake is one :class:`~nnkd.errors.UserError`
+    line).  Returns ``(net, summary)``: test errors, epochs, seconds, params.
     """
-    if not isinstance(cfg, TrainConfig):
-        raise UserError(f"cfg is a {type(cfg).__name__}: give a TrainConfig, e.g. "
-                        "TrainConfig(arch='784-800-800-10', epochs=60)")
-    if stage_dir is not None and (not isinstance(stage_dir, (str, os.PathLike)) or not str(stage_dir)):
-        raise UserError(f"stage_dir is {stage_dir!r}: give the folder to train in (its checkpoints go "
-                        "there), e.g. 'runs/student', or None to train in memory")
-    if log is not None and not callable(log):
-        raise UserError(f"log is a {type(log).__name__}: give a function of one line, e.g. print, or None")
+    _check_train_arguments(cfg, stage_dir, log)
     backend = get_backend(backend)  # a name, or a Backend as it is
     log = log or (lambda line: None)
     try:
