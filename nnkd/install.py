@@ -9,6 +9,7 @@ files (pretrained models under ``nnkd/pretrained/<name>/``, example data under
 
 import hashlib
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,18 @@ from .errors import UserError
 PACKAGE = Path(__file__).resolve().parent
 SOURCE_ROOT = PACKAGE.parent  # the checkout, when nnkd runs from one
 
+
+
+def user_cache_folder():
+    """nnkd's folder in the user cache: ``$XDG_CACHE_HOME/nnkd`` (when that is an absolute
+    path) or ``~/.cache/nnkd``; None where no home folder can be found."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "nnkd"
+    try:
+        return Path.home() / ".cache" / "nnkd"
+    except RuntimeError:
+        return None
 
 def in_checkout():
     """Whether this nnkd is a source checkout (editable installs included), not an installed copy."""

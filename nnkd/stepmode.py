@@ -20,10 +20,10 @@ makes a run reproducible: the run's header names them and each checkpoint record
 import json
 import os
 import time
-from pathlib import Path
 
 from . import files
 from .errors import UserError
+from .install import user_cache_folder
 from .parallel import MODES, blas_config, blas_kernels, cpu_model, step_threads
 
 ENV = "NNKD_STEP_MODE"
@@ -38,10 +38,10 @@ _chosen = {}  # machine key -> (mode, how it was chosen), for this process
 
 
 def cache_file():
-    """The step-mode cache: ``$XDG_CACHE_HOME/nnkd/step-mode.json`` or ``~/.cache/nnkd/...``."""
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    root = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return root / "nnkd" / "step-mode.json"
+    """The step-mode cache: ``step-mode.json`` in nnkd's user cache folder
+    (:func:`nnkd.install.user_cache_folder`), or None without a home folder."""
+    root = user_cache_folder()
+    return root / "step-mode.json" if root is not None else None
 
 
 def machine_key(threads):
@@ -93,8 +93,8 @@ def _measured(key, threads, calibrate):
                       "when": time.strftime("%Y-%m-%d %H:%M")}
         path.parent.mkdir(parents=True, exist_ok=True)
         files.write_text(path, json.dumps(known, indent=1))
-    except OSError:
-        pass  # an unwritable cache: measured again by the next run
+    except (OSError, AttributeError):
+        pass  # an unwritable cache, or none: measured again by the next run
     return mode, MEASURED
 
 

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import Interrupted
-from ..install import SOURCE_ROOT, command_name, in_checkout
+from ..install import SOURCE_ROOT, command_name, in_checkout, user_cache_folder
 from .common import DataError, SourceFailed, one_line, read_bytes, sha256_hex, show, write_atomically
 from .dataset import NPZ_PREFIX, Dataset
 from .idx import FILES, NUM_CLASSES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, \
@@ -93,13 +93,10 @@ def default_root() -> Path:
         return expand_path(env, "NNKD_DATA")
     if in_checkout():
         return SOURCE_ROOT / "data"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / "nnkd"
-    try:
-        return Path.home() / ".cache" / "nnkd"
-    except RuntimeError:  # no home folder to be found
-        raise DataError("no home folder to keep the data cache in: set NNKD_DATA to a folder") from None
+    root = user_cache_folder()
+    if root is None:
+        raise DataError("no home folder to keep the data cache in: set NNKD_DATA to a folder")
+    return root
 
 
 def cached_files(root: str | os.PathLike | None = None) -> list[tuple[str, Path, int]]:
