@@ -8,6 +8,9 @@
 #                                            # the background, one BLAS thread each
 #   bash benchmarks/long_runs.sh save DIR    # copy each run's newest state into the repository
 #   bash benchmarks/long_runs.sh status DIR  # where each run stands, in DIR and in the repository
+#   bash benchmarks/long_runs.sh grid DIR    # each validation run's training error and the spread
+#                                            # of its validation errors over its last 100 epochs
+#   bash benchmarks/long_runs.sh stop DIR NAME  # stop a run (it resumes with `start`)
 #   bash benchmarks/long_runs.sh start DIR public-teacher   # some of the runs only
 #   THREADS=2 bash benchmarks/long_runs.sh start DIR public-teacher   # one run on both cores
 #   bash benchmarks/long_runs.sh ship DIR paper-teacher     # a finished teacher run's weights,
@@ -37,17 +40,23 @@
 #                  first 50,000 training images and scored on the last 10,000 (--validation
 #                  10000): the grid its lr0 is chosen on. Each is stopped once its training error
 #                  is 0 and its validation error has been flat for 100 epochs (`grid` mode says
-#                  where each stands); the exp schedule does not depend on the run's length
+#                  where each stands; `stop` ends one); the exp schedule does not depend on the
+#                  run's length
 #   val-distilled-lrX the same grid for the distilled student (0.03, 0.1, 0.3, 1), from the
 #                  shipped paper-teacher
+#   paper-student-lr1-seedS, paper-distilled-seedS (S = 1, 2) the `paper` preset's two students
+#                  at seeds 1 and 2, 700 epochs: a length fixed from the seed-0 runs' training
+#                  curves (paper-student-lr1, paper-distilled) before these ran, as the first epoch
+#                  from which each seed-0 run's training error holds its final value and its
+#                  training loss is within 1.5x its 3000-epoch value (429 and 667), rounded up
 #   val-teacher-lr0.1 the `paper` preset's teacher (inverted dropout, lr0 0.1) for 100 epochs on
 #                  the same split: what the paper's own dropout is compared with
 #   val-teacher-test-lrX the `paper` teacher with the paper's dropout (--dropout-scaling test) at
 #                  lr0 X (10, the paper's text; 3; 1), 100 epochs on the same split
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODE=${1:?usage: bash benchmarks/long_runs.sh start|save|status|ship DIR [NAME...]}
-DIR=${2:?usage: bash benchmarks/long_runs.sh start|save|status|ship DIR [NAME...]}
+MODE=${1:?usage: bash benchmarks/long_runs.sh start|save|status|grid|stop|ship DIR [NAME...]}
+DIR=${2:?usage: bash benchmarks/long_runs.sh start|save|status|grid|stop|ship DIR [NAME...]}
 KEPT=benchmarks/logs/long-runs
 THREADS=${THREADS:-1}  # BLAS threads per run
 # NICE: the runs' scheduling niceness (default 0), to leave the cores to other work first
@@ -60,12 +69,17 @@ declare -A ARGS=(
   [paper-distilled]="distill --preset paper --no-baseline --eval-every 1 --checkpoint-every 1"
 )
 ARGS[paper-student-lr1]="train-student --preset paper --lr 1 --eval-every 1 --checkpoint-every 5"
+for s in 1 2; do
+  ARGS[paper-student-lr1-seed$s]="${ARGS[paper-student-lr1]} --epochs 700 --seed $s"
+  ARGS[paper-distilled-seed$s]="${ARGS[paper-distilled]} --epochs 700 --seed $s"
+done
 VAL="--preset paper --validation 10000 --eval-every 1 --checkpoint-every 5"
 for lr in 0.1 0.3 1; do ARGS[val-student-lr$lr]="train-student $VAL --lr $lr"; done
 for lr in 0.03 0.1 0.3 1; do ARGS[val-distilled-lr$lr]="distill --no-baseline $VAL --lr $lr"; done
 ARGS[val-teacher-lr0.1]="train-teacher $VAL --epochs 100"
 for lr in 10 3 1; do ARGS[val-teacher-test-lr$lr]="train-teacher $VAL --epochs 100 --dropout-scaling test --lr $lr"; done
 declare -A NEEDS=([paper-distilled]=paper-teacher)  # the shipped teacher a run distills from
+for s in 1 2; do NEEDS[paper-distilled-seed$s]=paper-teacher; done
 for lr in 0.03 0.1 0.3 1; do NEEDS[val-distilled-lr$lr]=paper-teacher; done
 shift 2
 names=("$@")
@@ -163,6 +177,30 @@ PY
     status)
       echo "$name: $(progress "$run") in $DIR; $(progress "$KEPT/$name") in $KEPT"
       ;;
-    *) echo "unknown mode $MODE: start, save, status or ship" >&2; exit 2 ;;
+    grid)
+      python3 - "$run" "$name" <<'PY'
+import json, sys
+from pathlib import Path
+run, name = Path(sys.argv[1]), sys.argv[2]
+metrics = sorted(run.glob("*/metrics.jsonl"))
+rows = [json.loads(line) for line in metrics[-1].read_text().splitlines()] if metrics else []
+rows = [r for r in rows if "val_err" in r]
+if not rows:
+    sys.exit(print(f"{name}: no validation epochs in {run}"))
+last = [round(r["val_err"] * 10000) for r in rows[-100:]]
+zero = None  # the epoch from which the training error stays 0
+for r in reversed(rows):
+    if r["train_err"] != 0:
+        break
+    zero = r["epoch"]
+print(f"{name}: epoch {rows[-1]['epoch']}, training error {100 * rows[-1]['train_err']:.3f}%"
+      f"{f' (0 from epoch {zero})' if zero else ''}, validation errors {last[-1]}; over the last"
+      f" {len(last)} epochs {min(last)} to {max(last)}")
+PY
+      ;;
+    stop)
+      pkill -f -- "main.py .*$run( |\$)" && echo "$name: stopped" || echo "$name: not running"
+      ;;
+    *) echo "unknown mode $MODE: start, save, status, grid, stop or ship" >&2; exit 2 ;;
   esac
 done

@@ -13,7 +13,10 @@
 #
 # Cells: fast-distilled-lrX-tjJ (the distilled student at lr0 X with transfer jitter J) and
 # fast-student-lrX-jJ (the plain student at lr0 X, its training images jittered by J: the same
-# shifts, drawn the same way, as a transfer set jittered by J).
+# shifts, drawn the same way, as a transfer set jittered by J): the grid run by default. Then, at
+# the lr0 X it chose, named on the command line: the cells' length, 80 epochs instead of 60
+# (fast-distilled-lrX-tj2-e80, fast-student-lrX-j0-e80, fast-student-lrX-j2-e80), and the distilled
+# student's hard-loss weight, 0 or 0.3 instead of 0.1 (fast-distilled-lrX-tj2-hw0, -hw0.3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:?usage: bash benchmarks/validation_grid.sh run|table|keep DIR [CELL...]}
@@ -28,6 +31,12 @@ for lr in 0.035 0.02 0.05; do
     ARGS[fast-student-lr$lr-j$j]="train-student $VAL --lr $lr --jitter $j"
     ORDER+=("fast-distilled-lr$lr-tj$j" "fast-student-lr$lr-j$j")
   done
+done
+for lr in 0.035 0.02 0.05; do  # the length and the hard-loss weight, at the lr0 chosen above
+  ARGS[fast-distilled-lr$lr-tj2-e80]="${ARGS[fast-distilled-lr$lr-tj2]} --epochs 80"
+  ARGS[fast-student-lr$lr-j0-e80]="${ARGS[fast-student-lr$lr-j0]} --epochs 80"
+  ARGS[fast-student-lr$lr-j2-e80]="${ARGS[fast-student-lr$lr-j2]} --epochs 80"
+  for hw in 0 0.3; do ARGS[fast-distilled-lr$lr-tj2-hw$hw]="${ARGS[fast-distilled-lr$lr-tj2]} --hard-weight $hw"; done
 done
 shift 2
 names=("$@")
