@@ -3,8 +3,9 @@
 # site-packages; numpy from the index, as pip does), and from a folder outside the checkout run
 # `nnkd --help`, `nnkd distill --dry-run` (the shipped teacher is found; nothing is fetched or
 # written), a smoke distill with the shipped teacher, the shipped models by name, a rerun from
-# run.json, advice for a missing extra, the scikit-learn estimators, and the README's Python API
-# example. Then check that nothing was written into site-packages and that
+# run.json, advice for a missing extra, the scikit-learn estimators, the README's Python API
+# example, and every code block of README.md and docs/usage.md as written (tests/docs_check.py).
+# Then check that nothing was written into site-packages and that
 # `pip uninstall` leaves nothing behind. Any failure ends the script with "install check FAILED".
 #
 # MNIST must be cached already (`python3 main.py data`): the installed nnkd reads that cache
@@ -154,6 +155,9 @@ EOF
 "$VPY" api_example.py > "$WORK/api.log" 2>&1 || { tail -5 "$WORK/api.log"; fail "the README's Python API example"; }
 grep -q "^teacher [0-9]*, distilled student [0-9]* test errors of 500$" "$WORK/api.log" || fail "the API example printed: $(cat "$WORK/api.log")"
 grep -q "^predicted: " "$WORK/api.log" || fail "the API example did not predict with the loaded model"
+
+step "every code block of README.md and docs/usage.md, as written (tests/docs_check.py; long ones with --dry-run)"
+"$PY" "$REPO/tests/docs_check.py" --python "$VPY" || fail "a code block of README.md or docs/usage.md (see above)"
 
 step "nothing written into site-packages; pip uninstall leaves nothing of nnkd"
 listing > "$WORK/site-after.txt"
