@@ -11,7 +11,8 @@
 #   bash benchmarks/validation_grid.sh keep DIR            # each finished cell's log, settings and
 #                                                          # metrics into benchmarks/logs/validation/
 #
-# Cells: fast-distilled-lrX-tjJ (the distilled student at lr0 X with transfer jitter J) and
+# Cells: fast-distilled-lrX-tjJ (the distilled student at lr0 X with transfer jitter J, hard-loss
+# weight 0.1: the grid's starting point, where the hard-weight cells below vary it) and
 # fast-student-lrX-jJ (the plain student at lr0 X, its training images jittered by J: the same
 # shifts, drawn the same way, as a transfer set jittered by J): the grid run by default. Then, at
 # the lr0 X it chose, named on the command line: the cells' length, 80 epochs instead of 60
@@ -27,7 +28,7 @@ declare -A ARGS
 ORDER=()
 for lr in 0.035 0.02 0.05; do
   for j in 0 2; do
-    ARGS[fast-distilled-lr$lr-tj$j]="distill --no-baseline $VAL --lr $lr --transfer-jitter $j"
+    ARGS[fast-distilled-lr$lr-tj$j]="distill --no-baseline $VAL --lr $lr --transfer-jitter $j --hard-weight 0.1"
     ARGS[fast-student-lr$lr-j$j]="train-student $VAL --lr $lr --jitter $j"
     ORDER+=("fast-distilled-lr$lr-tj$j" "fast-student-lr$lr-j$j")
   done
