@@ -11,6 +11,8 @@
 #   bash benchmarks/long_runs.sh grid DIR    # each validation run's training error and the spread
 #                                            # of its validation errors over its last 100 epochs
 #   bash benchmarks/long_runs.sh stop DIR NAME  # stop a run (it resumes with `start`)
+#   bash benchmarks/long_runs.sh seeds DIR NAME # a three-seed row: run NAME (seed 0) at epochs
+#                                            # 3000 and 700, NAME-seed1 and NAME-seed2 at 700
 #   bash benchmarks/long_runs.sh start DIR public-teacher   # some of the runs only
 #   THREADS=2 bash benchmarks/long_runs.sh start DIR public-teacher   # one run on both cores
 #   bash benchmarks/long_runs.sh ship DIR paper-teacher     # a finished teacher run's weights,
@@ -58,8 +60,8 @@
 #                  lr0 X (10, the paper's text; 3; 1), 100 epochs on the same split
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODE=${1:?usage: bash benchmarks/long_runs.sh start|save|status|grid|stop|ship DIR [NAME...]}
-DIR=${2:?usage: bash benchmarks/long_runs.sh start|save|status|grid|stop|ship DIR [NAME...]}
+MODE=${1:?usage: bash benchmarks/long_runs.sh start|save|status|grid|stop|seeds|ship DIR [NAME...]}
+DIR=${2:?usage: bash benchmarks/long_runs.sh start|save|status|grid|stop|seeds|ship DIR [NAME...]}
 KEPT=benchmarks/logs/long-runs
 THREADS=${THREADS:-1}  # BLAS threads per run
 # NICE: the runs' scheduling niceness (default 0), to leave the cores to other work first
@@ -202,9 +204,28 @@ print(f"{name}: epoch {rows[-1]['epoch']}, training error {100 * rows[-1]['train
       f" {len(last)} epochs {min(last)} to {max(last)}")
 PY
       ;;
+    seeds)  # once, for the row NAME: seed 0 (NAME) at epoch 700 and 3000, seeds 1 and 2 at 700
+      python3 - "$DIR" "$KEPT" "$name" <<'PY'
+import json, statistics, sys
+from pathlib import Path
+run_dir, kept, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+def curve(run):  # {epoch: test errors} of the run's student, where it is kept or running
+    for folder in (kept / run, run_dir / run):
+        metrics = [m for m in sorted(folder.glob("*/metrics.jsonl")) if m.parent.name != "teacher"]
+        if metrics:
+            return {r["epoch"]: r["test_errors"] for r in map(json.loads, metrics[-1].read_text().splitlines())}
+    return {}
+seed_runs = {0: name, 1: f"{name}-seed1", 2: f"{name}-seed2"}
+at700 = [curve(run).get(700) for run in seed_runs.values()]
+mean = (f"{statistics.mean(at700):.1f} ± {statistics.stdev(at700):.1f}" if None not in at700
+        else "(not all seeds at epoch 700)")
+print(f"| {name} | {curve(name).get(3000, '-')} | {' / '.join(str(e) if e is not None else '-' for e in at700)} | {mean} |")
+PY
+      break  # one row per call: NAME is seed 0's run
+      ;;
     stop)
       pkill -f -- "main.py .*$run( |\$)" && echo "$name: stopped" || echo "$name: not running"
       ;;
-    *) echo "unknown mode $MODE: start, save, status, grid, stop or ship" >&2; exit 2 ;;
+    *) echo "unknown mode $MODE: start, save, status, grid, stop, seeds or ship" >&2; exit 2 ;;
   esac
 done
