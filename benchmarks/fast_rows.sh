@@ -36,23 +36,9 @@ for row in "${rows[@]}"; do
   [ -n "${ARGS[$row]:-}" ] || { echo "unknown row $row: one of ${ORDER[*]}" >&2; exit 2; }
 done
 mkdir -p "$DIR"
-finished() {  # run folder $1 trained its student to the last epoch
-  python3 - "$1" <<'PY'
-import json, sys
-from pathlib import Path
-run = Path(sys.argv[1])
-try:
-    total = json.loads((run / "run.json").read_text())["configs"]["student"]["epochs"]
-    metrics = [m for m in sorted(run.glob("*/metrics.jsonl")) if m.parent.name != "teacher"]
-    last = json.loads(metrics[-1].read_text().splitlines()[-1])
-except (OSError, ValueError, IndexError, KeyError):
-    sys.exit(1)
-sys.exit(0 if last["epoch"] >= total else 1)
-PY
-}
 one() {  # row $1, seed $2
   local run="$DIR/$1-s$2" what
-  if finished "$run"; then echo "$1 seed $2: finished"; return 0; fi
+  if python3 benchmarks/run_folders.py finished "$run"; then echo "$1 seed $2: finished"; return 0; fi
   if [ -e "$run/run.json" ]; then what="${ARGS[$1]%% *} --resume $run"
   else what="${ARGS[$1]} --seed $2 --quiet --out $run"; fi
   echo "$(date -u +%H:%M:%S) $1 seed $2: python3 main.py $what"
@@ -69,8 +55,10 @@ case "$MODE" in
     ;;
   table|keep)
     python3 - "$MODE" "$DIR" "$KEPT" "${rows[@]}" <<'PY'
-import json, shutil, statistics, sys
+import statistics, sys
 from pathlib import Path
+sys.path.insert(0, "benchmarks")
+from run_folders import finished, keep, student_metrics
 mode, run_dir, kept, rows = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:]
 print("| row | seed 0 / 1 / 2 | mean ± std | logs |")
 print("|---|---|---:|---|")
@@ -78,24 +66,13 @@ for row in rows:
     errors, logs = [], []
     for seed in range(3):
         run = run_dir / f"{row}-s{seed}"
-        metrics = [m for m in sorted(run.glob("*/metrics.jsonl")) if m.parent.name != "teacher"]
-        last = json.loads(metrics[-1].read_text().splitlines()[-1]) if metrics else {}
-        if not metrics or last["epoch"] < json.loads((run / "run.json").read_text())["configs"]["student"]["epochs"]:
+        if not finished(run):
             errors.append(None)
             continue
-        errors.append(last["test_errors"])
+        errors.append(student_metrics(run)[-1]["test_errors"])
         logs.append(f"[s{seed}]({row}-s{seed}.out)")
         if mode == "keep":
-            dst = kept / run.name
-            dst.mkdir(parents=True, exist_ok=True)
-            for f in ("run.json", "log.txt", "results.json", "results.md"):
-                if (run / f).exists():
-                    shutil.copy(run / f, dst / f)
-            for m in metrics:
-                (dst / m.parent.name).mkdir(exist_ok=True)
-                for f in ("metrics.jsonl", "config.json"):
-                    shutil.copy(m.parent / f, dst / m.parent.name / f)
-            shutil.copy(run_dir / f"{run.name}.out", kept / f"{run.name}.out")
+            keep(run, kept)
     done = [e for e in errors if e is not None]
     mean = (f"{statistics.mean(done):.1f} ± {statistics.stdev(done):.1f}" if len(done) == 3
             else "(not all seeds)")

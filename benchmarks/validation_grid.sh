@@ -50,17 +50,7 @@ case "$MODE" in
   run)
     for name in "${names[@]}"; do
       run="$DIR/$name"
-      if python3 - "$run" <<'PY'
-import json, sys
-from pathlib import Path
-run = Path(sys.argv[1])
-try:
-    total = json.loads((run / "run.json").read_text())["configs"]["student"]["epochs"]
-    last = json.loads(sorted(run.glob("*/metrics.jsonl"))[-1].read_text().splitlines()[-1])
-except (OSError, ValueError, IndexError, KeyError):
-    sys.exit(1)
-sys.exit(0 if last["epoch"] >= total else 1)
-PY
+      if python3 benchmarks/run_folders.py finished "$run"
       then
         echo "$name: finished"; continue
       fi
@@ -73,32 +63,23 @@ PY
     ;;
   table|keep)
     python3 - "$MODE" "$DIR" "$KEPT" "${names[@]}" <<'PY'
-import json, shutil, sys
+import sys
 from pathlib import Path
+sys.path.insert(0, "benchmarks")
+from run_folders import finished, keep, student_epochs, student_metrics
 mode, run_dir, kept, names = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:]
 print("| cell | epochs | validation errors (of 10,000), final epoch | training error | console |")
 print("|---|---:|---:|---:|---|")
 for name in names:
     run = run_dir / name
-    metrics = sorted(run.glob("*/metrics.jsonl"))
-    if not metrics:
+    rows = student_metrics(run)
+    if not rows:
         continue
-    last = json.loads(metrics[-1].read_text().splitlines()[-1])
-    total = json.loads((run / "run.json").read_text())["configs"]["student"]["epochs"]
-    done = last["epoch"] >= total
-    print(f"| {name} | {last['epoch']}/{total} | {round(last['val_err'] * 10000)} | "
+    last = rows[-1]
+    print(f"| {name} | {last['epoch']}/{student_epochs(run)} | {round(last['val_err'] * 10000)} | "
           f"{100 * last['train_err']:.2f}% | [{name}.out]({name}.out) |")
-    if mode == "keep" and done:
-        dst = kept / name
-        dst.mkdir(parents=True, exist_ok=True)
-        for f in ("run.json", "log.txt", "results.json", "results.md"):
-            if (run / f).exists():
-                shutil.copy(run / f, dst / f)
-        for m in metrics:
-            (dst / m.parent.name).mkdir(exist_ok=True)
-            for f in ("metrics.jsonl", "config.json"):
-                shutil.copy(m.parent / f, dst / m.parent.name / f)
-        shutil.copy(run_dir / f"{name}.out", kept / f"{name}.out")
+    if mode == "keep" and finished(run):
+        keep(run, kept)
 PY
     ;;
   *) echo "unknown mode $MODE: run, table or keep" >&2; exit 2 ;;
