@@ -20,7 +20,6 @@ PACKAGE = Path(__file__).resolve().parent
 SOURCE_ROOT = PACKAGE.parent  # the checkout, when nnkd runs from one
 
 
-
 def user_cache_folder():
     """nnkd's folder in the user cache: ``$XDG_CACHE_HOME/nnkd`` (when that is an absolute
     path) or ``~/.cache/nnkd``; None where no home folder can be found."""
