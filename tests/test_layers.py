@@ -126,3 +126,40 @@ def test_centre_passes_gradients_back_doubled():
     from nnkd.layers import Centre
     gy = np.array([[1.0, -2.0], [0.5, 0.0]])
     np.testing.assert_array_equal(Centre().backward(gy.copy()), 2 * gy)
+
+
+@pytest.mark.parametrize("scaling", ["train", "test"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_elementwise_layers_inside_a_dense_layers_parts_give_the_same_bits(scaling, threads):
+    """A network runs each ReLU and dropout inside the dense layer before it, on each block of
+    columns (and back through the next layer's input gradient): outputs, masks and gradients
+    must be bit for bit those of every layer run alone, in order."""
+    from nnkd.backend import get_backend
+    from nnkd.parallel import cpu_workers
+
+    be = get_backend("numpy")
+    x = np.random.default_rng(0).random((100, 784), dtype=np.float32)
+    g = np.random.default_rng(1).standard_normal((100, 10)).astype(np.float32)
+    results = []
+    for fused in (True, False):
+        with cpu_workers(be, threads, "split") as workers:
+            net = Network([784, 1200, 300, 10], be, dropout_input=0.2, dropout_hidden=0.5,
+                          inputs="centered", dropout_scaling=scaling)
+            net.set_workers(workers)
+            net.set_rng(be.rng(3))
+            if fused:
+                z = net.forward(x.copy(), train=True).copy()
+                net.backward(g.copy())
+            else:
+                h = x.copy()
+                for layer in net.layers:
+                    h = layer.forward(h, True)
+                z, gy = h.copy(), g.copy()
+                for layer in reversed(net.layers[net.layers.index(net.dense[0]):]):
+                    gy = layer.backward(gy, need_gx=layer is not net.dense[0])
+            evaluation = net.forward(x.copy(), train=False).copy()
+            results.append([z, evaluation] + [layer.mask.copy() for layer in net.layers if hasattr(layer, "mask")]
+                           + [p.grad.copy() for _, p in net.params])
+    assert len(results[0]) == 2 + 5 + 6
+    for a, b in zip(*results):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
