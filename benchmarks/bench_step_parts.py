@@ -5,8 +5,12 @@ through the ``mkl`` runtime wheel when installed): all in one run, interleaved.
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_step_parts.py \\
         --models student,teacher --rounds 9 --seconds 0.25 --markdown out.md
 
-Variants of the `fast` preset's step at batch 100 (nnkd.train.Step, random data):
-*split* / *whole* (nnkd.stepmode) x *numpy* (NumPy passes) / *numba* (nnkd.cpu_kernels).
+Models: the `fast` preset's ``teacher`` and ``student``, and ``distillation`` (the student's
+step on soft targets of the jittered transfer set).  Variants of its step at batch 100
+(nnkd.train.Step, random data): *split* / *whole* (nnkd.stepmode) x *numpy* (NumPy passes) /
+*numba* (nnkd.cpu_kernels).  *update*: the step's optimizer update and max-norm alone
+(``Step.update``), a pass over every parameter, its velocity and its gradient that no product
+hides.
 *products*: the step's matrix products alone (forward, weight gradients, input gradients of
 every layer but the first), on the same threads as the mode runs them: OpenBLAS by column
 parts on nnkd's threads (split) or whole on OpenBLAS's threads (whole), and MKL's
@@ -14,7 +18,10 @@ parts on nnkd's threads (split) or whole on OpenBLAS's threads (whole), and MKL'
 thread.  *around the products* is (step - products of the same mode) / step.  Each round
 times every variant once (about ``--seconds`` each, in a rotated order); the table gives each
 variant's fastest round (the least disturbed on a shared machine) and its median.  Not a test: on a shared machine the
-load average printed beside the table says how busy it was.
+load average printed beside the table says how busy it was.  Last, per model, the targets:
+the step against its products alone (at most 1.15x) and PyTorch's plain step against nnkd's
+(at least 1.5x for the teacher, 1.3x for the student and distillation), in the mode this
+machine's calibration chose (nnkd.stepmode's cache) or, with none cached, the faster here.
 """
 
 import argparse
@@ -31,12 +38,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from nnkd import cpu_kernels, parallel  # noqa: E402
+from nnkd import cpu_kernels, parallel, stepmode  # noqa: E402
 from nnkd.backend import flush_subnormals, get_backend  # noqa: E402
 from nnkd.network import Network, parse_arch  # noqa: E402
 from nnkd.parallel import cpu_workers  # noqa: E402
 from nnkd.presets import preset  # noqa: E402
 from nnkd.train import Step  # noqa: E402
+from nnkd.transfer import TeacherLogits  # noqa: E402
 
 try:
     import torch_peers  # noqa: E402
@@ -44,6 +52,9 @@ except ModuleNotFoundError:
     torch_peers = None
 
 BATCH = 100
+ROLES = {"teacher": "teacher", "student": "student", "distillation": "student"}  # model: preset role
+TARGETS = {"teacher": 1.5, "student": 1.3, "distillation": 1.3}  # PyTorch plain step / nnkd's
+MAX_STEP_OVER_PRODUCTS = 1.15
 
 
 class MKL:
@@ -107,24 +118,36 @@ def products(sizes, mm, rng):
     return run
 
 
-def stepper(cfg):
+def stepper(cfg, soft):
+    """``(run_step, run_update)``: a step of ``cfg`` (on soft targets of the jittered transfer
+    set if ``soft``) and its update alone, each a function of the workers."""
     be = get_backend("numpy")
     rng = np.random.default_rng(0)
     X = rng.random((4096, 784), dtype=np.float32)
     Y = rng.integers(0, 10, 4096)
+    shifts = (2 * cfg.transfer_jitter + 1) ** 2
+    targets = TeacherLogits(rng.standard_normal((shifts, 4096, 10), dtype=np.float32) * 5,
+                            cfg.transfer_jitter) if soft else None
     net = Network.from_settings(cfg, be)
     step = Step(cfg, net)
     net.set_rng(be.rng(0))
     host = np.random.default_rng(1)
     pos = [0]
 
-    def run(workers):
+    def on(workers):
         net.set_workers(workers)
         step.opt.workers = workers
+
+    def run_step(workers):
+        on(workers)
         a = pos[0] % (4096 - BATCH)
         pos[0] += BATCH
-        step(X, Y, np.arange(a, a + BATCH), 0.01, 0.9, host)
-    return run
+        step(X, Y, np.arange(a, a + BATCH), 0.01, 0.9, host, targets)
+
+    def run_update(workers):
+        on(workers)
+        step.update(0.01, 0.9)
+    return run_step, run_update
 
 
 def per_call(fn, seconds):
@@ -147,24 +170,25 @@ def gemm_ceiling(mm, seconds, n=2048):
 
 
 def variants(models, threads, mkl):
-    """``{name: (mode, setup, fn)}``: ``setup()`` is a context manager giving the workers."""
+    """``{name: (mode, extra, fn)}``: ``fn(workers)`` runs the variant once."""
     be = get_backend("numpy")
     out = {}
     for model in models:
-        cfg = preset("fast")[0][model]
+        cfg = preset("fast")[0][ROLES[model]]
         sizes = parse_arch(cfg.arch)
-        run_step = stepper(cfg)
+        run_step, run_update = stepper(cfg, model == "distillation")
         for mode in ("split", "whole") if threads > 1 else ("whole",):  # one thread: the same
             for numba in ("numpy", "numba") if cpu_kernels._INSTALLED else ("numpy",):
                 out[f"{model} step {mode} {numba}"] = (mode, numba, run_step)
+                out[f"{model} update {mode} {numba}"] = (mode, numba, run_update)
             out[f"{model} products {mode} openblas"] = (mode, None, products(sizes, np.matmul,
                                                                                np.random.default_rng(1)))
             if mkl:
                 out[f"{model} products {mode} mkl"] = (mode, "mkl", products(sizes, mkl.matmul,
                                                                              np.random.default_rng(1)))
         if torch_peers is not None:
-            lr = cfg.lr
-            out[f"{model} torch plain"] = (None, "torch", torch_peers.plain_step(cfg, False, BATCH, "cpu", lr))
+            out[f"{model} torch plain"] = (None, "torch", torch_peers.plain_step(
+                cfg, model == "distillation", BATCH, "cpu", cfg.lr))
     return be, out
 
 
@@ -185,7 +209,7 @@ def load():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="student,teacher")
+    ap.add_argument("--models", default="student,teacher", help="any of " + ",".join(ROLES))
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--seconds", type=float, default=0.25)
     ap.add_argument("--threads", type=int, default=None, help="default: all usable cores")
@@ -228,6 +252,7 @@ def main():
                 times[name].append(time_variant(be, name, specs[name], threads, mkl, args.seconds))
             print(f"round {r + 1}: load {load()}", flush=True)
     lines += table(args.models.split(","), times, ceilings, specs)
+    lines += targets(args.models.split(","), times, specs, threads)
     lines += ["", f"Load average at the end: {load()}."]
     print("\n".join(lines))
     if args.markdown:
@@ -256,6 +281,30 @@ def table(models, times, ceilings, specs):
                        f"{f'{BATCH / t:,.0f}' if step else ''} | {around} | "
                        f"{f'{plain / t:.2f}' if plain and step else ''} |")
         out.append("")
+    return out
+
+
+def targets(models, times, specs, threads):
+    """Per model, the issue's targets judged on the fastest rounds, in the machine's step mode."""
+    best = {k: min(v) for k, v in times.items()}
+    known = stepmode.known_mode(threads) if threads > 1 else "whole"
+    out = ["**Targets** (fastest rounds; " + (f"step mode {known}, this machine's calibration)" if known else
+                                               "no calibration cached here: the faster mode)"), ""]
+    for model in models:
+        modes = [known] if known else [m for m in ("split", "whole") if f"{model} step {m} numpy" in best]
+        extra = "numba" if cpu_kernels._INSTALLED else "numpy"
+        mode = min(modes, key=lambda m: best[f"{model} step {m} {extra}"])
+        step, update = best[f"{model} step {mode} {extra}"], best[f"{model} update {mode} {extra}"]
+        prods, plain = best[f"{model} products {mode} openblas"], best.get(f"{model} torch plain")
+        ratio = step / prods
+        line = (f"- {model} ({mode}, {extra}): step {step * 1e3:.2f} ms = {ratio:.2f}x its products alone "
+                f"({prods * 1e3:.2f} ms; target at most {MAX_STEP_OVER_PRODUCTS}: "
+                f"{'met' if ratio <= MAX_STEP_OVER_PRODUCTS else 'not met'}); the update alone "
+                f"{update * 1e3:.2f} ms, so products + update = {(prods + update) / prods:.2f}x the products")
+        if plain:
+            line += (f"; PyTorch plain / nnkd {plain / step:.2f} (target at least {TARGETS[model]}: "
+                     f"{'met' if plain / step >= TARGETS[model] else 'not met'})")
+        out.append(line)
     return out
 
 

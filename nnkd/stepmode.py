@@ -71,6 +71,11 @@ def step_mode(backend, threads=None, calibrate=None):
     return _chosen[key]
 
 
+def known_mode(threads):
+    """The mode measured earlier on this machine for ``threads`` threads (the cache), or None."""
+    return (_cached(machine_key(threads)) or (None,))[0]
+
+
 def _cached(key):
     try:
         mode = json.loads(cache_file().read_text()).get(key, {}).get("mode")

@@ -40,16 +40,11 @@ from .transfer import TeacherLogits
 
 
 class Step:
-    """One training step of ``net`` under ``cfg``: gather the batch, jitter it, forward,
-    loss, backward, optimizer update, max-norm.  Used by :func:`train` and by the
-    benchmarks, so both time the same code.
-
-    Calling it returns ``(loss, wrong)``, both 0-d arrays on the backend (no
-    device synchronization): the batch's loss and its number of training errors.
-
-    ``workers`` (:func:`nnkd.parallel.cpu_workers`) run the large operations of the
-    layers and the optimizer by parts on several cores.
-    """
+    """One training step of ``net`` under ``cfg``: gather the batch, jitter it, forward, loss,
+    backward, optimizer update, max-norm; used by :func:`train` and by the benchmarks, so both
+    time the same code.  A call returns ``(loss, wrong)``, 0-d arrays on the backend (no device
+    synchronization): the batch's loss and its number of training errors.  ``workers``
+    (:func:`nnkd.parallel.cpu_workers`) run the large operations by parts on several cores."""
 
     def __init__(self, cfg, net, image_shape=(28, 28), workers=SERIAL):
         self.cfg = cfg
@@ -89,11 +84,15 @@ class Step:
         loss, g = self.objective(z, yb, None if teacher is None else teacher.rows(idx, k))
         net.zero_grad()
         net.backward(g)
-        sq_norms = self.maxnorm.sq_norm_buffers(net.dense) if self.maxnorm else None
+        self.update(lr, momentum)
+        return loss, wrong
+
+    def update(self, lr, momentum):
+        """The optimizer's update from the gradients, then max-norm."""
+        sq_norms = self.maxnorm.sq_norm_buffers(self.net.dense) if self.maxnorm else None
         ready = self.opt.step(lr, momentum, sq_norms)  # may compute max-norm's norms on the way
         if self.maxnorm:
-            self.maxnorm.apply(net.dense, ready)
-        return loss, wrong
+            self.maxnorm.apply(self.net.dense, ready)
 
 
 @contextlib.contextmanager

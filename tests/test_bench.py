@@ -118,3 +118,23 @@ def test_step_table_rows_have_every_column(monkeypatch):
         head, row = [line for line in lines if line.startswith("| ")]
         assert head.count("|") == row.count("|") == columns + 1
         assert row.startswith("| distill | 32 |")
+
+
+def test_step_parts_runs_every_variant_once_and_judges_the_targets(monkeypatch):
+    parts = _load("bench_step_parts")
+    monkeypatch.setattr(parts, "torch_peers", None)
+    be, specs = parts.variants(["distillation"], 2, None)
+    times = {}
+    for name, spec in specs.items():
+        times[name] = [parts.time_variant(be, name, spec, 2, None, 0.001)]
+    assert {n.split()[1] for n in specs} == {"step", "update", "products"}
+    monkeypatch.setattr(parts.stepmode, "known_mode", lambda threads: "split")
+    extra = "numba" if parts.cpu_kernels._INSTALLED else "numpy"
+    times.update({f"distillation step split {extra}": [2.0], f"distillation products split openblas": [1.6],
+                  f"distillation update split {extra}": [0.2]})
+    [head, _, line] = parts.targets(["distillation"], times, specs, 2)
+    assert "split, this machine's calibration" in head
+    assert "1.25x its products alone" in line and "not met" in line and "1.12x the products" in line
+    times[f"distillation step split {extra}"] = [1.8]
+    assert "1.12x its products alone" in parts.targets(["distillation"], times, specs, 2)[2]
+    assert "target at most 1.15: met" in parts.targets(["distillation"], times, specs, 2)[2]
