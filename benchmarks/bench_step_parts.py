@@ -46,6 +46,8 @@ from nnkd.presets import preset  # noqa: E402
 from nnkd.train import Step  # noqa: E402
 from nnkd.transfer import TeacherLogits  # noqa: E402
 
+from bench_train import step_flops  # noqa: E402
+
 try:
     import torch_peers  # noqa: E402
 except ModuleNotFoundError:
@@ -267,18 +269,22 @@ def table(models, times, ceilings, specs):
     out = ["GEMM ceiling (2048x2048 float32, whole on the BLAS's threads), best and median round: "
            + ", ".join(f"{k} {max(v):.0f} and {statistics.median(v):.0f} GFLOP/s"
                        for k, v in ceilings.items() if v), ""]
+    ceiling = max(ceilings["openblas"]) * 1e9
     for model in models:
         plain = best.get(f"{model} torch plain")
+        flops = BATCH * step_flops(parse_arch(preset("fast")[0][ROLES[model]].arch))
         out += [f"**{model}**, batch {BATCH}" + (f"; PyTorch plain step {plain * 1e3:.2f} ms best, "
                                                   f"{med[f'{model} torch plain'] * 1e3:.2f} median"
                                                   if plain else ""), "",
-                "| variant | best ms | median ms | best ex/s | around the products | PyTorch plain / variant |",
-                "|---|---:|---:|---:|---:|---:|"]
+                "| variant | best ms | median ms | best ex/s | % of OpenBLAS's GEMM ceiling | around the products "
+                "| PyTorch plain / variant |",
+                "|---|---:|---:|---:|---:|---:|---:|"]
         for name in [n for n in specs if n.startswith(model + " ") and "torch" not in n]:
             t, mode, step = best[name], specs[name][0], " step " in name
             around = f"{100 * (t - best[f'{model} products {mode} openblas']) / t:.0f}%" if step else ""
+            share = f"{100 * flops / t / ceiling:.0f}%" if step or " products " in name else ""
             out.append(f"| {name[len(model) + 1:]} | {t * 1e3:.3f} | {med[name] * 1e3:.3f} | "
-                       f"{f'{BATCH / t:,.0f}' if step else ''} | {around} | "
+                       f"{f'{BATCH / t:,.0f}' if step else ''} | {share} | {around} | "
                        f"{f'{plain / t:.2f}' if plain and step else ''} |")
         out.append("")
     return out
