@@ -16,10 +16,7 @@ their input must pass a copy.
 Cores: products and large elementwise passes run through ``self.workers.over(fn,
 n)``, which calls ``fn`` on slices of the output's columns (products) or rows
 (elementwise), concurrently on NumPy with several cores (:mod:`nnkd.parallel`),
-or once with ``slice(None)``.  In a network, the ReLU and dropout after a dense
-layer run inside its parts, on each block of columns just computed (and, going
-back, on each block of the next layer's input gradient): one hand-off instead of
-three, on every core, while the block is in cache.
+or once with ``slice(None)``.
 """
 
 import numpy as np
@@ -150,29 +147,18 @@ class Dense(Layer):
     def shape(self):
         return self.W.data.shape
 
-    def forward(self, x, train, then=()):
-        """``y = x @ W + b``, then the :class:`Elementwise` layers ``then`` (those that follow
-        this one) on each part of ``y`` as soon as the part is computed, while its columns are
-        still in cache: the same numbers as running them after, with fewer passes."""
+    def forward(self, x, train):
         xp, W, b = self.xp, self.W.data, self.b.data
         self.x = x
         y = self._buffer("y", (x.shape[0], self.shape[1]), xp, x.dtype)
-        then = [layer for layer in then if layer.begin(y, train)]
 
         def units(c):
             xp.matmul(x, W[:, c], out=y[:, c])
             xp.add(y[:, c], b[c], out=y[:, c])
-            for layer in then:
-                layer.forward_part(y, (slice(None), c))
         self.workers.over(units, W.shape[1])
-        for layer in then:
-            layer.end()
         return y
 
-    def backward(self, gy, need_gx=True, then=()):
-        """Gradients of ``W`` and ``b``, and (if ``need_gx``) ``gx``, through which the
-        :class:`Elementwise` layers ``then`` (those before this one, the nearest first)
-        back-propagate part by part, as in :meth:`forward`."""
+    def backward(self, gy, need_gx=True):
         xp, x, W = self.xp, self.x, self.W.data
         gW, add_W = self.W.contribute()
         gb, add_b = self.b.contribute()
@@ -184,72 +170,25 @@ class Dense(Layer):
         if not need_gx:
             return None
         gx = self._buffer("gx", x.shape, xp, gy.dtype)
-        then = [layer for layer in then if layer.active]
-
-        def inputs(c):
-            xp.matmul(gy, W[c].T, out=gx[:, c])
-            for layer in then:
-                layer.backward_part(gx, (slice(None), c))
-        self.workers.over(inputs, W.shape[0])
+        self.workers.over(lambda c: xp.matmul(gy, W[c].T, out=gx[:, c]), W.shape[0])
         return gx
 
 
-class Elementwise(Layer):
-    """A layer that works in place, element by element, on the array it is given (forward)
-    and on ``gy`` (backward), so any part of the array can be done on its own: by rows when
-    the layer runs alone, or column by column inside the :class:`Dense` layer before it
-    (``Dense.forward(x, train, then=[...])``).  Subclasses define :meth:`begin`,
-    :meth:`forward_part` and :meth:`backward_part`."""
-
-    active = False  # whether the last forward did something that backward must undo
-
-    def fuses(self, train):
-        """Whether ``forward(x, train)`` works in place part by part (else it runs alone)."""
-        return True
-
-    def begin(self, x, train):
-        """Get ready for a forward pass over ``x`` (buffers, random draws); returns
-        :attr:`active`: False when the pass leaves ``x`` as it is."""
-        raise NotImplementedError
-
-    def forward_part(self, x, part):
-        """The forward pass on ``x[part]``, in place."""
-        raise NotImplementedError
-
-    def backward_part(self, gy, part):
-        """The backward pass on ``gy[part]``, in place."""
-        raise NotImplementedError
-
-    def end(self):
-        """Called once every part of a forward pass is done: let go of what only it needed."""
+class ReLU(Layer):
+    """``y = max(x, 0)``, in place; keeps the mask ``x > 0`` for backward."""
 
     def forward(self, x, train):
-        if self.begin(x, train):
-            self.workers.over(lambda r: self.forward_part(x, r), x.shape[0], cut=large(x))
-            self.end()
+        xp = array_module(x)
+        mask = self.mask = self._buffer("mask", x.shape, xp, bool)
+
+        def rows(r):
+            xp.greater(x[r], 0, out=mask[r])
+            xp.maximum(x[r], 0, out=x[r])
+        self.workers.over(rows, x.shape[0], cut=large(x))
         return x
 
     def backward(self, gy, need_gx=True):
-        if self.active:
-            self.workers.over(lambda r: self.backward_part(gy, r), gy.shape[0], cut=large(gy))
-        return gy
-
-
-class ReLU(Elementwise):
-    """``y = max(x, 0)``, in place; keeps the mask ``x > 0`` for backward."""
-
-    def begin(self, x, train):
-        self.mask = self._buffer("mask", x.shape, array_module(x), bool)
-        self.active = True
-        return True
-
-    def forward_part(self, x, part):
-        xp = array_module(x)
-        xp.greater(x[part], 0, out=self.mask[part])
-        xp.maximum(x[part], 0, out=x[part])
-
-    def backward_part(self, gy, part):
-        array_module(gy).multiply(gy[part], self.mask[part], out=gy[part])
+        return _multiply_in_place(self.workers, gy, self.mask)
 
 
 DROPOUT_SCALINGS = {  # Dropout.scaling: where the keep probability is applied
@@ -257,7 +196,7 @@ DROPOUT_SCALINGS = {  # Dropout.scaling: where the keep probability is applied
     "test": "the paper's: kept units as they are in training, each dropout layer's outgoing weights times keep at evaluation, max-norm on the training-time weights"}
 
 
-class Dropout(Elementwise):
+class Dropout(Layer):
     """Dropout: in training each unit is kept with probability ``keep = 1 - rate``.
 
     ``scaling="train"`` (inverted dropout): kept units are scaled by ``1 / keep`` in training,
@@ -288,38 +227,38 @@ class Dropout(Elementwise):
     def keep(self):
         return 1.0 - self.rate
 
-    def fuses(self, train):
-        return train or self.scaling == "train" or self.rate == 0  # else: times keep, into a buffer
-
     def forward(self, x, train):
-        if self.fuses(train):
-            return super().forward(x, train)
-        self.active = False  # evaluation under "test": the units times keep, into a buffer
-        xp = array_module(x)  # (x may be the caller's array)
-        y = self._buffer("y", x.shape, xp, x.dtype)
-        self.workers.over(lambda r: xp.multiply(x[r], x.dtype.type(self.keep), out=y[r]),
-                          x.shape[0], cut=large(x))
-        return y
-
-    def begin(self, x, train):
         self.active = train and self.rate > 0
-        if self.active and not self.frozen:
-            # The draw is one sequential stream (the same for any number of parts); the mask
-            # from it and the product are made by parts.
-            xp = array_module(x)
-            self._uniforms = dropout_uniforms(self.rng, x.shape, xp)
-            self.mask = self._buffer("mask", x.shape, xp, x.dtype)
-        return self.active
-
-    def forward_part(self, x, part):
+        if not self.active:
+            if self.scaling == "train" or self.rate == 0:
+                return x
+            xp = array_module(x)  # evaluation under "test": the units times keep, into a buffer
+            y = self._buffer("y", x.shape, xp, x.dtype)  # (x may be the caller's array)
+            self.workers.over(lambda r: xp.multiply(x[r], x.dtype.type(self.keep), out=y[r]),
+                              x.shape[0], cut=large(x))
+            return y
         xp = array_module(x)
-        if not self.frozen:
-            mask_from_uniforms(self._uniforms[part], self.keep, self.mask[part],
-                               1.0 if self.scaling == "test" else None)
-        xp.multiply(x[part], self.mask[part], out=x[part])
+        if self.frozen:
+            return _multiply_in_place(self.workers, x, self.mask)
+        # The draw is one sequential stream (the same for any number of parts); the mask from it
+        # and the product are made by parts.
+        u = dropout_uniforms(self.rng, x.shape, xp)
+        mask = self.mask = self._buffer("mask", x.shape, xp, x.dtype)
 
-    def end(self):
-        self._uniforms = None
+        def rows(r):
+            mask_from_uniforms(u[r], self.keep, mask[r], 1.0 if self.scaling == "test" else None)
+            xp.multiply(x[r], mask[r], out=x[r])
+        self.workers.over(rows, x.shape[0], cut=large(x))
+        return x
 
-    def backward_part(self, gy, part):
-        array_module(gy).multiply(gy[part], self.mask[part], out=gy[part])
+    def backward(self, gy, need_gx=True):
+        if not self.active:
+            return gy
+        return _multiply_in_place(self.workers, gy, self.mask)
+
+
+def _multiply_in_place(workers, a, mask):
+    """``a *= mask`` (by row parts when large); returns ``a``."""
+    xp = array_module(a)
+    workers.over(lambda r: xp.multiply(a[r], mask[r], out=a[r]), a.shape[0], cut=large(a))
+    return a

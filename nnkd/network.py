@@ -3,7 +3,7 @@
 import numpy as np
 
 from .errors import UserError
-from .layers import INITS, Centre, Dense, Dropout, Elementwise, ReLU
+from .layers import INITS, Centre, Dense, Dropout, ReLU
 
 INPUTS = {  # pixels as the network sees them
     "unit": "features as given: pixels / 255 in [0, 1]",
@@ -111,33 +111,18 @@ class Network:
         In training the first layer may work in place on ``x`` (input dropout):
         pass a buffer you do not need afterwards.
         """
-        first = self.layers.index(self.dense[0])
-        for layer in self.layers[:first]:
+        for layer in self.layers:
             x = layer.forward(x, train)
-        for dense, after in zip(self.dense, self._after_dense()):
-            fused = next((i for i, layer in enumerate(after) if not layer.fuses(train)), len(after))
-            x = dense.forward(x, train, then=after[:fused])
-            for layer in after[fused:]:
-                x = layer.forward(x, train)
         return x
 
     def backward(self, g):
         """Back-propagate ``g`` = dLoss/dlogits ``(B, sizes[-1])``, accumulating into the
         parameters' gradients.  ``g`` may be overwritten."""
-        after = self._after_dense()
-        for i in reversed(range(len(self.dense))):
-            g = self.dense[i].backward(g, need_gx=i > 0, then=after[i - 1][::-1] if i else ())
-
-    def _after_dense(self):
-        """For each dense layer, the :class:`~nnkd.layers.Elementwise` layers between it and
-        the next one (ReLU, then dropout), which it runs part by part on its own output
-        (forward) and the next dense layer on its input gradient (backward)."""
-        after, layers = [], self.layers
-        for dense in self.dense:
-            i = layers.index(dense) + 1
-            j = next((k for k in range(i, len(layers)) if not isinstance(layers[k], Elementwise)), len(layers))
-            after.append(layers[i:j])
-        return after
+        first = self.dense[0]
+        for layer in reversed(self.layers):
+            g = layer.backward(g, need_gx=layer is not first)
+            if layer is first:
+                break
 
     @property
     def params(self):
