@@ -138,3 +138,13 @@ def test_step_parts_runs_every_variant_once_and_judges_the_targets(monkeypatch):
     times[f"distillation step split {extra}"] = [1.8]
     assert "1.12x its products alone" in parts.targets(["distillation"], times, specs, 2)[2]
     assert "target at most 1.15: met" in parts.targets(["distillation"], times, specs, 2)[2]
+
+
+def test_step_ab_times_both_trees_in_every_round(capsys, monkeypatch):
+    ab = _load("step_ab")
+    monkeypatch.setattr("sys.argv", ["step_ab.py", str(ROOT), str(ROOT / "tests" / ".."), "--rounds", "1",
+                                           "--steps", "2"])
+    ab.main()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| student") or
+            line.startswith("| teacher")]
+    assert len(rows) == 4 and all(float(cell) > 0 for row in rows for cell in row.split("|")[2:4])
