@@ -218,3 +218,22 @@ def test_a_long_readme_is_found(tmp_path):
     assert readme_problems(tmp_path) == []
     (tmp_path / "README.md").write_text("line\n" * (README_MAX_LINES + 1))
     assert readme_problems(tmp_path) == [f"README.md has {README_MAX_LINES + 1} lines, more than 250"]
+
+
+def undocumented_flags(parser, text):
+    """The long flags of ``parser``'s commands that ``text`` never names (a ``--teacher-X`` flag
+    counts as named when ``--X`` is: usage.md describes the twins together)."""
+    named = lambda flag: re.search(re.escape(flag) + r"(?![\w-])", text)  # noqa: E731
+    commands = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
+    return sorted({flag for sub in commands.values() for action in sub._actions for flag in action.option_strings
+                   if flag.startswith("--") and flag != "--help" and not named(flag)
+                   and not (flag.startswith("--teacher-") and named("--" + flag[len("--teacher-"):]))})
+
+
+def test_every_flag_is_named_in_the_docs():
+    from nnkd.cli.parser import build_parser
+
+    text = (ROOT / "README.md").read_text() + (ROOT / "docs" / "usage.md").read_text()
+    assert undocumented_flags(build_parser(), text) == []
+    assert "--lr-decay" in undocumented_flags(build_parser(), text.replace("--lr-decay", "--lr-dekay"))
+    assert "--teacher-lr" in undocumented_flags(build_parser(), re.sub(r"--(teacher-)?lr\b", "--lx", text))
