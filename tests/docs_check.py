@@ -22,6 +22,7 @@ measured), and the order in which cells of a sweep finish. The temporary HOME is
 A step that cannot run as written here is in SKIPS, with its reason; FIXTURES gives a block what
 it needs from outside (the reader's own arrays or files, a run made by an earlier command). The
 venv needs the onnx, dask and sklearn extras. One line per step; exit status 1 on any failure.
+A run with --long (72 min on 2 cores, 28 steps ran, 0 failed): benchmarks/logs/docs-check/long.log.
 """
 
 import argparse
@@ -51,10 +52,10 @@ SKIPS = {
         "skip", "sets up a clone: pip install -e . needs the repository's files (.ci/run installs it so)"),
     ("README.md", 'pip install ".[cupy]"'): ("skip", "in a clone; CuPy needs an NVIDIA GPU"),
     ("README.md", "--backend cupy"): ("gpu", "needs an NVIDIA GPU"),
-    ("README.md", "nnkd sweep --epochs 20"): ("long", "45 students of 20 epochs each: hours on a CPU"),
+    ("README.md", "nnkd sweep --epochs 20"): ("long", "45 students of 20 epochs each: 15 to 34 min on 2 cores"),
     ("README.md", 'pip install ".[onnx]"'): ("skip", "in a clone; the venv checked has the onnx extra"),
-    ("README.md", "nnkd distill --teacher"): ("long", "two MNIST students of 60 epochs: 6 to 15 min"),
-    ("docs/usage.md", "nnkd distill --teacher"): ("long", "two MNIST students of 60 epochs: 6 to 15 min"),
+    ("README.md", "nnkd distill --teacher"): ("long", "two MNIST students of 60 epochs: 5 to 7 min"),
+    ("docs/usage.md", "nnkd distill --teacher"): ("long", "two MNIST students of 60 epochs: 5 to 7 min"),
     ("docs/usage.md", "dask scheduler --port 8786"): (
         "skip", "a cluster across machines; the transcript below runs the same on 127.0.0.1"),
     ("docs/usage.md", "tcp://HOST:8786"): (
