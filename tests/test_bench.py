@@ -123,6 +123,7 @@ def test_step_table_rows_have_every_column(monkeypatch):
 def test_step_parts_runs_every_variant_once_and_judges_the_targets(monkeypatch):
     parts = _load("bench_step_parts")
     monkeypatch.setattr(parts, "torch_peers", None)
+    monkeypatch.setenv(parts.cpu_kernels.ENV, "1")  # time_variant sets it: put it back afterwards
     be, specs = parts.variants(["distillation"], 2, None)
     times = {}
     for name, spec in specs.items():
@@ -130,7 +131,7 @@ def test_step_parts_runs_every_variant_once_and_judges_the_targets(monkeypatch):
     assert {n.split()[1] for n in specs} == {"step", "update", "products"}
     monkeypatch.setattr(parts.stepmode, "known_mode", lambda threads: "split")
     extra = "numba" if parts.cpu_kernels._INSTALLED else "numpy"
-    times.update({f"distillation step split {extra}": [2.0], f"distillation products split openblas": [1.6],
+    times.update({f"distillation step split {extra}": [2.0], "distillation products split openblas": [1.6],
                   f"distillation update split {extra}": [0.2]})
     [head, _, line] = parts.targets(["distillation"], times, specs, 2)
     assert "split, this machine's calibration" in head
@@ -142,8 +143,8 @@ def test_step_parts_runs_every_variant_once_and_judges_the_targets(monkeypatch):
 
 def test_step_ab_times_both_trees_in_every_round(capsys, monkeypatch):
     ab = _load("step_ab")
-    monkeypatch.setattr("sys.argv", ["step_ab.py", str(ROOT), str(ROOT / "tests" / ".."), "--rounds", "1",
-                                           "--steps", "2"])
+    trees = [str(ROOT), str(ROOT / "tests" / "..")]  # one tree under two names
+    monkeypatch.setattr("sys.argv", ["step_ab.py", *trees, "--rounds", "1", "--steps", "2"])
     ab.main()
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| student") or
             line.startswith("| teacher")]
