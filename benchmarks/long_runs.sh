@@ -206,15 +206,14 @@ PY
       ;;
     seeds)  # once, for the row NAME: seed 0 (NAME) at epoch 700 and 3000, seeds 1 and 2 at 700
       python3 - "$DIR" "$KEPT" "$name" <<'PY'
-import json, statistics, sys
+import statistics, sys
 from pathlib import Path
+sys.path.insert(0, "benchmarks")
+from run_folders import student_metrics
 run_dir, kept, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 def curve(run):  # {epoch: test errors} of the run's student, where it is kept or running
-    for folder in (kept / run, run_dir / run):
-        metrics = [m for m in sorted(folder.glob("*/metrics.jsonl")) if m.parent.name != "teacher"]
-        if metrics:
-            return {r["epoch"]: r["test_errors"] for r in map(json.loads, metrics[-1].read_text().splitlines())}
-    return {}
+    rows = student_metrics(kept / run) or student_metrics(run_dir / run)
+    return {r["epoch"]: r["test_errors"] for r in rows}
 seed_runs = {0: name, 1: f"{name}-seed1", 2: f"{name}-seed2"}
 at700 = [curve(run).get(700) for run in seed_runs.values()]
 mean = (f"{statistics.mean(at700):.1f} ± {statistics.stdev(at700):.1f}" if None not in at700

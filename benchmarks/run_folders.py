@@ -2,7 +2,8 @@
 
     python3 benchmarks/run_folders.py finished RUN   # exit 0 once RUN's student reached its last epoch
 
-validation_grid.sh and fast_rows.sh import it for their tables and their `keep` mode.
+validation_grid.sh and fast_rows.sh import it for their tables and their `keep` mode,
+long_runs.sh for its `seeds` rows.
 """
 
 import json
